@@ -1,0 +1,22 @@
+"""Alembic operations and autogenerate support for SQLAlchemy-Continuum version tables.
+
+Importing this package registers every operation on ``alembic.op``.
+"""
+
+from __future__ import annotations
+
+from . import implementations as _implementations  # noqa: F401  (registers the operations)
+from .errors import VersioningError
+from .model import DELETE, INSERT, UPDATE, Naming, VersionedTable
+from .operations import UpdateEndTransactionIdsOp, UpdateModFlagsOp
+
+__all__ = [
+    "DELETE",
+    "INSERT",
+    "UPDATE",
+    "Naming",
+    "UpdateEndTransactionIdsOp",
+    "UpdateModFlagsOp",
+    "VersionedTable",
+    "VersioningError",
+]

@@ -1,0 +1,44 @@
+"""Implementations of the operations in :mod:`alembic_versioning.operations`."""
+
+from __future__ import annotations
+
+from alembic.operations import Operations
+
+from .errors import VersioningError
+from .execution import run
+from .operations import UpdateEndTransactionIdsOp, UpdateModFlagsOp
+from .resolve import resolve
+from .sql.chains import end_transaction_update
+from .sql.mod_flags import mod_flags_update
+
+
+@Operations.implementation_for(UpdateEndTransactionIdsOp)
+def update_end_transaction_ids(operations: Operations, op: UpdateEndTransactionIdsOp) -> None:
+    table = resolve(operations, op)
+    if table.strategy != "validity":
+        raise VersioningError(
+            f"{table.qualified_version_name!r} has no {table.naming.end_transaction_column_name!r} "
+            f"column: table {table.name!r} uses the subquery strategy, which has no end ids to "
+            f"repair. Pass end_transaction_column_name=... if the column is renamed."
+        )
+    run(operations, op.op_name, table, end_transaction_update(table), "rows updated")
+
+
+@Operations.implementation_for(UpdateModFlagsOp)
+def update_mod_flags(operations: Operations, op: UpdateModFlagsOp) -> None:
+    table = resolve(operations, op, columns=op.columns)
+    columns = table.mod_columns if op.columns is None else op.columns
+    unflagged = [c for c in columns if c not in table.mod_columns]
+    if unflagged:
+        flags = [table.mod_column(c) for c in unflagged]
+        raise VersioningError(
+            f"{table.qualified_version_name!r} (table {table.name!r}) has no mod flag column(s) "
+            f"{flags} for {unflagged}: add them first (PropertyModTrackerPlugin creates them) "
+            f"or leave those columns out of columns=[...]; flagged columns: {list(table.mod_columns)}."
+        )
+    if not columns:
+        raise VersioningError(
+            f"{table.qualified_version_name!r} (table {table.name!r}) has no mod flag columns "
+            f"ending in {table.naming.mod_suffix!r}; pass mod_suffix=... if the plugin uses another suffix."
+        )
+    run(operations, op.op_name, table, mod_flags_update(table, columns, op.insert_flags), "rows updated")

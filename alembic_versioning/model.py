@@ -1,0 +1,119 @@
+"""The model of one versioned table: what every operation and comparator works on.
+
+A :class:`VersionedTable` names the live table, its version (history) table and every
+column the operations touch. It is built from explicit op arguments, by reflecting the
+database (:mod:`alembic_versioning.reflection`) or from a Continuum versioning manager
+(:mod:`alembic_versioning.continuum`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeEngine
+
+Strategy = Literal["validity", "subquery"]
+
+#: ``operation_type`` values written by Continuum.
+INSERT, UPDATE, DELETE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Naming:
+    """Continuum's naming options, with Continuum's defaults.
+
+    ``version_table_format`` is the ``%s`` format of the version table's name (Continuum
+    option ``table_name``); ``mod_suffix`` is ``PropertyModTrackerPlugin.column_suffix``;
+    ``transaction_table`` is the name of the transaction table.
+    """
+
+    version_table_format: str = "%s_version"
+    transaction_column_name: str = "transaction_id"
+    end_transaction_column_name: str = "end_transaction_id"
+    operation_type_column_name: str = "operation_type"
+    mod_suffix: str = "_mod"
+    transaction_table: str = "transaction"
+
+    def version_table_name(self, live_table: str) -> str:
+        """The version table's name for ``live_table``."""
+        return self.version_table_format % live_table
+
+    def non_default(self) -> dict[str, str]:
+        """The options that differ from Continuum's defaults, as op keyword arguments."""
+        default = Naming()
+        return {
+            name: value
+            for name, value in vars(self).items()
+            if value != getattr(default, name)
+        }
+
+
+@dataclass(frozen=True)
+class VersionedTable:
+    """A live table and its version table, with the columns the operations need.
+
+    ``primary_key`` holds the live table's primary-key columns; an association table
+    without a primary key has none, and its entities are keyed by all its columns
+    (see :attr:`entity_key`). ``columns`` are the versioned non-key data columns, and
+    ``mod_columns`` those of them that carry a ``<column><mod_suffix>`` flag.
+    """
+
+    name: str
+    schema: str | None = None
+    naming: Naming = Naming()
+    primary_key: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+    mod_columns: tuple[str, ...] = ()
+    strategy: Strategy = "validity"
+    association: bool = False
+    types: Mapping[str, TypeEngine] = field(default_factory=dict, compare=False)
+
+    @property
+    def version_name(self) -> str:
+        """The version table's name."""
+        return self.naming.version_table_name(self.name)
+
+    @property
+    def entity_key(self) -> tuple[str, ...]:
+        """The columns that identify one entity's history."""
+        return self.primary_key or self.columns
+
+    @property
+    def qualified_name(self) -> str:
+        """``schema.table`` of the live table, for messages."""
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+    @property
+    def qualified_version_name(self) -> str:
+        """``schema.table`` of the version table, for messages."""
+        return f"{self.schema}.{self.version_name}" if self.schema else self.version_name
+
+    def mod_column(self, column: str) -> str:
+        """The name of ``column``'s modification flag."""
+        return column + self.naming.mod_suffix
+
+    def version_table(self) -> sa.Table:
+        """A Core table for the version table, carrying only what the statements need."""
+        n = self.naming
+        cols = [
+            sa.Column(name, self.types.get(name, sa.types.NULLTYPE), primary_key=True)
+            for name in self.primary_key
+        ]
+        cols += [sa.Column(name, self.types.get(name, sa.types.NULLTYPE)) for name in self.columns]
+        cols.append(sa.Column(n.transaction_column_name, sa.BigInteger, primary_key=True))
+        if self.strategy == "validity":
+            cols.append(sa.Column(n.end_transaction_column_name, sa.BigInteger))
+        cols.append(sa.Column(n.operation_type_column_name, sa.SmallInteger))
+        cols += [sa.Column(self.mod_column(c), sa.Boolean) for c in self.mod_columns]
+        return sa.Table(self.version_name, sa.MetaData(), *cols, schema=self.schema)
+
+    def live_table(self) -> sa.Table:
+        """A Core table for the live table's versioned columns."""
+        cols = [
+            sa.Column(name, self.types.get(name, sa.types.NULLTYPE), primary_key=True)
+            for name in self.primary_key
+        ]
+        cols += [sa.Column(name, self.types.get(name, sa.types.NULLTYPE)) for name in self.columns]
+        return sa.Table(self.name, sa.MetaData(), *cols, schema=self.schema)

@@ -1,0 +1,179 @@
+"""The migration operations, registered on :class:`alembic.operations.Operations`.
+
+Each class describes one operation; its implementation lives in
+:mod:`alembic_versioning.implementations` and its rendering in
+:mod:`alembic_versioning.render`. Every operation takes the live table's name first, plus
+``schema``, Continuum's naming options (see :class:`~alembic_versioning.model.Naming`) and
+``primary_key``, which offline migrations need when ``target_metadata`` lacks the table.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence, TypedDict, Unpack
+
+from alembic.operations import MigrateOperation, Operations
+
+from .errors import VersioningError
+from .model import Naming
+from .sql.mod_flags import InsertFlags
+
+
+class NamingOptions(TypedDict, total=False):
+    """Keyword arguments naming the version table and its columns (Continuum's options)."""
+
+    version_table_format: str
+    transaction_column_name: str
+    end_transaction_column_name: str
+    operation_type_column_name: str
+    mod_suffix: str
+    transaction_table: str
+
+
+def make_naming(table_name: str, options: NamingOptions) -> Naming:
+    """Validate naming keyword arguments into a :class:`Naming`."""
+    unknown = set(options) - set(NamingOptions.__annotations__)
+    if unknown:
+        raise VersioningError(
+            f"Unknown option(s) {sorted(unknown)} for table {table_name!r}; "
+            f"naming options are {sorted(NamingOptions.__annotations__)}."
+        )
+    naming = Naming(**options)
+    if naming.version_table_format.count("%s") != 1:
+        raise VersioningError(
+            f"version_table_format={naming.version_table_format!r} for table {table_name!r} "
+            f"must contain '%s' exactly once, like Continuum's 'table_name' option."
+        )
+    return naming
+
+
+class VersionedTableOp(MigrateOperation):
+    """Common arguments of the operations on one versioned table."""
+
+    #: The op's name on ``op.`` and in diff tuples.
+    op_name: str = ""
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        schema: str | None = None,
+        primary_key: Sequence[str] | None = None,
+        naming: Naming = Naming(),
+    ) -> None:
+        self.table_name = table_name
+        self.schema = schema
+        self.primary_key = tuple(primary_key) if primary_key is not None else None
+        self.naming = naming
+
+    def reverse(self) -> VersionedTableOp:
+        """A data repair's downgrade is the same repair.
+
+        The repaired history is also correct for the previous revision, and the broken
+        state holds nothing worth restoring; running the repair again changes nothing
+        when the data is still correct.
+        """
+        return self
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return (self.op_name, self.schema, self.table_name)
+
+    def arguments(self) -> dict[str, Any]:
+        """The keyword arguments that recreate this op, defaults left out (for rendering)."""
+        kwargs: dict[str, Any] = {}
+        if self.schema is not None:
+            kwargs["schema"] = self.schema
+        if self.primary_key is not None:
+            kwargs["primary_key"] = list(self.primary_key)
+        kwargs.update(self.naming.non_default())
+        return kwargs
+
+
+@Operations.register_operation("update_end_transaction_ids")
+class UpdateEndTransactionIdsOp(VersionedTableOp):
+    """Recompute the validity strategy's end-transaction column of a version table."""
+
+    op_name = "update_end_transaction_ids"
+
+    @classmethod
+    def update_end_transaction_ids(
+        cls,
+        operations: Operations,
+        table_name: str,
+        *,
+        schema: str | None = None,
+        primary_key: Sequence[str] | None = None,
+        **naming: Unpack[NamingOptions],
+    ) -> None:
+        """Rebuild ``end_transaction_id`` of ``table_name``'s version table.
+
+        Per entity, in transaction order, each version's end id becomes the next version's
+        transaction id and the last version's becomes NULL; only differing rows are written.
+        """
+        op = cls(table_name, schema=schema, primary_key=primary_key, naming=make_naming(table_name, naming))
+        operations.invoke(op)
+
+
+@Operations.register_operation("update_mod_flags")
+class UpdateModFlagsOp(VersionedTableOp):
+    """Recompute the ``<column>_mod`` flags of a version table."""
+
+    op_name = "update_mod_flags"
+
+    def __init__(
+        self,
+        table_name: str,
+        columns: Sequence[str] | None = None,
+        *,
+        insert_flags: InsertFlags = "keep",
+        **kw: Any,
+    ) -> None:
+        super().__init__(table_name, **kw)
+        self.columns = tuple(columns) if columns is not None else None
+        if insert_flags not in ("keep", "non_null", "all"):
+            raise VersioningError(
+                f"insert_flags={insert_flags!r} for table {table_name!r}: use 'keep', 'non_null' or 'all'."
+            )
+        self.insert_flags: InsertFlags = insert_flags
+
+    @classmethod
+    def update_mod_flags(
+        cls,
+        operations: Operations,
+        table_name: str,
+        columns: Sequence[str] | None = None,
+        *,
+        schema: str | None = None,
+        primary_key: Sequence[str] | None = None,
+        insert_flags: InsertFlags = "keep",
+        **naming: Unpack[NamingOptions],
+    ) -> None:
+        """Recompute the mod flags of ``columns`` (default: every flagged column).
+
+        Each version is compared NULL-safely with the entity's previous version in
+        transaction order; flags are set and cleared. DELETE versions get all flags true.
+        INSERT versions, and UPDATE versions with no previous version, keep their flags
+        (``insert_flags="keep"``), or get ``value IS NOT NULL`` (``"non_null"``) or true (``"all"``).
+        """
+        op = cls(
+            table_name,
+            columns,
+            insert_flags=insert_flags,
+            schema=schema,
+            primary_key=primary_key,
+            naming=make_naming(table_name, naming),
+        )
+        operations.invoke(op)
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return (*super().to_diff_tuple(), self.columns)
+
+    def arguments(self) -> dict[str, Any]:
+        kwargs = super().arguments()
+        if self.columns is not None:
+            kwargs["columns"] = list(self.columns)
+        if self.insert_flags != "keep":
+            kwargs["insert_flags"] = self.insert_flags
+        return kwargs
+
+
+__all__ = ["NamingOptions", "UpdateEndTransactionIdsOp", "UpdateModFlagsOp", "VersionedTableOp"]

@@ -1,0 +1,91 @@
+"""Build a :class:`VersionedTable` from a version table's SQLAlchemy ``Table``.
+
+The ``Table`` comes from reflecting the database (online migrations) or from the
+migration's ``target_metadata`` (offline); either way the same rules apply.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import sqlalchemy as sa
+
+from .errors import VersioningError
+from .model import Naming, Strategy, VersionedTable
+
+
+def reflect_table(connection: sa.engine.Connection, name: str, schema: str | None) -> sa.Table | None:
+    """Reflect ``schema.name`` through ``connection``, or ``None`` when it does not exist."""
+    if not sa.inspect(connection).has_table(name, schema=schema):
+        return None
+    return sa.Table(name, sa.MetaData(), schema=schema, autoload_with=connection)
+
+
+def missing_version_table(name: str, schema: str | None, naming: Naming) -> VersioningError:
+    """The error for a live table whose version table cannot be found."""
+    version = naming.version_table_name(name)
+    where = f" in schema {schema!r}" if schema else ""
+    return VersioningError(
+        f"No version table {version!r}{where} for table {name!r}. Check the table name, pass "
+        f"schema=... if it lives in another schema, or version_table_format=... if the "
+        f"versioning manager's 'table_name' option is not {naming.version_table_format!r}."
+    )
+
+
+def describe_version_table(
+    version: sa.Table,
+    *,
+    name: str,
+    naming: Naming,
+    primary_key: Sequence[str] | None = None,
+    strategy: Strategy | None = None,
+    association: bool = False,
+) -> VersionedTable:
+    """Describe the version table ``version`` of live table ``name``.
+
+    Raises :class:`VersioningError` naming the missing column and the option to pass when
+    the table does not have the shape ``naming`` and ``strategy`` say it should.
+    """
+    cols = version.c
+    where = f"version table {version.fullname!r} of {name!r}"
+    for option in ("transaction_column_name", "operation_type_column_name"):
+        column = getattr(naming, option)
+        if column not in cols:
+            raise VersioningError(
+                f"The {where} has no column {column!r}; pass {option}=... with the name "
+                f"the versioning manager uses."
+            )
+    end = naming.end_transaction_column_name
+    found: Strategy = "validity" if end in cols else "subquery"
+    if strategy is not None and strategy != found:
+        raise VersioningError(
+            f"The {where} has {'a' if found == 'validity' else 'no'} column {end!r}, so it "
+            f"uses the {found!r} strategy, not {strategy!r}; pass strategy={found!r}"
+            + ("" if found == "validity" else " or end_transaction_column_name=... if it is renamed")
+            + "."
+        )
+    tx = naming.transaction_column_name
+    if primary_key is None:
+        key = tuple(c.name for c in version.primary_key.columns if c.name != tx)
+    else:
+        key = tuple(primary_key)
+        unknown = [c for c in key if c not in cols]
+        if unknown:
+            raise VersioningError(f"The {where} has no primary-key column(s) {unknown}; fix primary_key=[...].")
+    internal = {tx, end, naming.operation_type_column_name}
+    data = [c.name for c in cols if c.name not in internal and c.name not in key]
+    data_set = set(data)
+    mod_flags = {c + naming.mod_suffix for c in data if c + naming.mod_suffix in data_set}
+    columns = tuple(c for c in data if c not in mod_flags)
+    mods = tuple(c for c in columns if c + naming.mod_suffix in mod_flags)
+    return VersionedTable(
+        name=name,
+        schema=version.schema,
+        naming=naming,
+        primary_key=key,
+        columns=columns,
+        mod_columns=mods,
+        strategy=found,
+        association=association,
+        types={c.name: c.type for c in cols},
+    )

@@ -1,0 +1,1 @@
+"""Set-based statement builders, one module per operation, plus shared constructs."""

@@ -1,0 +1,150 @@
+"""Real SQLAlchemy-Continuum applications for the tests, and histories written through them.
+
+Each :func:`versioned_app` call builds a fresh declarative base, a fresh versioning manager
+with the given options, and the models below; histories come from Continuum's own ORM path,
+so the version tables it writes are the ground truth the operations are checked against.
+"""
+
+from __future__ import annotations
+
+import random
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy_continuum import VersioningManager, make_versioned, remove_versioning, version_class
+from sqlalchemy_continuum.plugins import PropertyModTrackerPlugin
+
+
+@dataclass
+class App:
+    """The models and manager of one versioned application."""
+
+    metadata: sa.MetaData
+    manager: VersioningManager
+    models: dict[str, type]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> type:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def version(self, model: str) -> sa.Table:
+        return version_class(self.models[model]).__table__
+
+    def op_kwargs(self) -> dict[str, Any]:
+        """The op keyword arguments naming this app's version tables."""
+        rename = {
+            "table_name": "version_table_format",
+            "transaction_column_name": "transaction_column_name",
+            "end_transaction_column_name": "end_transaction_column_name",
+        }
+        return {rename[k]: v for k, v in self.options.items() if k in rename}
+
+
+@contextmanager
+def versioned_app(
+    *,
+    mod_tracker: bool = False,
+    schema: str | None = None,
+    exclude: tuple[str, ...] = (),
+    **options: Any,
+) -> Iterator[App]:
+    """Build the test models under a new versioning manager with Continuum ``options``."""
+    manager = VersioningManager(options=dict(options))
+    make_versioned(manager=manager, user_cls=None, plugins=[PropertyModTrackerPlugin()] if mod_tracker else [])
+
+    class Base(DeclarativeBase):
+        metadata = sa.MetaData(schema=schema)
+
+    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
+
+    article_tag = sa.Table(
+        "article_tag",
+        Base.metadata,
+        sa.Column("article_id", sa.Integer, sa.ForeignKey("article.id"), primary_key=True),
+        sa.Column("tag_id", sa.Integer, sa.ForeignKey("tag.id"), primary_key=True),
+    )
+
+    class Article(Base):
+        __tablename__ = "article"
+        __versioned__ = {"exclude": list(exclude)}
+        id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+        name: Mapped[str | None] = mapped_column(sa.String(100))
+        content: Mapped[str | None] = mapped_column(sa.Text)
+        score: Mapped[int | None] = mapped_column()
+        tags: Mapped[list[Tag]] = relationship(secondary=article_tag)
+
+    class Tag(Base):
+        __tablename__ = "tag"
+        __versioned__: dict[str, Any] = {}
+        id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+        label: Mapped[str | None] = mapped_column(sa.String(50))
+
+    class Translation(Base):
+        __tablename__ = "translation"
+        __versioned__: dict[str, Any] = {}
+        article_id: Mapped[int] = mapped_column(primary_key=True)
+        lang: Mapped[str] = mapped_column(sa.String(5), primary_key=True)
+        title: Mapped[str | None] = mapped_column(sa.String(100))
+
+    sa.orm.configure_mappers()
+    app = App(
+        Base.metadata,
+        manager,
+        {"Article": Article, "Tag": Tag, "Translation": Translation},
+        dict(options),
+    )
+    try:
+        yield app
+    finally:
+        sa.orm.close_all_sessions()
+        remove_versioning(manager=manager)
+        Base.registry.dispose()
+
+
+def write_history(engine: sa.Engine, app: App, *, seed: int = 0, transactions: int = 12) -> None:
+    """Write a varied history through Continuum's ORM.
+
+    Inserts, updates (including to and from NULL), deletes, re-inserts of deleted keys,
+    several entities per transaction, several flushes per transaction, composite keys.
+    """
+    rng = random.Random(seed)
+    values: list[str | None] = ["alpha", "beta", None, "gamma"]
+    Article, Translation = app.Article, app.Translation
+    with Session(engine) as session:
+        session.add_all([Article(id=i, name=rng.choice(values), score=i) for i in range(1, 9)])
+        session.add_all([Translation(article_id=i, lang=lang, title=f"t{i}") for i in (1, 2) for lang in ("en", "fi")])
+        session.commit()
+        for _ in range(transactions):
+            articles = session.scalars(sa.select(Article).order_by(Article.id)).all()
+            for article in rng.sample(articles, k=min(len(articles), rng.randint(1, 4))):
+                action = rng.random()
+                if action < 0.15:
+                    session.delete(article)
+                else:
+                    article.name = rng.choice(values)
+                    if rng.random() < 0.5:
+                        article.content = rng.choice(values)
+                    if rng.random() < 0.3:
+                        article.score = None if article.score else rng.randint(1, 5)
+                if rng.random() < 0.3:
+                    session.flush()
+            live = {a.id for a in articles}
+            for missing in sorted(set(range(1, 11)) - live)[: rng.randint(0, 2)]:
+                session.add(Article(id=missing, name=rng.choice(values), content="again"))
+            translation = session.get(Translation, (rng.choice([1, 2]), rng.choice(["en", "fi"])))
+            if translation is not None:
+                translation.title = rng.choice(values)
+            session.commit()
+
+
+def snapshot(engine: sa.Engine, table: sa.Table) -> list[tuple[Any, ...]]:
+    """All rows of ``table`` as plain tuples (booleans normalised), in primary-key order."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(table).order_by(*table.primary_key.columns)).all()
+    return [tuple(bool(v) if isinstance(v, bool) else v for v in row) for row in rows]

@@ -1,0 +1,49 @@
+"""Run operations through Alembic's ``Operations``, online or as an offline (``--sql``) script."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Callable
+
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+
+import alembic_versioning  # noqa: F401  (registers the operations)
+
+OpCall = Callable[[Operations], Any]
+
+
+def run_online(engine: sa.Engine, call: OpCall, **opts: Any) -> None:
+    """Run ``call(op)`` in one transaction on ``engine``."""
+    with engine.begin() as conn:
+        call(Operations(MigrationContext.configure(conn, opts=opts)))
+
+
+def render_offline(engine: sa.Engine, call: OpCall, **opts: Any) -> str:
+    """The SQL script ``call(op)`` emits in offline mode for ``engine``'s dialect."""
+    buffer = io.StringIO()
+    context = MigrationContext.configure(
+        dialect_name=engine.dialect.name,
+        opts={"as_sql": True, "output_buffer": buffer, "literal_binds": True, **opts},
+    )
+    call(Operations(context))
+    return buffer.getvalue()
+
+
+def execute_script(engine: sa.Engine, script: str) -> None:
+    """Execute an offline script the way ``psql -f`` / ``sqlite3`` would, in one transaction."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            raw = conn.connection.driver_connection
+            raw.executescript(script)
+        else:
+            conn.exec_driver_sql(script)
+
+
+def run(engine: sa.Engine, call: OpCall, mode: str, **opts: Any) -> None:
+    """Run ``call`` online, or render it offline and execute the script (``mode``)."""
+    if mode == "online":
+        run_online(engine, call, **opts)
+    else:
+        execute_script(engine, render_offline(engine, call, **opts))
