@@ -46,7 +46,7 @@ def describe_version_table(
     Raises :class:`VersioningError` naming the missing column and the option to pass when
     the table does not have the shape ``naming`` and ``strategy`` say it should.
     """
-    cols = version.c
+    cols = {c.name: c for c in version.c}
     where = f"version table {version.fullname!r} of {name!r}"
     for option in ("transaction_column_name", "operation_type_column_name"):
         column = getattr(naming, option)
@@ -73,7 +73,7 @@ def describe_version_table(
         if unknown:
             raise VersioningError(f"The {where} has no primary-key column(s) {unknown}; fix primary_key=[...].")
     internal = {tx, end, naming.operation_type_column_name}
-    data = [c.name for c in cols if c.name not in internal and c.name not in key]
+    data = [c for c in cols if c not in internal and c not in key]
     data_set = set(data)
     mod_flags = {c + naming.mod_suffix for c in data if c + naming.mod_suffix in data_set}
     columns = tuple(c for c in data if c not in mod_flags)
@@ -87,5 +87,5 @@ def describe_version_table(
         mod_columns=mods,
         strategy=found,
         association=association,
-        types={c.name: c.type for c in cols},
+        types={name: c.type for name, c in cols.items()},
     )
