@@ -8,9 +8,10 @@ from __future__ import annotations
 from . import implementations as _implementations  # noqa: F401  (registers the operations)
 from .errors import VersioningError
 from .model import DELETE, INSERT, UPDATE, Naming, VersionedTable
-from .operations import UpdateEndTransactionIdsOp, UpdateModFlagsOp
+from .operations import BackfillVersionsOp, UpdateEndTransactionIdsOp, UpdateModFlagsOp
 
 __all__ = [
+    "BackfillVersionsOp",
     "DELETE",
     "INSERT",
     "UPDATE",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Sequence
 
 import sqlalchemy as sa
 from alembic.operations import Operations
@@ -12,14 +13,24 @@ from .model import VersionedTable
 log = logging.getLogger("alembic.runtime.migration")
 
 
-def run(operations: Operations, op_name: str, table: VersionedTable, statement: sa.Executable, done: str) -> None:
-    """Execute ``statement``: online, log one INFO line with its row count; offline, emit it as SQL.
+def run(
+    operations: Operations,
+    op_name: str,
+    table: VersionedTable,
+    statements: Sequence[sa.Executable],
+    done: str,
+    counted: int = -1,
+) -> None:
+    """Execute ``statements``: online, log one INFO line with the row count of
+    ``statements[counted]``; offline, emit them as SQL after a comment naming the op.
 
     ``done`` says what the rows counted are, e.g. ``"rows updated"``.
     """
     if operations.migration_context.as_sql:
         operations.impl.static_output(f"-- {op_name}: {table.qualified_version_name}")
-        operations.execute(statement)
+        for statement in statements:
+            operations.execute(statement)
         return
-    result = operations.get_bind().execute(statement)
-    log.info("%s %s: %d %s", op_name, table.qualified_version_name, result.rowcount, done)
+    bind = operations.get_bind()
+    results = [bind.execute(statement) for statement in statements]
+    log.info("%s %s: %d %s", op_name, table.qualified_version_name, results[counted].rowcount, done)

@@ -6,8 +6,10 @@ from alembic.operations import Operations
 
 from .errors import VersioningError
 from .execution import run
-from .operations import UpdateEndTransactionIdsOp, UpdateModFlagsOp
-from .resolve import resolve
+from .operations import BackfillVersionsOp, UpdateEndTransactionIdsOp, UpdateModFlagsOp
+from .resolve import Catalog, resolve
+from .sql.backfill import backfill_statements
+from .transactions import transaction_record
 from .sql.chains import end_transaction_update
 from .sql.mod_flags import mod_flags_update
 
@@ -21,12 +23,12 @@ def update_end_transaction_ids(operations: Operations, op: UpdateEndTransactionI
             f"column: table {table.name!r} uses the subquery strategy, which has no end ids to "
             f"repair. Pass end_transaction_column_name=... if the column is renamed."
         )
-    run(operations, op.op_name, table, end_transaction_update(table), "rows updated")
+    run(operations, op.op_name, table, [end_transaction_update(table)], "rows updated")
 
 
 @Operations.implementation_for(UpdateModFlagsOp)
 def update_mod_flags(operations: Operations, op: UpdateModFlagsOp) -> None:
-    table = resolve(operations, op, columns=op.columns)
+    table = resolve(operations, op, columns=op.columns, mod_columns=op.columns)
     columns = table.mod_columns if op.columns is None else op.columns
     unflagged = [c for c in columns if c not in table.mod_columns]
     if unflagged:
@@ -39,6 +41,28 @@ def update_mod_flags(operations: Operations, op: UpdateModFlagsOp) -> None:
     if not columns:
         raise VersioningError(
             f"{table.qualified_version_name!r} (table {table.name!r}) has no mod flag columns "
-            f"ending in {table.naming.mod_suffix!r}; pass mod_suffix=... if the plugin uses another suffix."
+            f"ending in {table.naming.mod_suffix!r}; pass mod_suffix=... if the plugin uses another suffix"
+            + (", and columns=[...] offline without target_metadata." if operations.migration_context.as_sql else ".")
         )
-    run(operations, op.op_name, table, mod_flags_update(table, columns, op.insert_flags), "rows updated")
+    run(operations, op.op_name, table, [mod_flags_update(table, columns, op.insert_flags)], "rows updated")
+
+
+@Operations.implementation_for(BackfillVersionsOp)
+def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
+    table = resolve(operations, op, columns=op.columns, mod_columns=op.mod_columns)
+    catalog = Catalog(operations)
+    live = catalog.require(
+        op.table_name, op.schema, f"backfill_versions compares its rows with {table.qualified_version_name!r}"
+    )
+    columns = list(table.columns)
+    if live is not None:
+        missing_key = [k for k in table.entity_key if k not in live.c]
+        if missing_key:
+            raise VersioningError(
+                f"Table {table.qualified_name!r} has no column(s) {missing_key} of its version table's "
+                f"key: the live and version tables must share the primary key (pass primary_key=[...])."
+            )
+        columns = [c for c in columns if c in live.c]
+    record = transaction_record(operations, catalog, op)
+    statements = backfill_statements(table, table.live_table(columns), columns, record)
+    run(operations, op.op_name, table, statements, "versions written", counted=-2)

@@ -3,13 +3,13 @@
 A :class:`VersionedTable` names the live table, its version (history) table and every
 column the operations touch. It is built from explicit op arguments, by reflecting the
 database (:mod:`alembic_versioning.reflection`) or from a Continuum versioning manager
-(:mod:`alembic_versioning.continuum`).
+(:mod:`alembic_versioning.discovery`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Mapping
+from typing import Literal, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeEngine
@@ -26,7 +26,8 @@ class Naming:
 
     ``version_table_format`` is the ``%s`` format of the version table's name (Continuum
     option ``table_name``); ``mod_suffix`` is ``PropertyModTrackerPlugin.column_suffix``;
-    ``transaction_table`` is the name of the transaction table.
+    ``transaction_table`` is the name of the transaction table and ``transaction_sequence``
+    the sequence its ids come from where the database has sequences.
     """
 
     version_table_format: str = "%s_version"
@@ -35,6 +36,7 @@ class Naming:
     operation_type_column_name: str = "operation_type"
     mod_suffix: str = "_mod"
     transaction_table: str = "transaction"
+    transaction_sequence: str = "transaction_id_seq"
 
     def version_table_name(self, live_table: str) -> str:
         """The version table's name for ``live_table``."""
@@ -109,11 +111,12 @@ class VersionedTable:
         cols += [sa.Column(self.mod_column(c), sa.Boolean) for c in self.mod_columns]
         return sa.Table(self.version_name, sa.MetaData(), *cols, schema=self.schema)
 
-    def live_table(self) -> sa.Table:
-        """A Core table for the live table's versioned columns."""
+    def live_table(self, columns: Sequence[str] | None = None) -> sa.Table:
+        """A Core table for the live table's versioned columns (or just ``columns`` of them)."""
         cols = [
             sa.Column(name, self.types.get(name, sa.types.NULLTYPE), primary_key=True)
             for name in self.primary_key
         ]
-        cols += [sa.Column(name, self.types.get(name, sa.types.NULLTYPE)) for name in self.columns]
+        data = self.columns if columns is None else columns
+        cols += [sa.Column(name, self.types.get(name, sa.types.NULLTYPE)) for name in data]
         return sa.Table(self.name, sa.MetaData(), *cols, schema=self.schema)

@@ -1,15 +1,14 @@
 """The migration operations, registered on :class:`alembic.operations.Operations`.
 
 Each class describes one operation; its implementation lives in
-:mod:`alembic_versioning.implementations` and its rendering in
-:mod:`alembic_versioning.render`. Every operation takes the live table's name first, plus
+:mod:`alembic_versioning.implementations`. Every operation takes the live table's name first, plus
 ``schema``, Continuum's naming options (see :class:`~alembic_versioning.model.Naming`) and
 ``primary_key``, which offline migrations need when ``target_metadata`` lacks the table.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence, TypedDict, Unpack
+from typing import Any, Mapping, Sequence, TypedDict, Unpack
 
 from alembic.operations import MigrateOperation, Operations
 
@@ -27,6 +26,7 @@ class NamingOptions(TypedDict, total=False):
     operation_type_column_name: str
     mod_suffix: str
     transaction_table: str
+    transaction_sequence: str
 
 
 def make_naming(table_name: str, options: NamingOptions) -> Naming:
@@ -176,4 +176,85 @@ class UpdateModFlagsOp(VersionedTableOp):
         return kwargs
 
 
-__all__ = ["NamingOptions", "UpdateEndTransactionIdsOp", "UpdateModFlagsOp", "VersionedTableOp"]
+@Operations.register_operation("backfill_versions")
+class BackfillVersionsOp(VersionedTableOp):
+    """Write new versions so the version table reflects the live table."""
+
+    op_name = "backfill_versions"
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        transaction: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+        mod_columns: Sequence[str] | None = None,
+        native_versioning: bool | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(table_name, **kw)
+        self.transaction = dict(transaction or {})
+        self.meta = dict(meta or {})
+        self.columns = tuple(columns) if columns is not None else None
+        self.mod_columns = tuple(mod_columns) if mod_columns is not None else None
+        self.native_versioning = native_versioning
+        if "id" in self.transaction:
+            raise VersioningError(
+                f"transaction={{'id': ...}} for table {table_name!r}: the new transaction's id comes "
+                f"from the database ({self.naming.transaction_sequence!r} or the table's own ids)."
+            )
+
+    @classmethod
+    def backfill_versions(
+        cls,
+        operations: Operations,
+        table_name: str,
+        *,
+        schema: str | None = None,
+        transaction: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        primary_key: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+        mod_columns: Sequence[str] | None = None,
+        native_versioning: bool | None = None,
+        **naming: Unpack[NamingOptions],
+    ) -> None:
+        """Write the versions that make ``table_name``'s version table reflect its live rows.
+
+        Per entity, against its latest version (highest transaction id): a live row without
+        one, or whose latest version is a DELETE, gets an INSERT version; a live row that
+        differs from it (NULL-safely) gets an UPDATE version; a latest version without a live
+        row gets a DELETE version with the last known values. All new versions belong to one
+        new transaction record (``transaction``: extra column values such as ``user_id`` or
+        ``issued_at``, which defaults to now in naive UTC; ``meta``: ``transaction_meta`` rows).
+        Nothing is written when nothing differs. ``columns``, ``mod_columns`` and
+        ``native_versioning`` matter offline only, where nothing can be reflected.
+        """
+        op = cls(
+            table_name,
+            transaction=transaction,
+            meta=meta,
+            columns=columns,
+            mod_columns=mod_columns,
+            native_versioning=native_versioning,
+            schema=schema,
+            primary_key=primary_key,
+            naming=make_naming(table_name, naming),
+        )
+        operations.invoke(op)
+
+    def arguments(self) -> dict[str, Any]:
+        kwargs = super().arguments()
+        for name in ("transaction", "meta"):
+            if getattr(self, name):
+                kwargs[name] = getattr(self, name)
+        for name in ("columns", "mod_columns"):
+            if getattr(self, name) is not None:
+                kwargs[name] = list(getattr(self, name))
+        if self.native_versioning is not None:
+            kwargs["native_versioning"] = self.native_versioning
+        return kwargs
+
+
+__all__ = ["BackfillVersionsOp", "NamingOptions", "UpdateEndTransactionIdsOp", "UpdateModFlagsOp", "VersionedTableOp"]

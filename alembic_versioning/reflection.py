@@ -43,7 +43,7 @@ def describe_version_table(
 ) -> VersionedTable:
     """Describe the version table ``version`` of live table ``name``.
 
-    Raises :class:`VersioningError` naming the missing column and the option to pass when
+    Raises :class:`~alembic_versioning.errors.VersioningError` naming the missing column and the option to pass when
     the table does not have the shape ``naming`` and ``strategy`` say it should.
     """
     cols = {c.name: c for c in version.c}
@@ -89,3 +89,18 @@ def describe_version_table(
         association=association,
         types={name: c.type for name, c in cols.items()},
     )
+
+
+def uses_native_versioning(connection: sa.engine.Connection, transaction: sa.Table) -> bool:
+    """Whether Continuum's native (PostgreSQL trigger) versioning is installed on ``transaction``.
+
+    It is recognised by the ``transaction_trigger`` Continuum puts on the transaction table;
+    databases without ``pg_trigger`` have no native versioning.
+    """
+    if connection.dialect.name != "postgresql":
+        return False
+    name = connection.dialect.identifier_preparer.format_table(transaction)
+    query = sa.text(
+        "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = CAST(:name AS regclass) AND tgname = 'transaction_trigger')"
+    )
+    return bool(connection.execute(query, {"name": name}).scalar())

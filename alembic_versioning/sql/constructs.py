@@ -60,3 +60,75 @@ def same_entity(
     if key_is_primary:
         return [left[k] == right[k] for k in key]
     return [left[k].is_not_distinct_from(right[k]) for k in key]
+
+
+class UtcNow(ColumnElement[Any]):
+    """The current time as naive UTC, the form Continuum writes into ``issued_at``."""
+
+    inherit_cache = True
+    type = sa.DateTime()
+
+
+@compiles(UtcNow)
+def _utc_now(element: UtcNow, compiler: SQLCompiler, **kw: Any) -> str:
+    return "CURRENT_TIMESTAMP"
+
+
+@compiles(UtcNow, "postgresql")
+def _utc_now_postgresql(element: UtcNow, compiler: SQLCompiler, **kw: Any) -> str:
+    return "(now() AT TIME ZONE 'utc')"
+
+
+class NextTransactionId(ColumnElement[int]):
+    """The id a new row of Continuum's transaction table gets.
+
+    Where the dialect has sequences, the next value of ``sequence`` (Continuum's
+    ``transaction_id_seq``, which PostgreSQL does not attach as a column default). Elsewhere
+    (SQLite's ``INTEGER PRIMARY KEY``), one more than the largest id, as the database itself
+    would assign. With ``reuse``, an id already in that table (the transaction record native
+    versioning created in this database transaction) is taken first.
+    """
+
+    inherit_cache = False
+    type = sa.BigInteger()
+
+    def __init__(self, transaction_id: sa.Column[Any], sequence: sa.Sequence, reuse: sa.Column[Any] | None) -> None:
+        self.transaction_id = transaction_id
+        self.sequence = sequence
+        self.reuse = reuse
+
+
+@compiles(NextTransactionId)
+def _next_transaction_id(element: NextTransactionId, compiler: SQLCompiler, **kw: Any) -> str:
+    if compiler.dialect.supports_sequences:
+        new: ColumnElement[Any] = element.sequence.next_value()
+    else:
+        new = sa.select(sa.func.coalesce(sa.func.max(element.transaction_id), 0) + 1).scalar_subquery()
+    if element.reuse is not None:
+        new = sa.func.coalesce(sa.select(sa.func.max(element.reuse)).scalar_subquery(), new)
+    return compiler.process(new, **kw)
+
+
+class LockForWrite(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
+    """Keep other writers off ``tables`` until the migration's transaction ends.
+
+    PostgreSQL: ``LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE`` (readers go on, writers wait).
+    Databases that serialise writers themselves (SQLite) need nothing: a comment is emitted.
+    """
+
+    inherit_cache = False
+
+    def __init__(self, *tables: sa.Table) -> None:
+        self.tables = tables
+
+
+@compiles(LockForWrite)
+def _lock_for_write(element: LockForWrite, compiler: SQLCompiler, **kw: Any) -> str:
+    names = ", ".join(compiler.preparer.format_table(t) for t in element.tables)
+    return f"-- {names}: writers are serialised by the database, no lock needed"
+
+
+@compiles(LockForWrite, "postgresql")
+def _lock_for_write_postgresql(element: LockForWrite, compiler: SQLCompiler, **kw: Any) -> str:
+    names = ", ".join(compiler.preparer.format_table(t) for t in element.tables)
+    return f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE"

@@ -1,0 +1,172 @@
+"""``backfill_versions``: new versions wherever the version table no longer reflects the live table.
+
+The statements, in order (a bounded number per table, nothing read back):
+
+1. lock the live and version tables against other writers (PostgreSQL);
+2. create a temporary one-row table and put the new transaction id in it, only if some
+   entity needs a version;
+3. insert the transaction record (and ``transaction_meta`` rows) from it;
+4. validity strategy: close each affected entity's latest version with the new id;
+5. insert the new versions;
+6. drop the temporary table.
+
+With no entity needing a version the temporary table stays empty, every later statement
+affects no row, and no transaction record is written, online or offline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from ..model import DELETE, INSERT, UPDATE, VersionedTable
+from .constructs import Differs, LockForWrite, NextTransactionId, UtcNow, constant, same_entity
+
+#: Name of the temporary table holding the new transaction id.
+PENDING_TRANSACTION = "_av_backfill_transaction"
+OPERATION, LATEST_TX = "_av_operation", "_av_latest_tx"
+
+
+@dataclass(frozen=True)
+class TransactionRecord:
+    """The transaction record the new versions belong to.
+
+    ``values`` are extra column values (``issued_at`` defaults to now, naive UTC); ``meta``
+    (key, value) pairs are written as ``meta_table`` rows. ``reuse`` is native versioning's per-transaction
+    table, whose id is taken when native versioning already created a record.
+    """
+
+    table: sa.Table
+    sequence: sa.Sequence
+    values: Mapping[str, ColumnElement[Any]]
+    meta: Sequence[tuple[ColumnElement[Any], ColumnElement[Any]]] = ()
+    meta_table: sa.Table | None = None
+    reuse: sa.Table | None = None
+
+
+def latest_versions(table: VersionedTable, version: sa.Table) -> sa.Subquery:
+    """Each entity's latest version: the one with the highest transaction id.
+
+    For an intact validity chain that is the open row; for a broken one it is still a
+    single, well-defined row.
+    """
+    tx = version.c[table.naming.transaction_column_name]
+    key = [version.c[k] for k in table.entity_key]
+    newest = sa.select(*key, sa.func.max(tx).label("_av_newest")).group_by(*key).subquery("newest")
+    return (
+        sa.select(version)
+        .join(newest, sa.and_(*_same(table, version.c, newest.c), tx == newest.c._av_newest))
+        .subquery("latest")
+    )
+
+
+def _same(table: VersionedTable, left: Any, right: Any) -> list[ColumnElement[bool]]:
+    return same_entity(left, right, table.entity_key, key_is_primary=bool(table.primary_key))
+
+
+def pending_versions(table: VersionedTable, version: sa.Table, live: sa.Table, columns: Sequence[str]) -> sa.Subquery:
+    """The versions to write: one row per entity whose latest version does not match the live row.
+
+    Columns: the entity key, ``columns`` (new values), the operation type, the latest
+    version's transaction id (NULL when there is none) and, per column, the latest value.
+    """
+    names = table.naming
+    latest = latest_versions(table, version)
+    tx, op = latest.c[names.transaction_column_name], latest.c[names.operation_type_column_name]
+    data = [c for c in columns if c not in table.entity_key]
+    changed = sa.or_(sa.false(), *(Differs(live.c[c], latest.c[c]) for c in data))
+    from_live = (
+        sa.select(
+            *(live.c[k] for k in table.entity_key),
+            *(live.c[c] for c in data),
+            sa.case((tx.is_(None), constant(INSERT)), (op == constant(DELETE), constant(INSERT)), else_=constant(UPDATE)).label(
+                OPERATION
+            ),
+            tx.label(LATEST_TX),
+            *(latest.c[c].label(f"_av_latest_{i}") for i, c in enumerate(data)),
+        )
+        .select_from(live.outerjoin(latest, sa.and_(*_same(table, live.c, latest.c))))
+        .where(sa.or_(tx.is_(None), op == constant(DELETE), changed))
+    )
+    gone = (
+        sa.select(
+            *(latest.c[k] for k in table.entity_key),
+            *(latest.c[c] for c in data),
+            constant(DELETE).label(OPERATION),
+            tx.label(LATEST_TX),
+            *(latest.c[c].label(f"_av_latest_{i}") for i, c in enumerate(data)),
+        )
+        .where(op != constant(DELETE))
+        .where(~sa.exists().where(*_same(table, live.c, latest.c)))
+    )
+    return sa.union_all(from_live, gone).subquery("pending")
+
+
+def new_mod_flag(pending: sa.Subquery, column: str, index: int) -> ColumnElement[bool]:
+    """A new version's flag, following ``update_mod_flags``' convention.
+
+    DELETE: true; UPDATE: whether the value differs from the latest version's; INSERT
+    (not derivable from the data): whether the value is set, as if the application
+    assigned every non-NULL value.
+    """
+    op = pending.c[OPERATION]
+    return sa.case(
+        (op == constant(DELETE), sa.true()),
+        (op == constant(UPDATE), Differs(pending.c[column], pending.c[f"_av_latest_{index}"])),
+        else_=pending.c[column].is_not(None),
+    )
+
+
+def backfill_statements(
+    table: VersionedTable, live: sa.Table, columns: Sequence[str], record: TransactionRecord
+) -> list[sa.Executable]:
+    """The statements that write the missing versions of ``table`` in one new transaction."""
+    names = table.naming
+    version = table.version_table()
+    pending = pending_versions(table, version, live, columns)
+    data = [c for c in columns if c not in table.entity_key]
+    new_tx = sa.Table(PENDING_TRANSACTION, sa.MetaData(), sa.Column("id", sa.BigInteger), prefixes=["TEMPORARY"])
+    new_id = sa.select(new_tx.c.id).scalar_subquery()
+    has_new = sa.exists().select_from(new_tx)
+    txt = record.table
+    reuse = record.reuse.c.id if record.reuse is not None else None
+    statements: list[sa.Executable] = [LockForWrite(live, version)]
+    if record.reuse is not None:
+        statements.append(sa.schema.CreateTable(record.reuse, if_not_exists=True))
+    statements += [
+        sa.schema.CreateTable(new_tx),
+        sa.insert(new_tx).from_select(
+            ["id"], sa.select(NextTransactionId(txt.c.id, record.sequence, reuse)).where(sa.exists(pending.select()))
+        ),
+    ]
+    values = {"issued_at": UtcNow(), **record.values}
+    statements.append(
+        sa.insert(txt).from_select(
+            ["id", *values],
+            sa.select(new_tx.c.id, *values.values()).where(~sa.exists().where(txt.c.id == new_tx.c.id)),
+        )
+    )
+    if record.meta_table is not None:
+        meta = record.meta_table
+        statements += [
+            sa.insert(meta).from_select(["transaction_id", "key", "value"], sa.select(new_tx.c.id, k, v))
+            for k, v in record.meta
+        ]
+    if table.strategy == "validity":
+        tx, end = version.c[names.transaction_column_name], version.c[names.end_transaction_column_name]
+        statements.append(
+            sa.update(version)
+            .values({end: new_id})
+            .where(*_same(table, version.c, pending.c), tx == pending.c[LATEST_TX], has_new)
+        )
+    new_values: dict[str, ColumnElement[Any]] = {k: pending.c[k] for k in table.entity_key}
+    new_values.update({c: pending.c[c] for c in data})
+    new_values[names.transaction_column_name] = new_id
+    new_values[names.operation_type_column_name] = pending.c[OPERATION]
+    new_values.update({table.mod_column(c): new_mod_flag(pending, c, i) for i, c in enumerate(data) if c in table.mod_columns})
+    statements.append(sa.insert(version).from_select(list(new_values), sa.select(*new_values.values()).where(has_new)))
+    statements.append(sa.schema.DropTable(new_tx))
+    return statements

@@ -1,0 +1,85 @@
+"""The transaction record a backfill writes: Continuum's transaction table, its meta table,
+and native versioning's per-transaction table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.operations import Operations
+
+from .errors import VersioningError
+from .operations import BackfillVersionsOp
+from .reflection import uses_native_versioning
+from .resolve import Catalog
+from .sql.backfill import TransactionRecord
+
+#: Table of Continuum's TransactionMetaPlugin.
+META_TABLE = "transaction_meta"
+#: Continuum's native versioning keeps the current transaction id in this temporary table.
+NATIVE_TRANSACTION_TABLE = "temporary_transaction"
+
+
+def native_transaction_table() -> sa.Table:
+    """Native versioning's ``temporary_transaction``, as Continuum's trigger creates it."""
+    return sa.Table(
+        NATIVE_TRANSACTION_TABLE,
+        sa.MetaData(),
+        sa.Column("id", sa.BigInteger, primary_key=True),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DELETE ROWS",
+    )
+
+
+def _core_table(name: str, schema: str | None, known: sa.Table | None, columns: dict[str, Any]) -> sa.Table:
+    """A Core table with ``columns`` (name -> fallback type), typed like ``known`` where it has them."""
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        *(sa.Column(c, known.c[c].type if known is not None and c in known.c else t) for c, t in columns.items()),
+        schema=schema,
+    )
+
+
+def transaction_record(operations: Operations, catalog: Catalog, op: BackfillVersionsOp) -> TransactionRecord:
+    """The record ``op``'s new versions belong to, checked against the database when online."""
+    naming, schema = op.naming, op.schema
+    found = catalog.require(
+        naming.transaction_table, schema, f"backfill_versions({op.table_name!r}) writes a transaction record there; "
+        f"pass transaction_table=... if the versioning manager's transaction table is named otherwise"
+    )
+    extra = op.transaction
+    if found is not None:
+        unknown = sorted(set(extra) - set(found.c.keys()))
+        if unknown:
+            raise VersioningError(
+                f"transaction={op.transaction!r} for table {op.table_name!r}: {found.name!r} has no "
+                f"column(s) {unknown}; its columns are {sorted(found.c.keys())}."
+            )
+    table = _core_table(
+        naming.transaction_table,
+        schema,
+        found,
+        {"id": sa.BigInteger(), "issued_at": sa.DateTime(), **{k: sa.types.NULLTYPE for k in extra}},
+    )
+    values = {k: operations.inline_literal(v, type_=table.c[k].type if found is not None else None) for k, v in extra.items()}
+    meta_table = None
+    if op.meta:
+        known_meta = catalog.require(
+            META_TABLE, schema, f"meta={op.meta!r} for table {op.table_name!r} is written there; enable "
+            f"Continuum's TransactionMetaPlugin (and create its table) or leave meta out"
+        )
+        meta_table = _core_table(
+            META_TABLE, schema, known_meta, {"transaction_id": sa.BigInteger(), "key": sa.String(), "value": sa.String()}
+        )
+    native = op.native_versioning
+    if native is None:
+        native = catalog.bind is not None and found is not None and uses_native_versioning(catalog.bind, found)
+    return TransactionRecord(
+        table=table,
+        sequence=sa.Sequence(naming.transaction_sequence, schema=schema),
+        values=values,
+        meta=[(operations.inline_literal(str(k)), operations.inline_literal(str(v))) for k, v in op.meta.items()],
+        meta_table=meta_table,
+        reuse=native_transaction_table() if native else None,
+    )
