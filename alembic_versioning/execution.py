@@ -32,5 +32,5 @@ def run(
             operations.execute(statement)
         return
     bind = operations.get_bind()
-    results = [bind.execute(statement) for statement in statements]
-    log.info("%s %s: %d %s", op_name, table.qualified_version_name, results[counted].rowcount, done)
+    counts = [bind.execute(statement, execution_options={"preserve_rowcount": True}).rowcount for statement in statements]
+    log.info("%s %s: %d %s", op_name, table.qualified_version_name, counts[counted], done)

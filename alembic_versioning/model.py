@@ -27,7 +27,8 @@ class Naming:
     ``version_table_format`` is the ``%s`` format of the version table's name (Continuum
     option ``table_name``); ``mod_suffix`` is ``PropertyModTrackerPlugin.column_suffix``;
     ``transaction_table`` is the name of the transaction table and ``transaction_sequence``
-    the sequence its ids come from where the database has sequences.
+    the sequence its ids come from where the database has sequences (``schema.name`` or a
+    name found on the search path).
     """
 
     version_table_format: str = "%s_version"

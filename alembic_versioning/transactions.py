@@ -41,6 +41,20 @@ def _core_table(name: str, schema: str | None, known: sa.Table | None, columns: 
     )
 
 
+def transaction_sequence(name: str, known: sa.Table | None) -> sa.Sequence:
+    """The sequence new transaction ids come from.
+
+    The transaction table's own ``Sequence`` when ``target_metadata`` has one; else ``name``,
+    which may be ``schema.name`` and otherwise is found on the search path (Continuum's
+    ``Sequence('transaction_id_seq')`` has no schema of its own).
+    """
+    default = known.c["id"].default if known is not None and "id" in known.c else None
+    if isinstance(default, sa.Sequence):
+        return default
+    schema, _, sequence = name.rpartition(".")
+    return sa.Sequence(sequence, schema=schema or None)
+
+
 def transaction_record(operations: Operations, catalog: Catalog, op: BackfillVersionsOp) -> TransactionRecord:
     """The record ``op``'s new versions belong to, checked against the database when online."""
     naming, schema = op.naming, op.schema
@@ -77,7 +91,7 @@ def transaction_record(operations: Operations, catalog: Catalog, op: BackfillVer
         native = catalog.bind is not None and found is not None and uses_native_versioning(catalog.bind, found)
     return TransactionRecord(
         table=table,
-        sequence=sa.Sequence(naming.transaction_sequence, schema=schema),
+        sequence=transaction_sequence(naming.transaction_sequence, found),
         values=values,
         meta=[(operations.inline_literal(str(k)), operations.inline_literal(str(v))) for k, v in op.meta.items()],
         meta_table=meta_table,

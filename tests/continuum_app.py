@@ -33,6 +33,11 @@ class App:
         except KeyError:
             raise AttributeError(name) from None
 
+    def table(self, name: str) -> sa.Table:
+        """The table ``name`` in this app's schema."""
+        schema = self.metadata.schema
+        return self.metadata.tables[f"{schema}.{name}" if schema else name]
+
     def version(self, model: str) -> sa.Table:
         return version_class(self.models[model]).__table__
 

@@ -1,0 +1,323 @@
+"""op.backfill_versions: the version table made to reflect the live table, checked against
+what Continuum's ORM writes for the same change."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from sqlalchemy_continuum.plugins import TransactionMetaPlugin
+
+from alembic_versioning import DELETE, INSERT, UPDATE, VersioningError
+
+from .continuum_app import App, snapshot, versioned_app, write_history
+from .migrate import render_offline, run, run_online
+
+CUSTOM_NAMES = {"table_name": "%s_history", "transaction_column_name": "tx_id", "end_transaction_column_name": "end_tx_id"}
+
+
+def bulk_change(engine: sa.Engine, app: App, *, via: str) -> None:
+    """One deterministic change of live rows: through Continuum's ORM, or raw SQL that bypasses it.
+
+    Updates (to and from NULL, one a no-op), a delete, a re-insert of a deleted key, a new
+    row, and a composite-key change.
+    """
+    article, translation = app.table("article"), app.table("translation")
+    version = app.version("Article")
+    tx = version.c[app.options.get("transaction_column_name", "transaction_id")]
+    with engine.connect() as conn:
+        live = conn.scalars(sa.select(article.c.id).order_by(article.c.id)).all()
+        newest = sa.select(version.c.id, sa.func.max(tx).label("tx")).group_by(version.c.id).subquery()
+        deleted = conn.scalars(
+            sa.select(version.c.id)
+            .join(newest, sa.and_(version.c.id == newest.c.id, tx == newest.c.tx))
+            .where(version.c.operation_type == DELETE)
+            .order_by(version.c.id)
+        ).all()
+        first_name = conn.scalar(sa.select(article.c.name).where(article.c.id == live[1]))
+    updates = {live[0]: {"name": "bulk", "content": None}, live[1]: {"name": first_name}, live[2]: {"score": None, "content": "c"}}
+    removed = live[3]
+    inserts = {100: {"name": "new", "score": 1}, **{i: {"name": "back"} for i in deleted[:1]}}
+    if via == "orm":
+        with Session(engine) as session:
+            for key, values in updates.items():
+                obj = session.get(app.Article, key)
+                for name, value in values.items():
+                    setattr(obj, name, value)
+            session.delete(session.get(app.Article, removed))
+            session.add_all([app.Article(id=key, **values) for key, values in inserts.items()])
+            session.get(app.Translation, (1, "en")).title = "bulk"  # type: ignore[union-attr]
+            session.commit()
+        return
+    with engine.begin() as conn:
+        for key, values in updates.items():
+            conn.execute(sa.update(article).where(article.c.id == key).values(values))
+        conn.execute(sa.delete(article).where(article.c.id == removed))
+        conn.execute(sa.insert(article), [{"id": key, "name": None, "content": None, "score": None, **v} for key, v in inserts.items()])
+        conn.execute(sa.update(translation).where(translation.c.article_id == 1, translation.c.lang == "en").values(title="bulk"))
+
+
+def state(engine: sa.Engine, app: App) -> list[Any]:
+    """Both version tables and the transaction ids: what must match Continuum's own result."""
+    transaction = app.table("transaction")
+    with engine.connect() as conn:
+        ids = conn.scalars(sa.select(transaction.c.id).order_by(transaction.c.id)).all()
+    return [snapshot(engine, app.version("Article")), snapshot(engine, app.version("Translation")), ids]
+
+
+def reset(engine: sa.Engine, app: App) -> None:
+    app.metadata.drop_all(engine)
+    app.metadata.create_all(engine)
+
+
+def backfill_both(op: Any, **kwargs: Any) -> None:
+    op.backfill_versions("article", **kwargs)
+    op.backfill_versions("translation", **kwargs)
+
+
+@pytest.mark.parametrize("mode", ["online", "offline"])
+@pytest.mark.parametrize(
+    ("mod_tracker", "options"),
+    [(False, {}), (True, {}), (True, {"strategy": "subquery"}), (False, CUSTOM_NAMES)],
+    ids=["plain", "mod-tracker", "subquery", "custom-names"],
+)
+def test_equals_what_continuum_writes(engine: sa.Engine, mode: str, mod_tracker: bool, options: dict[str, Any]) -> None:
+    with versioned_app(mod_tracker=mod_tracker, **options) as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app, seed=7)
+        bulk_change(engine, app, via="orm")
+        truth = state(engine, app)
+        reset(engine, app)
+        write_history(engine, app, seed=7)
+        bulk_change(engine, app, via="sql")
+        assert state(engine, app) != truth
+
+        def backfill(op: Any) -> None:
+            op.backfill_versions("article", **app.op_kwargs())
+
+        run(engine, backfill, mode, target_metadata=app.metadata)
+        # Continuum wrote the translation change in the same transaction; ours gets its own.
+        article_truth, _, ids = truth
+        article_now, _, ids_now = state(engine, app)
+        assert article_now == article_truth
+        assert ids_now == ids
+
+
+def test_one_transaction_for_all_new_versions_and_idempotent(engine: sa.Engine, caplog: pytest.LogCaptureFixture) -> None:
+    with versioned_app(mod_tracker=True) as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app, seed=2)
+        bulk_change(engine, app, via="sql")
+        before = state(engine, app)
+        with caplog.at_level(logging.INFO, logger="alembic"):
+            run_online(engine, backfill_both)
+        after = state(engine, app)
+        assert len(after[2]) == len(before[2]) + 2  # one transaction per op
+        new_tx = after[2][-2]
+        changed = set(after[0]) - set(before[0])
+        written = {row for row in changed if row[4] == new_tx}  # (id, name, content, score, tx, end, ...)
+        assert len(written) == 5
+        assert {row[5] for row in changed - written} == {new_tx}  # the rest: previous versions, closed
+        assert "backfill_versions article_version: 5 versions written" in caplog.text
+        assert "backfill_versions translation_version: 1 versions written" in caplog.text
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="alembic"):
+            run_online(engine, backfill_both)
+        assert state(engine, app) == after
+        assert "backfill_versions article_version: 0 versions written" in caplog.text
+
+
+def test_nothing_to_do_writes_no_transaction_offline_either(engine: sa.Engine) -> None:
+    with versioned_app() as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app, seed=1)
+        before = state(engine, app)
+        run(engine, backfill_both, "offline", target_metadata=app.metadata)
+        run(engine, backfill_both, "online")
+        assert state(engine, app) == before
+
+
+def test_versioning_an_existing_table(engine: sa.Engine) -> None:
+    """Rows that predate versioning get INSERT versions; Continuum's API then works on them."""
+    with versioned_app(mod_tracker=True) as app:
+        app.metadata.create_all(engine)
+        article = app.table("article")
+        with engine.begin() as conn:
+            conn.execute(sa.insert(article), [{"id": i, "name": f"a{i}", "content": None, "score": i} for i in range(1, 6)])
+        run_online(engine, lambda op: op.backfill_versions("article", transaction={"remote_addr": "10.0.0.1"}))
+        version = app.version("Article")
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(version).order_by(version.c.id)).mappings().all()
+            transactions = conn.execute(sa.select(app.table("transaction"))).mappings().all()
+        assert [(r["id"], r["operation_type"], r["end_transaction_id"]) for r in rows] == [(i, INSERT, None) for i in range(1, 6)]
+        assert [(r["name_mod"], r["content_mod"], r["score_mod"]) for r in rows] == [(True, False, True)] * 5
+        (record,) = transactions
+        assert record["remote_addr"] == "10.0.0.1" and {r["transaction_id"] for r in rows} == {record["id"]}
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        assert abs(record["issued_at"] - now) < dt.timedelta(minutes=1)
+
+        with Session(engine) as session:
+            obj = session.get(app.Article, 2)
+            assert obj is not None
+            (first,) = obj.versions.all()
+            assert first.previous is None and first.next is None
+            assert first.changeset == {"id": [None, 2], "name": [None, "a2"], "score": [None, 2]}
+            obj.name = "changed"
+            obj.content = "text"
+            session.commit()
+            first, second = obj.versions.all()
+            assert first.next is second and second.previous is first
+            assert second.changeset == {"name": ["a2", "changed"], "content": [None, "text"]}
+            assert second.operation_type == UPDATE
+            assert (second.name_mod, second.content_mod, second.score_mod) == (True, True, False)
+            version_cls = type(first)
+            at = version_cls.version_at(session, {"id": 2}, first.transaction_id)
+            assert at is first
+            first.revert()
+            session.commit()
+            assert (obj.name, obj.content) == ("a2", None)
+            assert obj.versions.count() == 3
+        with engine.connect() as conn:
+            open_rows = conn.scalar(
+                sa.select(sa.func.count()).select_from(version).where(version.c.id == 2, version.c.end_transaction_id.is_(None))
+            )
+        assert open_rows == 1
+
+
+def test_repairing_after_a_bulk_update_keeps_chains(engine: sa.Engine) -> None:
+    with versioned_app() as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app, seed=4)
+        article = app.table("article")
+        with engine.begin() as conn:
+            conn.execute(sa.update(article).values(score=sa.func.coalesce(article.c.score, 0) + 1))
+            conn.execute(sa.delete(article).where(article.c.id == 1))
+        run_online(engine, lambda op: op.backfill_versions("article"))
+        version = app.version("Article")
+        tx, end = version.c.transaction_id, version.c.end_transaction_id
+        nxt = sa.func.lead(tx).over(partition_by=version.c.id, order_by=tx)
+        chain = sa.select(version.c.id, end, nxt.label("nxt")).subquery()
+        latest = sa.select(version).where(end.is_(None)).subquery()
+        with engine.connect() as conn:
+            broken = conn.scalar(sa.select(sa.func.count()).select_from(chain).where(chain.c.end_transaction_id.is_distinct_from(chain.c.nxt)))
+            mismatched = conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(article.join(latest, article.c.id == latest.c.id, full=True))
+                .where(
+                    sa.or_(
+                        latest.c.id.is_(None),
+                        sa.and_(article.c.id.is_(None), latest.c.operation_type != DELETE),
+                        sa.and_(article.c.id.is_not(None), article.c.score.is_distinct_from(latest.c.score)),
+                        sa.and_(article.c.id.is_not(None), latest.c.operation_type == DELETE),
+                    )
+                )
+            )
+            deleted = conn.execute(sa.select(latest.c.operation_type, latest.c.name).where(latest.c.id == 1)).one()
+            deleted_before = conn.execute(
+                sa.select(version.c.name).where(version.c.id == 1).order_by(tx.desc()).offset(1).limit(1)
+            ).scalar()
+        assert broken == 0 and mismatched == 0
+        assert deleted == (DELETE, deleted_before)  # the DELETE carries the last known values
+
+
+def test_transaction_meta_and_backdating(engine: sa.Engine) -> None:
+    with versioned_app() as app:
+        app.manager.plugins = [TransactionMetaPlugin()]
+        app.manager.plugins[0].after_build_tx_class(app.manager)  # type: ignore[attr-defined]
+        sa.orm.configure_mappers()
+        meta = app.table("transaction_meta")
+        app.metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.insert(app.table("article")), [{"id": 1, "name": "x"}])
+        when = dt.datetime(2020, 1, 2, 3, 4, 5)
+
+        def backfill(op: Any) -> None:
+            op.backfill_versions("article", transaction={"issued_at": when}, meta={"comment": "initial versions", "by": "ops"})
+
+        run(engine, backfill, "offline", target_metadata=app.metadata)
+        with engine.connect() as conn:
+            record = conn.execute(sa.select(app.table("transaction"))).mappings().one()
+            rows = conn.execute(sa.select(meta.c.transaction_id, meta.c.key, meta.c.value).order_by(meta.c.key)).all()
+        assert record["issued_at"] == when
+        assert [tuple(r) for r in rows] == [(record["id"], "by", "ops"), (record["id"], "comment", "initial versions")]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda op: op.backfill_versions("article", meta={"a": "b"}), "Table 'transaction_meta' does not exist.*TransactionMetaPlugin"),
+        (lambda op: op.backfill_versions("article", transaction={"user": 1}), r"'transaction' has no column\(s\) \['user'\]"),
+        (lambda op: op.backfill_versions("article", transaction={"id": 1}), "transaction=.*'id'"),
+        (lambda op: op.backfill_versions("article", transaction_table="tx"), "Table 'tx' does not exist.*transaction_table"),
+        (lambda op: op.backfill_versions("orphan"), "Table 'orphan' does not exist: backfill_versions compares"),
+    ],
+)
+def test_bad_input_is_refused_and_writes_nothing(engine: sa.Engine, call: Any, message: str) -> None:
+    with versioned_app() as app:
+        app.metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.insert(app.table("article")), [{"id": 1, "name": "x"}])
+            conn.exec_driver_sql("CREATE TABLE orphan_version (id INTEGER, transaction_id BIGINT, operation_type SMALLINT, PRIMARY KEY (id, transaction_id))")
+        before = state(engine, app)
+
+        def both(op: Any) -> None:
+            op.backfill_versions("translation")
+            call(op)
+
+        with pytest.raises(VersioningError, match=message):
+            run_online(engine, both)
+        assert state(engine, app) == before
+
+
+def test_postgresql_schema_offline_and_online(pg_engine: sa.Engine) -> None:
+    with pg_engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA app")
+    with versioned_app(schema="app") as app:
+        app.metadata.create_all(pg_engine)
+        write_history(pg_engine, app, seed=3)
+        bulk_change(pg_engine, app, via="sql")
+        run(pg_engine, lambda op: op.backfill_versions("article", schema="app"), "offline", target_metadata=app.metadata)
+        with pg_engine.connect() as conn:
+            sequence_value = conn.exec_driver_sql("SELECT last_value FROM transaction_id_seq").scalar()
+            newest = conn.scalar(sa.select(sa.func.max(app.table("transaction").c.id)))
+        assert sequence_value == newest
+        before = state(pg_engine, app)
+        run_online(pg_engine, lambda op: op.backfill_versions("article", schema="app"))
+        assert state(pg_engine, app) == before
+
+
+def test_association_table(engine: sa.Engine) -> None:
+    with versioned_app() as app:
+        app.metadata.create_all(engine)
+        with Session(engine) as session:
+            tag = app.Tag(id=1, label="t")
+            session.add(app.Article(id=1, name="a", tags=[tag]))
+            session.commit()
+        app.manager.options["versioning"] = False
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.insert(app.table("tag")), [{"id": 2, "label": "u"}])
+                conn.execute(sa.insert(app.table("article_tag")), [{"article_id": 1, "tag_id": 2}])
+                conn.execute(sa.delete(app.table("article_tag")).where(sa.text("tag_id = 1")))
+        finally:
+            app.manager.options["versioning"] = True
+        run_online(engine, lambda op: (op.backfill_versions("tag"), op.backfill_versions("article_tag")))
+        version = app.table("article_tag_version")
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(version.c.tag_id, version.c.operation_type, version.c.end_transaction_id.is_(None))
+                .order_by(version.c.tag_id, version.c.transaction_id)
+            ).all()
+        assert [tuple(r) for r in rows] == [(1, INSERT, False), (1, DELETE, True), (2, INSERT, True)]
+        with Session(engine) as session:
+            tag = session.get(app.Tag, 2)
+            assert tag is not None and [v.operation_type for v in tag.versions] == [INSERT]
+
+
+def test_offline_without_metadata_needs_columns(engine: sa.Engine) -> None:
+    script = render_offline(engine, lambda op: op.backfill_versions("article", primary_key=["id"], columns=["name"]))
+    assert "INSERT INTO article_version (id, name, transaction_id, operation_type)" in script
