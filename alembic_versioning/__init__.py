@@ -8,7 +8,7 @@ from __future__ import annotations
 from . import implementations as _implementations  # noqa: F401  (registers the operations)
 from .errors import VersioningError
 from .model import DELETE, INSERT, UPDATE, Naming, VersionedTable
-from .operations import BackfillVersionsOp, UpdateEndTransactionIdsOp, UpdateModFlagsOp
+from .operations import BackfillVersionsOp, UpdateEndTransactionIdsOp, UpdateModFlagsOp, VacuumVersionsOp
 
 __all__ = [
     "BackfillVersionsOp",
@@ -18,6 +18,7 @@ __all__ = [
     "Naming",
     "UpdateEndTransactionIdsOp",
     "UpdateModFlagsOp",
+    "VacuumVersionsOp",
     "VersionedTable",
     "VersioningError",
 ]

@@ -6,12 +6,13 @@ from alembic.operations import Operations
 
 from .errors import VersioningError
 from .execution import run
-from .operations import BackfillVersionsOp, UpdateEndTransactionIdsOp, UpdateModFlagsOp
+from .operations import BackfillVersionsOp, UpdateEndTransactionIdsOp, UpdateModFlagsOp, VacuumVersionsOp
 from .resolve import Catalog, resolve
 from .sql.backfill import backfill_statements
 from .transactions import transaction_record
 from .sql.chains import end_transaction_update
 from .sql.mod_flags import mod_flags_update
+from .sql.vacuum import vacuum_statements
 
 
 @Operations.implementation_for(UpdateEndTransactionIdsOp)
@@ -66,3 +67,16 @@ def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
     record = transaction_record(operations, catalog, op)
     statements = backfill_statements(table, table.live_table(columns), columns, record)
     run(operations, op.op_name, table, statements, "versions written", counted=-2)
+
+
+@Operations.implementation_for(VacuumVersionsOp)
+def vacuum_versions(operations: Operations, op: VacuumVersionsOp) -> None:
+    table = resolve(operations, op, columns=op.columns, mod_columns=op.mod_columns)
+    unknown = [c for c in op.ignore_columns if c not in table.columns]
+    if unknown:
+        raise VersioningError(
+            f"ignore_columns={list(op.ignore_columns)} for table {table.name!r}: {unknown} are not "
+            f"versioned data columns of {table.qualified_version_name!r}; they are {list(table.columns)}."
+        )
+    compared = [c for c in table.columns if c not in op.ignore_columns]
+    run(operations, op.op_name, table, vacuum_statements(table, compared), "futile versions removed")

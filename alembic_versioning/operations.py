@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence, TypedDict, Unpack
 from alembic.operations import MigrateOperation, Operations
 
 from .errors import VersioningError
-from .model import Naming
+from .model import Naming, Strategy
 from .sql.mod_flags import InsertFlags
 
 
@@ -59,11 +59,15 @@ class VersionedTableOp(MigrateOperation):
         schema: str | None = None,
         primary_key: Sequence[str] | None = None,
         naming: Naming = Naming(),
+        strategy: Strategy | None = None,
     ) -> None:
         self.table_name = table_name
         self.schema = schema
         self.primary_key = tuple(primary_key) if primary_key is not None else None
         self.naming = naming
+        if strategy not in (None, "validity", "subquery"):
+            raise VersioningError(f"strategy={strategy!r} for table {table_name!r}: use 'validity' or 'subquery'.")
+        self.strategy: Strategy | None = strategy
 
     def reverse(self) -> VersionedTableOp:
         """A data repair's downgrade is the same repair.
@@ -84,6 +88,8 @@ class VersionedTableOp(MigrateOperation):
             kwargs["schema"] = self.schema
         if self.primary_key is not None:
             kwargs["primary_key"] = list(self.primary_key)
+        if self.strategy is not None:
+            kwargs["strategy"] = self.strategy
         kwargs.update(self.naming.non_default())
         return kwargs
 
@@ -218,6 +224,7 @@ class BackfillVersionsOp(VersionedTableOp):
         columns: Sequence[str] | None = None,
         mod_columns: Sequence[str] | None = None,
         native_versioning: bool | None = None,
+        strategy: Strategy | None = None,
         **naming: Unpack[NamingOptions],
     ) -> None:
         """Write the versions that make ``table_name``'s version table reflect its live rows.
@@ -228,7 +235,7 @@ class BackfillVersionsOp(VersionedTableOp):
         row gets a DELETE version with the last known values. All new versions belong to one
         new transaction record (``transaction``: extra column values such as ``user_id`` or
         ``issued_at``, which defaults to now in naive UTC; ``meta``: ``transaction_meta`` rows).
-        Nothing is written when nothing differs. ``columns``, ``mod_columns`` and
+        Nothing is written when nothing differs. ``columns``, ``mod_columns``, ``strategy`` and
         ``native_versioning`` matter offline only, where nothing can be reflected.
         """
         op = cls(
@@ -240,6 +247,7 @@ class BackfillVersionsOp(VersionedTableOp):
             native_versioning=native_versioning,
             schema=schema,
             primary_key=primary_key,
+            strategy=strategy,
             naming=make_naming(table_name, naming),
         )
         operations.invoke(op)
@@ -257,4 +265,69 @@ class BackfillVersionsOp(VersionedTableOp):
         return kwargs
 
 
-__all__ = ["BackfillVersionsOp", "NamingOptions", "UpdateEndTransactionIdsOp", "UpdateModFlagsOp", "VersionedTableOp"]
+@Operations.register_operation("vacuum_versions")
+class VacuumVersionsOp(VersionedTableOp):
+    """Delete futile versions: UPDATE versions identical to the previous version."""
+
+    op_name = "vacuum_versions"
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        ignore_columns: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+        mod_columns: Sequence[str] | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(table_name, **kw)
+        self.ignore_columns = tuple(ignore_columns or ())
+        self.columns = tuple(columns) if columns is not None else None
+        self.mod_columns = tuple(mod_columns) if mod_columns is not None else None
+
+    @classmethod
+    def vacuum_versions(
+        cls,
+        operations: Operations,
+        table_name: str,
+        *,
+        schema: str | None = None,
+        ignore_columns: Sequence[str] | None = None,
+        primary_key: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+        mod_columns: Sequence[str] | None = None,
+        strategy: Strategy | None = None,
+        **naming: Unpack[NamingOptions],
+    ) -> None:
+        """Delete the futile versions of ``table_name``: this deletes history.
+
+        A version is futile when it is an UPDATE whose versioned data columns (minus
+        ``ignore_columns``) all equal, NULL-safely, those of the entity's previous version in
+        transaction order, and that previous version is not a DELETE. For the validity
+        strategy the surviving previous version takes the deleted run's end id; the flags of
+        the version after a run are recomputed against the survivor. ``columns`` and
+        ``mod_columns`` (and ``strategy``) matter offline only, where nothing can be reflected.
+        """
+        op = cls(
+            table_name,
+            ignore_columns=ignore_columns,
+            columns=columns,
+            mod_columns=mod_columns,
+            schema=schema,
+            primary_key=primary_key,
+            strategy=strategy,
+            naming=make_naming(table_name, naming),
+        )
+        operations.invoke(op)
+
+    def arguments(self) -> dict[str, Any]:
+        kwargs = super().arguments()
+        if self.ignore_columns:
+            kwargs["ignore_columns"] = list(self.ignore_columns)
+        for name in ("columns", "mod_columns"):
+            if getattr(self, name) is not None:
+                kwargs[name] = list(getattr(self, name))
+        return kwargs
+
+
+__all__ = ["BackfillVersionsOp", "VacuumVersionsOp", "NamingOptions", "UpdateEndTransactionIdsOp", "UpdateModFlagsOp", "VersionedTableOp"]

@@ -66,7 +66,9 @@ def resolve(
             )
         raise missing_version_table(op.table_name, op.schema, op.naming)
     if table is not None:
-        return describe_version_table(table, name=op.table_name, naming=op.naming, primary_key=op.primary_key)
+        return describe_version_table(
+            table, name=op.table_name, naming=op.naming, primary_key=op.primary_key, strategy=op.strategy
+        )
     if op.primary_key is None:
         raise VersioningError(
             f"Offline mode cannot reflect {version_name!r} (table {op.table_name!r}) and the "
@@ -80,4 +82,5 @@ def resolve(
         primary_key=op.primary_key,
         columns=tuple(columns or ()),
         mod_columns=tuple(mod_columns or ()),
+        strategy=op.strategy or "validity",
     )

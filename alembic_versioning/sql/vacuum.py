@@ -1,0 +1,146 @@
+"""``vacuum_versions``: delete futile versions, keeping chains and mod flags correct.
+
+A futile version is an UPDATE whose compared data columns all equal (NULL-safely) those of the
+entity's previous version in transaction order, that previous version not being a DELETE. Three
+statements, each classifying the rows afresh (none of them changes what the classification
+reads: data columns, transaction ids, operation types):
+
+1. validity strategy: each surviving version followed by a run of futile ones takes the run's
+   end id, so the chain skips the run;
+2. with mod flags: the version after a run gets its flags recomputed against the survivor;
+3. the futile versions are deleted.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import sqlalchemy as sa
+
+from ..model import DELETE, UPDATE, VersionedTable
+from .constructs import Differs, constant, same_entity
+from .mod_flags import mod_flag_expressions
+
+FUTILE = "_av_futile"
+
+
+def _key(table: VersionedTable, columns: Any) -> list[Any]:
+    return [columns[k] for k in table.entity_key]
+
+
+def classified_versions(table: VersionedTable, version: sa.Table, compared: Sequence[str]) -> sa.Subquery:
+    """Every version with ``_av_futile`` (1 or 0) and ``_av_after_futile`` (whether the
+    version just before it is futile)."""
+    names = table.naming
+    tx, op = version.c[names.transaction_column_name], version.c[names.operation_type_column_name]
+    window = {"partition_by": _key(table, version.c), "order_by": tx}
+    previous = sa.select(
+        version,
+        sa.func.lag(op).over(**window).label("_av_previous_op"),
+        *(sa.func.lag(version.c[c]).over(**window).label(f"_av_previous_{i}") for i, c in enumerate(compared)),
+    ).subquery("previous")
+    p = previous.c
+    futile = sa.and_(
+        p[names.operation_type_column_name] == constant(UPDATE),
+        p._av_previous_op.is_not(None),
+        p._av_previous_op != constant(DELETE),
+        *(~Differs(p[c], p[f"_av_previous_{i}"]) for i, c in enumerate(compared)),
+    )
+    marked = sa.select(
+        *(p[c.name] for c in version.c),
+        sa.case((futile, constant(1)), else_=constant(0)).label(FUTILE),
+    ).subquery("marked")
+    m = marked.c
+    after = sa.func.lag(m[FUTILE]).over(partition_by=_key(table, m), order_by=m[names.transaction_column_name])
+    return sa.select(marked, after.label("_av_after_futile")).subquery("classified")
+
+
+def _same_row(table: VersionedTable, version: sa.Table, sub: sa.Subquery) -> list[Any]:
+    tx = table.naming.transaction_column_name
+    return [
+        *same_entity(version.c, sub.c, table.entity_key, key_is_primary=bool(table.primary_key)),
+        version.c[tx] == sub.c[tx],
+    ]
+
+
+def relink_update(table: VersionedTable, version: sa.Table, classified: sa.Subquery) -> sa.Update:
+    """Give each survivor followed by futile versions the end id of the run's last version."""
+    names = table.naming
+    c = classified.c
+    tx, end = c[names.transaction_column_name], c[names.end_transaction_column_name]
+    key = _key(table, c)
+    group = sa.func.sum(constant(1) - c[FUTILE]).over(partition_by=key, order_by=tx, rows=(None, 0))
+    grouped = sa.select(*key, tx, end, c[FUTILE], group.label("_av_group")).subquery("grouped")
+    g = grouped.c
+    run = {"partition_by": [*_key(table, g), g._av_group]}
+    runs = sa.select(
+        *_key(table, g),
+        g[names.transaction_column_name],
+        g[FUTILE],
+        sa.func.last_value(g[names.end_transaction_column_name])
+        .over(**run, order_by=g[names.transaction_column_name], rows=(None, None))
+        .label("_av_run_end"),
+        sa.func.count().over(**run).label("_av_run_size"),
+    ).subquery("runs")
+    stored_end = version.c[names.end_transaction_column_name]
+    return (
+        sa.update(version)
+        .values({stored_end: runs.c._av_run_end})
+        .where(
+            *_same_row(table, version, runs),
+            runs.c[FUTILE] == constant(0),
+            runs.c._av_run_size > constant(1),
+            Differs(stored_end, runs.c._av_run_end),
+        )
+    )
+
+
+def follower_flags_update(table: VersionedTable, version: sa.Table, classified: sa.Subquery) -> sa.Update:
+    """Recompute the flags of each version that follows a futile run, against the survivor."""
+    names = table.naming
+    c = classified.c
+    tx = c[names.transaction_column_name]
+    window = {"partition_by": _key(table, c), "order_by": tx}
+    survivors = (
+        sa.select(
+            classified,
+            sa.func.lag(tx).over(**window).label("_av_survivor_tx"),
+            *(sa.func.lag(c[col]).over(**window).label(f"_av_survivor_{i}") for i, col in enumerate(table.mod_columns)),
+        )
+        .where(c[FUTILE] == constant(0))
+        .subquery("survivors")
+    )
+    s = survivors.c
+    has_previous = s._av_survivor_tx.is_not(None)
+    flags = {
+        version.c[table.mod_column(col)]: mod_flag_expressions(s, table, col, s[f"_av_survivor_{i}"], has_previous, "keep")
+        for i, col in enumerate(table.mod_columns)
+    }
+    return (
+        sa.update(version)
+        .values(flags)
+        .where(
+            *_same_row(table, version, survivors),
+            s._av_after_futile == constant(1),
+            sa.or_(*(Differs(flag, value) for flag, value in flags.items())),
+        )
+    )
+
+
+def futile_delete(table: VersionedTable, version: sa.Table, classified: sa.Subquery) -> sa.Delete:
+    """Delete the futile versions."""
+    futile = sa.select(classified).where(classified.c[FUTILE] == constant(1)).subquery("futile")
+    return sa.delete(version).where(sa.exists().where(*_same_row(table, version, futile)))
+
+
+def vacuum_statements(table: VersionedTable, compared: Sequence[str]) -> list[sa.Executable]:
+    """The statements that remove ``table``'s futile versions, comparing ``compared`` columns."""
+    version = table.version_table()
+    classified = classified_versions(table, version, compared)
+    statements: list[sa.Executable] = []
+    if table.strategy == "validity":
+        statements.append(relink_update(table, version, classified))
+    if table.mod_columns:
+        statements.append(follower_flags_update(table, version, classified))
+    statements.append(futile_delete(table, version, classified))
+    return statements

@@ -1,0 +1,198 @@
+"""op.vacuum_versions on histories written by Continuum's ORM, made futile by a dropped column
+(through an Alembic migration) or by ignored columns."""
+
+from __future__ import annotations
+
+import logging
+from itertools import groupby
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from alembic_versioning import DELETE, UPDATE, VersioningError
+
+from .continuum_app import App, versioned_app, write_history
+from .migrate import run, run_online
+
+Row = dict[str, Any]
+
+
+def rows(engine: sa.Engine, table: sa.Table) -> list[Row]:
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(table).order_by(*table.primary_key.columns)).mappings()]
+
+
+def reference_vacuum(history: list[Row], key: list[str], compared: list[str], flagged: list[str], validity: bool) -> list[Row]:
+    """The expected result, row by row in Python: what the set-based op must produce."""
+    result: list[Row] = []
+    for _, group in groupby(sorted(history, key=lambda r: (*[r[k] for k in key], r["transaction_id"])), key=lambda r: [r[k] for k in key]):
+        versions = [dict(r) for r in group]
+        survivors: list[Row] = []
+        for i, row in enumerate(versions):
+            previous = versions[i - 1] if i else None
+            futile = (
+                previous is not None
+                and row["operation_type"] == UPDATE
+                and previous["operation_type"] != DELETE
+                and all(row[c] == previous[c] for c in compared)
+            )
+            if futile:
+                if validity:
+                    survivors[-1]["end_transaction_id"] = row["end_transaction_id"]
+                continue
+            if survivors and previous is not None and previous is not survivors[-1] and row["operation_type"] == UPDATE:
+                for c in flagged:
+                    row[f"{c}_mod"] = row[c] != survivors[-1][c]
+            survivors.append(row)
+        result += survivors
+    return result
+
+
+def drop_content(engine: sa.Engine, mod_tracker: bool) -> None:
+    """Drop the ``content`` column from ``article`` and its version table, as a migration would."""
+
+    def migration(op: Any) -> None:
+        with op.batch_alter_table("article") as batch:
+            batch.drop_column("content")
+        with op.batch_alter_table("article_version") as batch:
+            batch.drop_column("content")
+            if mod_tracker:
+                batch.drop_column("content_mod")
+
+    run_online(engine, migration)
+
+
+def content_only_history(engine: sa.Engine, app: App) -> None:
+    """Updates that change only ``content``: futile once it is gone. Includes p -> q -> p on
+    ``name`` and a run of content-only updates at the end of a chain."""
+    with Session(engine) as session:
+        a, b = app.Article(id=501, name="p", content="x"), app.Article(id=502, name="n", content="x")
+        session.add_all([a, b])
+        session.commit()
+        for name, content in [("p", "y"), ("q", "y"), ("q", "z"), ("p", "z"), ("p", None)]:
+            a.name, a.content = name, content
+            session.commit()
+        for content in ["1", "2", "3"]:  # a futile run at the end of b's chain
+            b.content = content
+            session.commit()
+
+
+@pytest.mark.parametrize("mode", ["online", "offline"])
+@pytest.mark.parametrize(("mod_tracker", "strategy"), [(False, "validity"), (True, "validity"), (True, "subquery")])
+def test_dropped_column(engine: sa.Engine, mode: str, mod_tracker: bool, strategy: str) -> None:
+    with versioned_app(mod_tracker=mod_tracker, strategy=strategy) as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app, seed=11)
+        content_only_history(engine, app)
+    drop_content(engine, mod_tracker)
+    version = sa.Table("article_version", sa.MetaData(), autoload_with=engine)
+    before = rows(engine, version)
+    flagged = ["name", "score"] if mod_tracker else []
+    expected = reference_vacuum(before, ["id"], ["name", "score"], flagged, strategy == "validity")
+    assert len(expected) < len(before)
+    explicit = {"primary_key": ["id"], "columns": ["name", "score"], "mod_columns": flagged, "strategy": strategy}
+    run(engine, lambda op: op.vacuum_versions("article", **(explicit if mode == "offline" else {})), mode)
+    after = rows(engine, version)
+    assert after == expected
+    entity_1 = [(r["name"], r["operation_type"]) for r in after if r["id"] == 501]
+    assert entity_1 == [("p", 0), ("q", 1), ("p", 1)]  # p -> q -> p keeps its real changes
+    entity_2 = [r for r in after if r["id"] == 502]
+    assert len(entity_2) == 1 and (strategy == "subquery" or entity_2[0]["end_transaction_id"] is None)
+
+
+def test_equals_continuum_excluding_the_column(engine: sa.Engine, tmp_path: Any) -> None:
+    """After the vacuum, each entity's history reads as if the column had never been versioned."""
+    with versioned_app(mod_tracker=True, exclude=("content",)) as app:
+        reference = sa.create_engine(f"sqlite:///{tmp_path / 'reference.db'}")
+        app.metadata.create_all(reference)
+        write_history(reference, app, seed=12)
+        content_only_history(reference, app)
+        excluded = rows(reference, app.version("Article"))
+    with versioned_app(mod_tracker=True) as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app, seed=12)
+        content_only_history(engine, app)
+    drop_content(engine, mod_tracker=True)
+    run_online(engine, lambda op: op.vacuum_versions("article"))
+    version = sa.Table("article_version", sa.MetaData(), autoload_with=engine)
+    vacuumed = rows(engine, version)
+
+    def histories(table_rows: list[Row]) -> list[Any]:
+        return [(r["id"], r["name"], r["score"], r["operation_type"], r["name_mod"], r["score_mod"]) for r in table_rows]
+
+    assert histories(vacuumed) == histories(excluded)
+
+
+def test_ignore_columns_recomputes_follower_flags(engine: sa.Engine, caplog: pytest.LogCaptureFixture) -> None:
+    with versioned_app(mod_tracker=True) as app:
+        app.metadata.create_all(engine)
+        with Session(engine) as session:
+            a = app.Article(id=1, name="a", content="x")
+            session.add(a)
+            session.commit()
+            a.content = "y"  # futile when content is ignored
+            session.commit()
+            a.name = "b"  # content unchanged here: content_mod false, true once compared with "x"
+            session.commit()
+        table = app.version("Article")
+        before = rows(engine, table)
+        assert [r["content_mod"] for r in before] == [True, True, False]
+        with caplog.at_level(logging.INFO, logger="alembic"):
+            run_online(engine, lambda op: op.vacuum_versions("article", ignore_columns=["content"]))
+        after = rows(engine, table)
+        assert after == reference_vacuum(before, ["id"], ["name", "score"], ["name", "content", "score"], True)
+        assert [(r["name"], r["content"], r["content_mod"]) for r in after] == [("a", "x", True), ("b", "y", True)]
+        assert after[0]["end_transaction_id"] == after[1]["transaction_id"]
+        assert "vacuum_versions article_version: 1 futile versions removed" in caplog.text
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="alembic"):
+            run_online(engine, lambda op: op.vacuum_versions("article", ignore_columns=["content"]))
+        assert rows(engine, table) == after
+        assert "vacuum_versions article_version: 0 futile versions removed" in caplog.text
+
+
+def test_composite_keys_and_custom_names(engine: sa.Engine) -> None:
+    options = {"table_name": "%s_history", "transaction_column_name": "tx_id", "end_transaction_column_name": "end_tx_id"}
+    with versioned_app(**options) as app:
+        app.metadata.create_all(engine)
+        with Session(engine) as session:
+            session.add_all([app.Translation(article_id=1, lang=lang, title="t") for lang in ("en", "fi")])
+            session.commit()
+            for title in ["u", "u2"]:
+                session.get(app.Translation, (1, "fi")).title = title  # type: ignore[union-attr]
+                session.commit()
+        table = app.version("Translation")
+        with engine.begin() as conn:  # make the Finnish changes futile, as an import of equal values would
+            conn.execute(sa.update(table).values(title="t"))
+        before = rows(engine, table)
+        run_online(engine, lambda op: op.vacuum_versions("translation", **app.op_kwargs()))
+        after = rows(engine, table)
+    assert [(r["lang"], r["end_tx_id"]) for r in after] == [("en", None), ("fi", None)]
+    assert len(before) == 4
+
+
+def test_postgresql_schema(pg_engine: sa.Engine) -> None:
+    with pg_engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA app")
+    with versioned_app(schema="app", mod_tracker=True) as app:
+        app.metadata.create_all(pg_engine)
+        content_only_history(pg_engine, app)
+        table = app.version("Article")
+        before = rows(pg_engine, table)
+        run_online(pg_engine, lambda op: op.vacuum_versions("article", schema="app", ignore_columns=["content"]))
+        after = rows(pg_engine, table)
+    assert after == reference_vacuum(before, ["id"], ["name", "score"], ["name", "content", "score"], True)
+    assert len(after) < len(before)
+
+
+def test_unknown_ignored_column_is_refused(engine: sa.Engine) -> None:
+    with versioned_app() as app:
+        app.metadata.create_all(engine)
+        content_only_history(engine, app)
+        table = app.version("Article")
+        before = rows(engine, table)
+        with pytest.raises(VersioningError, match=r"ignore_columns=\['colour'\].*\['colour'\] are not"):
+            run_online(engine, lambda op: (op.vacuum_versions("translation"), op.vacuum_versions("article", ignore_columns=["colour"])))
+        assert rows(engine, table) == before
