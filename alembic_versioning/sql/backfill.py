@@ -58,13 +58,9 @@ def latest_versions(table: VersionedTable, version: sa.Table) -> sa.Subquery:
     newest = sa.select(*key, sa.func.max(tx).label("_av_newest")).group_by(*key).subquery("newest")
     return (
         sa.select(version)
-        .join(newest, sa.and_(*_same(table, version.c, newest.c), tx == newest.c._av_newest))
+        .join(newest, sa.and_(*same_entity(table, version.c, newest.c), tx == newest.c._av_newest))
         .subquery("latest")
     )
-
-
-def _same(table: VersionedTable, left: Any, right: Any) -> list[ColumnElement[bool]]:
-    return same_entity(left, right, table.entity_key, key_is_primary=bool(table.primary_key))
 
 
 def pending_versions(table: VersionedTable, version: sa.Table, live: sa.Table, columns: Sequence[str]) -> sa.Subquery:
@@ -88,7 +84,7 @@ def pending_versions(table: VersionedTable, version: sa.Table, live: sa.Table, c
             tx.label(LATEST_TX),
             *(latest.c[c].label(f"_av_latest_{i}") for i, c in enumerate(data)),
         )
-        .select_from(live.outerjoin(latest, sa.and_(*_same(table, live.c, latest.c))))
+        .select_from(live.outerjoin(latest, sa.and_(*same_entity(table, live.c, latest.c))))
         .where(sa.or_(tx.is_(None), op == constant(DELETE), changed))
     )
     gone = (
@@ -100,7 +96,7 @@ def pending_versions(table: VersionedTable, version: sa.Table, live: sa.Table, c
             *(latest.c[c].label(f"_av_latest_{i}") for i, c in enumerate(data)),
         )
         .where(op != constant(DELETE))
-        .where(~sa.exists().where(*_same(table, live.c, latest.c)))
+        .where(~sa.exists().where(*same_entity(table, live.c, latest.c)))
     )
     return sa.union_all(from_live, gone).subquery("pending")
 
@@ -160,7 +156,7 @@ def backfill_statements(
         statements.append(
             sa.update(version)
             .values({end: new_id})
-            .where(*_same(table, version.c, pending.c), tx == pending.c[LATEST_TX], has_new)
+            .where(*same_entity(table, version.c, pending.c), tx == pending.c[LATEST_TX], has_new)
         )
     new_values: dict[str, ColumnElement[Any]] = {k: pending.c[k] for k in table.entity_key}
     new_values.update({c: pending.c[c] for c in data})

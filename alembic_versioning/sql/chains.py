@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
 
 from ..model import VersionedTable
-from .constructs import Differs, same_entity
+from .constructs import Differs
+from .history import History, history
+
+
+def broken_link(h: History) -> ColumnElement[bool]:
+    """Whether a version's stored end id is not the entity's next transaction id."""
+    return Differs(h.c[h.table.naming.end_transaction_column_name], h.next_tx)
 
 
 def end_transaction_update(table: VersionedTable) -> sa.Update:
@@ -13,23 +22,7 @@ def end_transaction_update(table: VersionedTable) -> sa.Update:
 
     Only rows whose end id differs from that are written.
     """
-    names = table.naming
     version = table.version_table()
-    key = [version.c[k] for k in table.entity_key]
-    tx = version.c[names.transaction_column_name]
-    end = version.c[names.end_transaction_column_name]
-    chain = sa.select(
-        *key,
-        tx,
-        sa.func.lead(tx).over(partition_by=key, order_by=tx).label("_av_next_tx"),
-    ).subquery("chain")
-    next_tx = chain.c._av_next_tx
-    return (
-        sa.update(version)
-        .values({end: next_tx})
-        .where(
-            *same_entity(version.c, chain.c, table.entity_key, key_is_primary=bool(table.primary_key)),
-            tx == chain.c[tx.name],
-            Differs(end, next_tx),
-        )
-    )
+    h = history(table, version, name="chain")
+    end: Any = version.c[table.naming.end_transaction_column_name]
+    return sa.update(version).values({end: h.next_tx}).where(*h.matches(version), broken_link(h))

@@ -9,6 +9,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 
+from ..model import VersionedTable
+
 
 class Differs(ColumnElement[bool]):
     """``a IS DISTINCT FROM b``: true when the values differ, NULL counting as a value.
@@ -45,21 +47,15 @@ def constant(value: int) -> ColumnElement[int]:
     return sa.literal_column(str(int(value)), sa.SmallInteger)
 
 
-def same_entity(
-    left: sa.sql.ColumnCollection[str, Any],
-    right: sa.sql.ColumnCollection[str, Any],
-    key: tuple[str, ...],
-    *,
-    key_is_primary: bool,
-) -> list[ColumnElement[bool]]:
-    """Conditions matching rows of two selectables on the entity ``key``.
+def same_entity(table: VersionedTable, left: Any, right: Any) -> list[ColumnElement[bool]]:
+    """Conditions matching rows of two column collections of ``table`` on the entity key.
 
     A primary key is never NULL, so plain ``=`` lets the database use its index; a key made
     of all columns (an association table without a primary key) is compared NULL-safely.
     """
-    if key_is_primary:
-        return [left[k] == right[k] for k in key]
-    return [left[k].is_not_distinct_from(right[k]) for k in key]
+    if table.primary_key:
+        return [left[k] == right[k] for k in table.entity_key]
+    return [left[k].is_not_distinct_from(right[k]) for k in table.entity_key]
 
 
 class UtcNow(ColumnElement[Any]):

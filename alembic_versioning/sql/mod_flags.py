@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..model import DELETE, UPDATE, VersionedTable
-from .constructs import Differs, constant, same_entity
+from .constructs import Differs, constant
+from .history import History, history
 
 InsertFlags = Literal["keep", "non_null", "all"]
 
 
-def mod_flag_expressions(
-    row: sa.sql.ColumnCollection[str, sa.ColumnElement[object]],
+def mod_flag_expression(
+    row: Any,
     table: VersionedTable,
     column: str,
-    previous_value: ColumnElement[object],
+    previous_value: ColumnElement[Any],
     has_previous: ColumnElement[bool],
-    insert_flags: InsertFlags,
+    insert_flags: InsertFlags = "keep",
 ) -> ColumnElement[bool]:
     """The flag ``column`` gets, following the package's convention.
 
@@ -41,42 +42,32 @@ def mod_flag_expressions(
     )
 
 
-def mod_flags_update(
-    table: VersionedTable, columns: Sequence[str], insert_flags: InsertFlags = "keep"
-) -> sa.Update:
+def expected_flags(h: History, columns: Sequence[str], insert_flags: InsertFlags = "keep") -> dict[str, ColumnElement[bool]]:
+    """Each flag column of ``columns`` with the value the convention gives it, over ``h``."""
+    has_previous = h.previous_tx.is_not(None)
+    return {
+        h.table.mod_column(c): mod_flag_expression(h.c, h.table, c, h.previous(c), has_previous, insert_flags)
+        for c in columns
+    }
+
+
+def wrong_flags(h: History, columns: Sequence[str]) -> ColumnElement[bool]:
+    """Whether a version holds a flag the convention derives differently (underivable ones kept)."""
+    return sa.or_(*(Differs(h.c[flag], value) for flag, value in expected_flags(h, columns).items()))
+
+
+def mod_flags_update(table: VersionedTable, columns: Sequence[str], insert_flags: InsertFlags = "keep") -> sa.Update:
     """Recompute the flags of ``columns`` against each entity's previous version.
 
     The previous version is found by transaction order, not through the end column, so
     this works for both strategies and on broken chains. Only rows whose flags change
     are written.
     """
-    names = table.naming
     version = table.version_table()
-    key = [version.c[k] for k in table.entity_key]
-    tx = version.c[names.transaction_column_name]
-    window = {"partition_by": key, "order_by": tx}
-    history = sa.select(
-        *key,
-        tx,
-        version.c[names.operation_type_column_name],
-        *(version.c[c] for c in columns if c not in table.entity_key),
-        *(version.c[table.mod_column(c)] for c in columns),
-        sa.func.lag(tx).over(**window).label("_av_previous_tx"),
-        *(sa.func.lag(version.c[c]).over(**window).label(f"_av_previous_{i}") for i, c in enumerate(columns)),
-    ).subquery("history")
-    has_previous = history.c._av_previous_tx.is_not(None)
-    new_flags = {
-        version.c[table.mod_column(c)]: mod_flag_expressions(
-            history.c, table, c, history.c[f"_av_previous_{i}"], has_previous, insert_flags
-        )
-        for i, c in enumerate(columns)
-    }
+    h = history(table, version, columns)
+    new_flags = {version.c[flag]: value for flag, value in expected_flags(h, columns, insert_flags).items()}
     return (
         sa.update(version)
         .values(new_flags)
-        .where(
-            *same_entity(version.c, history.c, table.entity_key, key_is_primary=bool(table.primary_key)),
-            tx == history.c[tx.name],
-            sa.or_(*(Differs(flag, value) for flag, value in new_flags.items())),
-        )
+        .where(*h.matches(version), sa.or_(*(Differs(flag, value) for flag, value in new_flags.items())))
     )

@@ -17,9 +17,12 @@ from typing import Any, Sequence
 
 import sqlalchemy as sa
 
+from sqlalchemy.sql.elements import ColumnElement
+
 from ..model import DELETE, UPDATE, VersionedTable
-from .constructs import Differs, constant, same_entity
-from .mod_flags import mod_flag_expressions
+from .constructs import Differs, constant
+from .history import History, history, same_version
+from .mod_flags import mod_flag_expression
 
 FUTILE = "_av_futile"
 
@@ -28,39 +31,27 @@ def _key(table: VersionedTable, columns: Any) -> list[Any]:
     return [columns[k] for k in table.entity_key]
 
 
+def is_futile(h: History, compared: Sequence[str]) -> ColumnElement[bool]:
+    """Whether a version is futile: an UPDATE equal in ``compared`` to a previous non-DELETE version."""
+    return sa.and_(
+        h.c[h.table.naming.operation_type_column_name] == constant(UPDATE),
+        h.previous_op.is_not(None),
+        h.previous_op != constant(DELETE),
+        *(~Differs(h.c[c], h.previous(c)) for c in compared),
+    )
+
+
 def classified_versions(table: VersionedTable, version: sa.Table, compared: Sequence[str]) -> sa.Subquery:
     """Every version with ``_av_futile`` (1 or 0) and ``_av_after_futile`` (whether the
     version just before it is futile)."""
-    names = table.naming
-    tx, op = version.c[names.transaction_column_name], version.c[names.operation_type_column_name]
-    window = {"partition_by": _key(table, version.c), "order_by": tx}
-    previous = sa.select(
-        version,
-        sa.func.lag(op).over(**window).label("_av_previous_op"),
-        *(sa.func.lag(version.c[c]).over(**window).label(f"_av_previous_{i}") for i, c in enumerate(compared)),
-    ).subquery("previous")
-    p = previous.c
-    futile = sa.and_(
-        p[names.operation_type_column_name] == constant(UPDATE),
-        p._av_previous_op.is_not(None),
-        p._av_previous_op != constant(DELETE),
-        *(~Differs(p[c], p[f"_av_previous_{i}"]) for i, c in enumerate(compared)),
-    )
+    h = history(table, version, compared, name="previous")
     marked = sa.select(
-        *(p[c.name] for c in version.c),
-        sa.case((futile, constant(1)), else_=constant(0)).label(FUTILE),
+        *(h.c[c.name] for c in version.c),
+        sa.case((is_futile(h, compared), constant(1)), else_=constant(0)).label(FUTILE),
     ).subquery("marked")
     m = marked.c
-    after = sa.func.lag(m[FUTILE]).over(partition_by=_key(table, m), order_by=m[names.transaction_column_name])
+    after = sa.func.lag(m[FUTILE]).over(partition_by=_key(table, m), order_by=m[table.naming.transaction_column_name])
     return sa.select(marked, after.label("_av_after_futile")).subquery("classified")
-
-
-def _same_row(table: VersionedTable, version: sa.Table, sub: sa.Subquery) -> list[Any]:
-    tx = table.naming.transaction_column_name
-    return [
-        *same_entity(version.c, sub.c, table.entity_key, key_is_primary=bool(table.primary_key)),
-        version.c[tx] == sub.c[tx],
-    ]
 
 
 def relink_update(table: VersionedTable, version: sa.Table, classified: sa.Subquery) -> sa.Update:
@@ -87,7 +78,7 @@ def relink_update(table: VersionedTable, version: sa.Table, classified: sa.Subqu
         sa.update(version)
         .values({stored_end: runs.c._av_run_end})
         .where(
-            *_same_row(table, version, runs),
+            *same_version(table, version, runs),
             runs.c[FUTILE] == constant(0),
             runs.c._av_run_size > constant(1),
             Differs(stored_end, runs.c._av_run_end),
@@ -113,14 +104,14 @@ def follower_flags_update(table: VersionedTable, version: sa.Table, classified: 
     s = survivors.c
     has_previous = s._av_survivor_tx.is_not(None)
     flags = {
-        version.c[table.mod_column(col)]: mod_flag_expressions(s, table, col, s[f"_av_survivor_{i}"], has_previous, "keep")
+        version.c[table.mod_column(col)]: mod_flag_expression(s, table, col, s[f"_av_survivor_{i}"], has_previous, "keep")
         for i, col in enumerate(table.mod_columns)
     }
     return (
         sa.update(version)
         .values(flags)
         .where(
-            *_same_row(table, version, survivors),
+            *same_version(table, version, survivors),
             s._av_after_futile == constant(1),
             sa.or_(*(Differs(flag, value) for flag, value in flags.items())),
         )
@@ -130,7 +121,7 @@ def follower_flags_update(table: VersionedTable, version: sa.Table, classified: 
 def futile_delete(table: VersionedTable, version: sa.Table, classified: sa.Subquery) -> sa.Delete:
     """Delete the futile versions."""
     futile = sa.select(classified).where(classified.c[FUTILE] == constant(1)).subquery("futile")
-    return sa.delete(version).where(sa.exists().where(*_same_row(table, version, futile)))
+    return sa.delete(version).where(sa.exists().where(*same_version(table, version, futile)))
 
 
 def vacuum_statements(table: VersionedTable, compared: Sequence[str]) -> list[sa.Executable]:

@@ -1,0 +1,77 @@
+"""One window pass over a version table: each version beside its neighbours.
+
+Every repair and every drift check reads the versions of an entity in transaction order; this
+module builds that ordered view once, so they share it (and a check of several kinds costs
+one pass).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from ..model import VersionedTable
+from .constructs import same_entity
+
+
+@dataclass(frozen=True)
+class History:
+    """A version table's rows with the previous version's values and the next transaction id."""
+
+    table: VersionedTable
+    subquery: sa.Subquery
+    columns: tuple[str, ...]
+
+    @property
+    def c(self) -> Any:
+        return self.subquery.c
+
+    @property
+    def next_tx(self) -> ColumnElement[Any]:
+        """The entity's next transaction id (NULL for its last version)."""
+        return self.c._av_next_tx
+
+    @property
+    def previous_tx(self) -> ColumnElement[Any]:
+        """The entity's previous transaction id (NULL for its first version)."""
+        return self.c._av_previous_tx
+
+    @property
+    def previous_op(self) -> ColumnElement[Any]:
+        """The previous version's operation type."""
+        return self.c._av_previous_op
+
+    def previous(self, column: str) -> ColumnElement[Any]:
+        """The previous version's value of ``column``."""
+        return self.c[f"_av_previous_{self.columns.index(column)}"]
+
+    def matches(self, version: sa.Table) -> list[ColumnElement[bool]]:
+        """Conditions joining ``version``'s rows to their own history row."""
+        return same_version(self.table, version, self.subquery)
+
+
+def same_version(table: VersionedTable, left: Any, right: Any) -> list[ColumnElement[bool]]:
+    """Conditions matching one version (entity and transaction) in two selectables of ``table``."""
+    tx = table.naming.transaction_column_name
+    key = same_entity(table, left.c, right.c)
+    return [*key, left.c[tx] == right.c[tx]]
+
+
+def history(table: VersionedTable, version: sa.Table, columns: Sequence[str] = (), name: str = "history") -> History:
+    """The versions of ``version`` with, per entity in transaction order, the next transaction
+    id, the previous transaction id and operation type, and the previous values of ``columns``."""
+    names = table.naming
+    tx = version.c[names.transaction_column_name]
+    window = {"partition_by": [version.c[k] for k in table.entity_key], "order_by": tx}
+    columns = tuple(columns)
+    subquery = sa.select(
+        version,
+        sa.func.lead(tx).over(**window).label("_av_next_tx"),
+        sa.func.lag(tx).over(**window).label("_av_previous_tx"),
+        sa.func.lag(version.c[names.operation_type_column_name]).over(**window).label("_av_previous_op"),
+        *(sa.func.lag(version.c[c]).over(**window).label(f"_av_previous_{i}") for i, c in enumerate(columns)),
+    ).subquery(name)
+    return History(table, subquery, columns)
