@@ -8,6 +8,7 @@ Each class describes one operation; its implementation lives in
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Mapping, Sequence, TypedDict, Unpack
 
 from alembic.operations import MigrateOperation, Operations
@@ -51,6 +52,8 @@ class VersionedTableOp(MigrateOperation):
 
     #: The op's name on ``op.`` and in diff tuples.
     op_name: str = ""
+    #: What autogenerate found, rendered as a comment above the op.
+    finding: str | None = None
 
     def __init__(
         self,
@@ -76,7 +79,9 @@ class VersionedTableOp(MigrateOperation):
         state holds nothing worth restoring; running the repair again changes nothing
         when the data is still correct.
         """
-        return self
+        again = copy.copy(self)
+        again.finding = f"downgrade: {self.op_name} again, which changes nothing while the history is correct"
+        return again
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
         return (self.op_name, self.schema, self.table_name)

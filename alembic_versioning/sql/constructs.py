@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from ..model import VersionedTable
 
@@ -21,10 +22,15 @@ class Differs(ColumnElement[bool]):
 
     inherit_cache = True
     type = sa.Boolean()
+    _traverse_internals = [("left", InternalTraversal.dp_clauseelement), ("right", InternalTraversal.dp_clauseelement)]
 
     def __init__(self, left: ColumnElement[Any], right: ColumnElement[Any]) -> None:
         self.left = left
         self.right = right
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return [*self.left._from_objects, *self.right._from_objects]
 
 
 @compiles(Differs)

@@ -1,0 +1,41 @@
+"""Autogenerate support: detect version-table drift and write the repairs into migrations.
+
+One comparator, run after Alembic's own schema comparison, looks at every versioned table of
+the target MetaData: tables the migration creates or alters get the repairs the schema change
+implies (:mod:`.migration`); the others are checked in the database (:mod:`.drift`). The
+repairs are appended after Alembic's schema operations, so they run once the schema is in
+place; in a downgrade they run first, on the schema they were generated for.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from .drift import drift_ops
+from .migration import predicted_ops, schema_changes
+from .options import options_for
+from .pairs import versioned_pairs
+
+
+def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: Iterable[str | None]) -> Any:
+    """The ``"schema"`` comparator: append the repairs each versioned table needs to ``upgrade_ops``."""
+    options = options_for(autogen_context)
+    changes = schema_changes(upgrade_ops)
+    for table in versioned_pairs(autogen_context, options, schemas):
+        if changes.touches(table):
+            upgrade_ops.ops.extend(predicted_ops(table, changes, options))
+        else:
+            upgrade_ops.ops.extend(drift_ops(autogen_context.connection, table, options))
+    return None
+
+
+def register_legacy() -> None:
+    """Register the comparator the pre-plugin way, for Alembic < 1.18 (call it in ``env.py``).
+
+    There Alembic's own comparators are registered first and so run first. With Alembic
+    >= 1.18 use ``autogenerate_plugins`` instead: legacy comparators run before Alembic's
+    table comparison there.
+    """
+    from alembic.autogenerate import comparators
+
+    comparators.dispatch_for("schema")(compare_versioned_tables)

@@ -1,0 +1,55 @@
+"""Drift in the database: counts of what each repair would change, for tables the migration
+leaves alone. Two aggregate queries per table (see :mod:`alembic_versioning.sql.checks`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..model import VersionedTable
+from ..operations import BackfillVersionsOp, UpdateEndTransactionIdsOp, UpdateModFlagsOp, VacuumVersionsOp, VersionedTableOp
+from ..sql.checks import backfill_check, history_check
+from .factory import make_op
+from .options import Options
+
+
+def _counted(*parts: tuple[int, str, str]) -> str:
+    """``"1,204 live rows without a current version, 1 stale current version"``: the non-zero
+    counts, each with its singular or plural phrase."""
+    return ", ".join(f"{n:,} {one if n == 1 else many}" for n, one, many in parts if n)
+
+
+def drift_ops(connection: sa.engine.Connection, table: VersionedTable, options: Options) -> list[VersionedTableOp]:
+    """The repairs ``table``'s data needs, each carrying what was found (in run order)."""
+    inspector = sa.inspect(connection)
+    if not (inspector.has_table(table.version_name, schema=table.schema) and inspector.has_table(table.name, schema=table.schema)):
+        return []
+    found: list[VersionedTableOp] = []
+    counts: Any = connection.execute(
+        history_check(
+            table,
+            chains=options.enabled("chains"),
+            mod_flags=options.enabled("mod_flags"),
+            futile=options.enabled("vacuum"),
+        )
+    ).one()
+    if counts.broken_links:
+        found.append(make_op(UpdateEndTransactionIdsOp, table, _counted((counts.broken_links, "version whose end id is not the next version's transaction id", "versions whose end id is not the next version's transaction id"))))
+    if counts.futile:
+        found.append(make_op(VacuumVersionsOp, table, _counted((counts.futile, "futile version (identical to the previous one)", "futile versions (identical to the previous one)"))))
+    if counts.wrong_flags:
+        found.append(make_op(UpdateModFlagsOp, table, _counted((counts.wrong_flags, "version with wrong mod flags", "versions with wrong mod flags"))))
+    if options.enabled("backfill"):
+        live_columns = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
+        columns = [c for c in table.columns if c in live_columns]
+        live = table.live_table(columns)
+        pending: Any = connection.execute(backfill_check(table, live, columns)).one()
+        finding = _counted(
+            (pending.missing, "live row without a current version", "live rows without a current version"),
+            (pending.stale, "stale current version", "stale current versions"),
+            (pending.undeleted, "deleted row without a DELETE version", "deleted rows without a DELETE version"),
+        )
+        if finding:
+            found.append(make_op(BackfillVersionsOp, table, finding))
+    return found

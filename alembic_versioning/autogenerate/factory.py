@@ -1,0 +1,23 @@
+"""Operations as autogenerate emits them: every argument explicit, so scripts run offline too."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from ..model import VersionedTable
+from ..operations import BackfillVersionsOp, VacuumVersionsOp, VersionedTableOp
+
+Op = TypeVar("Op", bound=VersionedTableOp)
+
+
+def make_op(cls: type[Op], table: VersionedTable, finding: str, **extra: Any) -> Op:
+    """An op on ``table`` with its schema, key, naming and (where the op takes them) columns
+    given explicitly, carrying ``finding`` for the comment rendered above it."""
+    kwargs: dict[str, Any] = {"schema": table.schema, "primary_key": table.primary_key, "naming": table.naming}
+    if cls in (BackfillVersionsOp, VacuumVersionsOp):
+        kwargs.update(columns=table.columns, mod_columns=table.mod_columns)
+        if table.strategy == "subquery":
+            kwargs["strategy"] = table.strategy
+    op = cls(table.name, **{**kwargs, **extra})
+    op.finding = finding
+    return op

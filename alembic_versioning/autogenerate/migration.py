@@ -1,0 +1,92 @@
+"""What the migration being generated does to versioned tables, and the repairs it implies.
+
+The data cannot be queried for a table the migration creates or alters (the database does not
+have its new shape yet), so those repairs are predicted from Alembic's schema operations.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from alembic.operations import ops as alembic_ops
+
+from ..model import VersionedTable
+from ..operations import (
+    BackfillVersionsOp,
+    UpdateEndTransactionIdsOp,
+    UpdateModFlagsOp,
+    VacuumVersionsOp,
+    VersionedTableOp,
+)
+from .factory import make_op
+from .options import Options
+
+TableKey = tuple[str | None, str]
+
+
+@dataclass
+class SchemaChanges:
+    """Tables the migration creates, drops or alters, and the columns it adds and drops."""
+
+    created: set[TableKey] = field(default_factory=set)
+    dropped: set[TableKey] = field(default_factory=set)
+    altered: set[TableKey] = field(default_factory=set)
+    added: dict[TableKey, list[str]] = field(default_factory=lambda: defaultdict(list))
+    removed: dict[TableKey, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def touches(self, table: VersionedTable) -> bool:
+        """Whether the migration changes ``table``'s live or version table."""
+        keys = {(table.schema, table.name), (table.schema, table.version_name)}
+        return bool(keys & (self.created | self.dropped | self.altered))
+
+
+def schema_changes(upgrade_ops: alembic_ops.UpgradeOps) -> SchemaChanges:
+    """Read the schema operations Alembic's own comparators produced."""
+    changes = SchemaChanges()
+    for op in upgrade_ops.ops:
+        if isinstance(op, alembic_ops.CreateTableOp):
+            changes.created.add((op.schema, op.table_name))
+        elif isinstance(op, alembic_ops.DropTableOp):
+            changes.dropped.add((op.schema, op.table_name))
+        elif isinstance(op, alembic_ops.ModifyTableOps):
+            key = (op.schema, op.table_name)
+            changes.altered.add(key)
+            for column_op in op.ops:
+                if isinstance(column_op, alembic_ops.AddColumnOp):
+                    changes.added[key].append(column_op.column.name)
+                elif isinstance(column_op, alembic_ops.DropColumnOp):
+                    changes.removed[key].append(column_op.column_name)
+    return changes
+
+
+def _listing(names: list[str]) -> str:
+    return ", ".join(names)
+
+
+def predicted_ops(table: VersionedTable, changes: SchemaChanges, options: Options) -> list[VersionedTableOp]:
+    """The repairs that follow from what the migration does to ``table`` (in run order)."""
+    live, version = (table.schema, table.name), (table.schema, table.version_name)
+    if version in changes.dropped or live in changes.dropped or live in changes.created:
+        return []
+    if version in changes.created:
+        if not options.enabled("backfill"):
+            return []
+        return [make_op(BackfillVersionsOp, table, f"{table.version_name} is new: versions for the existing rows of {table.name}")]
+    names = table.naming
+    added = changes.added.get(version, [])
+    found: list[tuple[str, type[VersionedTableOp], dict[str, Any], str]] = []
+    if names.end_transaction_column_name in added:
+        found.append(("chains", UpdateEndTransactionIdsOp, {}, f"{names.end_transaction_column_name} added (validity strategy)"))
+    removed = [c for c in changes.removed.get(version, []) if c not in (table.mod_column(m) for m in table.mod_columns)]
+    if removed:
+        found.append(("vacuum", VacuumVersionsOp, {}, f"versioned column(s) {_listing(removed)} dropped: versions may now be futile"))
+    flags = [c for c in table.mod_columns if table.mod_column(c) in added]
+    if flags:
+        found.append(("mod_flags", UpdateModFlagsOp, {"columns": flags}, f"mod flag(s) added for {_listing(flags)}"))
+    data = [c for c in added if c in table.columns]
+    if data:
+        found.append(("backfill", BackfillVersionsOp, {}, f"column(s) {_listing(data)} added to {table.name} and {table.version_name}"))
+    return [make_op(cls, table, finding, **extra) for check, cls, extra, finding in found if options.enabled(check)]
+

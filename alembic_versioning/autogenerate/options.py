@@ -1,0 +1,88 @@
+"""The autogenerate options: which tables and checks, read from ``env.py`` and the config file.
+
+``context.configure(..., alembic_versioning={...})`` in ``env.py``, ``[tool.alembic.versioning]``
+in ``pyproject.toml`` or an ``[alembic_versioning]`` section in ``alembic.ini`` (``env.py`` wins):
+
+``skip_tables``
+    live table names (``name`` or ``schema.name``) never checked;
+``disable``
+    checks switched off, of ``backfill``, ``chains``, ``mod_flags``, ``vacuum``;
+``vacuum``
+    ``true`` to switch on the futile-version check (off by default: the repair deletes history);
+``managers``
+    (``env.py`` only) the Continuum / sqlalchemy-history versioning managers to read, when the
+    application does not use the libraries' default ``versioning_manager``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from alembic.util import CommandError
+
+from ..model import VersionedTable
+
+CHECKS = ("backfill", "chains", "mod_flags", "vacuum")
+KEYS = ("skip_tables", "disable", "vacuum", "managers")
+
+
+def _names(value: Any) -> frozenset[str]:
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    return frozenset(str(v) for v in value or ())
+
+
+def _flag(value: Any) -> bool:
+    return value.strip().lower() in ("true", "yes", "on", "1") if isinstance(value, str) else bool(value)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the comparator checks."""
+
+    skip_tables: frozenset[str] = frozenset()
+    disable: frozenset[str] = frozenset()
+    vacuum: bool = False
+    managers: tuple[Any, ...] | None = None
+
+    def enabled(self, check: str) -> bool:
+        """Whether ``check`` runs."""
+        return check not in self.disable and (check != "vacuum" or self.vacuum)
+
+    def skips(self, table: VersionedTable) -> bool:
+        """Whether ``table`` is left out."""
+        return table.name in self.skip_tables or table.qualified_name in self.skip_tables
+
+    @classmethod
+    def from_settings(cls, *sources: Mapping[str, Any]) -> Options:
+        """Options from settings mappings, later ones winning; unknown keys are an error."""
+        merged: dict[str, Any] = {}
+        for source in sources:
+            unknown = sorted(set(source) - set(KEYS))
+            if unknown:
+                raise CommandError(f"Unknown alembic_versioning option(s) {unknown}; the options are {list(KEYS)}.")
+            merged.update(source)
+        disable = _names(merged.get("disable"))
+        if disable - set(CHECKS):
+            raise CommandError(f"alembic_versioning disable={sorted(disable)}: the checks are {list(CHECKS)}.")
+        managers = merged.get("managers")
+        return cls(
+            skip_tables=_names(merged.get("skip_tables")),
+            disable=disable,
+            vacuum=_flag(merged.get("vacuum", False)),
+            managers=tuple(managers) if isinstance(managers, Iterable) else None,
+        )
+
+
+def options_for(autogen_context: Any) -> Options:
+    """The options of one autogenerate run: config file first, then ``env.py``."""
+    sources: list[Mapping[str, Any]] = []
+    config = autogen_context.migration_context.config
+    if config is not None:
+        sources.append(config.toml_alembic_config.get("versioning", {}))
+        ini = config.file_config
+        if ini.has_section("alembic_versioning"):
+            sources.append({k: v for k, v in ini.items("alembic_versioning") if k not in ini.defaults()})
+    sources.append(autogen_context.opts.get("alembic_versioning") or {})
+    return Options.from_settings(*sources)

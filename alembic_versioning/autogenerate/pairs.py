@@ -1,0 +1,45 @@
+"""The versioned tables autogenerate looks at: from the target MetaData, filtered like Alembic's own."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+
+from ..discovery import find_versioned_tables
+from ..model import VersionedTable
+from .options import Options
+
+
+def _metadata_table(autogen_context: Any, name: str, schema: str | None) -> sa.Table | None:
+    metadata = autogen_context.metadata
+    key = f"{schema}.{name}" if schema else name
+    for md in metadata if isinstance(metadata, (list, tuple)) else [metadata]:
+        if key in md.tables:
+            return md.tables[key]  # type: ignore[no-any-return]
+    return None
+
+
+def _included(autogen_context: Any, name: str, schema: str | None) -> bool:
+    if not autogen_context.run_name_filters(name, "table", {"schema_name": schema}):
+        return False
+    table = _metadata_table(autogen_context, name, schema)
+    return table is None or bool(autogen_context.run_object_filters(table, name, "table", False, None))
+
+
+def versioned_pairs(autogen_context: Any, options: Options, schemas: Iterable[str | None]) -> list[VersionedTable]:
+    """The versioned tables of the target MetaData in ``schemas`` that the run includes.
+
+    A pair is left out when ``include_name`` / ``include_object`` exclude its live or its
+    version table, or when ``skip_tables`` names it.
+    """
+    wanted = set(schemas)
+    default = autogen_context.dialect.default_schema_name
+    return [
+        table
+        for table in find_versioned_tables(autogen_context.metadata, managers=options.managers)
+        if (table.schema in wanted or (table.schema == default and None in wanted))
+        and not options.skips(table)
+        and _included(autogen_context, table.name, table.schema)
+        and _included(autogen_context, table.version_name, table.schema)
+    ]

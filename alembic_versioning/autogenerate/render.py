@@ -1,0 +1,24 @@
+"""Renderers: the operations as Python in generated migration scripts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic.autogenerate.render import renderers
+
+from ..operations import BackfillVersionsOp, UpdateEndTransactionIdsOp, UpdateModFlagsOp, VacuumVersionsOp, VersionedTableOp
+
+IMPORT = "import alembic_versioning  # noqa: F401  (registers op.backfill_versions & co.)"
+
+
+def render_versioned_table_op(autogen_context: Any, op: VersionedTableOp) -> list[str]:
+    """``op.<name>('<table>', ...)``, every non-default argument explicit, after a comment
+    saying what autogenerate found; adds the import that registers the operations."""
+    autogen_context.imports.add(IMPORT)
+    arguments = ", ".join([repr(op.table_name), *(f"{k}={v!r}" for k, v in op.arguments().items())])
+    call = f"{autogen_context.opts.get('alembic_module_prefix', 'op.')}{op.op_name}({arguments})"
+    return [f"# {op.finding}", call] if op.finding else [call]
+
+
+for _op_class in (BackfillVersionsOp, UpdateEndTransactionIdsOp, UpdateModFlagsOp, VacuumVersionsOp):
+    renderers.dispatch_for(_op_class)(render_versioned_table_op)

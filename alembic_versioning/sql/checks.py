@@ -1,0 +1,53 @@
+"""Drift checks: aggregate queries that count what each repair would change, fetching no rows.
+
+Two queries per versioned table: one window pass over the version table counts broken chain
+links, wrong mod flags and futile versions together; one join of the live table with each
+entity's latest version counts the versions ``backfill_versions`` would write, by kind.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from ..model import DELETE, INSERT, UPDATE, VersionedTable
+from .backfill import OPERATION, pending_versions
+from .chains import broken_link
+from .constructs import constant
+from .history import history
+from .mod_flags import wrong_flags
+from .vacuum import is_futile
+
+
+def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, constant(1)), else_=constant(0))), constant(0))
+
+
+def history_check(table: VersionedTable, *, chains: bool, mod_flags: bool, futile: bool) -> sa.Select[Any]:
+    """One row: ``broken_links``, ``wrong_flags``, ``futile`` (0 for the kinds not asked for).
+
+    Wrong flags are counted only where the convention derives them (DELETE versions and
+    UPDATE versions with a previous version), so histories Continuum wrote count none.
+    """
+    h = history(table, table.version_table(), table.columns)
+    zero = constant(0)
+    return sa.select(
+        (_count(broken_link(h)) if chains and table.strategy == "validity" else zero).label("broken_links"),
+        (_count(wrong_flags(h, table.mod_columns)) if mod_flags and table.mod_columns else zero).label("wrong_flags"),
+        (_count(is_futile(h, table.columns)) if futile else zero).label("futile"),
+    )
+
+
+def backfill_check(table: VersionedTable, live: sa.Table, columns: Sequence[str]) -> sa.Select[Any]:
+    """One row: ``missing`` (live rows without a current version, or whose latest is a DELETE),
+    ``stale`` (latest version differs from the live row), ``undeleted`` (no live row, latest
+    version not a DELETE)."""
+    pending = pending_versions(table, table.version_table(), live, columns)
+    op = pending.c[OPERATION]
+    return sa.select(
+        _count(op == constant(INSERT)).label("missing"),
+        _count(op == constant(UPDATE)).label("stale"),
+        _count(op == constant(DELETE)).label("undeleted"),
+    )

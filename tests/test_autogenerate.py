@@ -1,0 +1,197 @@
+"""Autogenerate: drift in the database and repairs implied by the migration, on real databases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata, produce_migrations, render_python_code
+from alembic.migration import MigrationContext
+from alembic.operations import ops as alembic_ops
+from alembic.util import CommandError
+
+from alembic_versioning import (
+    BackfillVersionsOp,
+    UpdateModFlagsOp,
+    VersionedTableOp,
+)
+from alembic_versioning.autogenerate.options import Options
+
+from .continuum_app import App, versioned_app, write_history
+from .migrate import run_online
+
+PLUGINS = ["alembic.autogenerate.*", "alembic_versioning.*"]
+
+
+def produce(engine: sa.Engine, metadata: sa.MetaData, **opts: Any) -> alembic_ops.MigrationScript:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"target_metadata": metadata, "autogenerate_plugins": PLUGINS, **opts}
+        )
+        return produce_migrations(context, metadata)
+
+
+def ours(script: alembic_ops.MigrationScript) -> list[tuple[Any, ...]]:
+    """Our ops in the upgrade, as (op name, table, finding)."""
+    return [(op.op_name, op.table_name, op.finding) for op in script.upgrade_ops.ops if isinstance(op, VersionedTableOp)]
+
+
+def apply(engine: sa.Engine, script: alembic_ops.MigrationScript) -> None:
+    """Run the generated upgrade's rendered code, as ``alembic upgrade`` would."""
+    context = MigrationContext.configure(dialect_name=engine.dialect.name)
+    code = render_python_code(script.upgrade_ops, migration_context=context)
+    run_online(engine, lambda op: exec("import alembic_versioning\n" + code.replace("\n    ", "\n"), {"op": op, "sa": sa}))
+
+
+@pytest.mark.parametrize(
+    ("mod_tracker", "options"),
+    [(False, {}), (True, {}), (True, {"strategy": "subquery"}), (True, {"table_name": "%s_history", "transaction_column_name": "tx_id"})],
+    ids=["plain", "mod-tracker", "subquery", "custom-names"],
+)
+def test_continuum_histories_produce_no_diff(engine: sa.Engine, mod_tracker: bool, options: dict[str, Any]) -> None:
+    with versioned_app(mod_tracker=mod_tracker, **options) as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app, seed=3, transactions=40)
+        script = produce(engine, app.metadata, alembic_versioning={"vacuum": True})
+        assert script.upgrade_ops.is_empty(), render_python_code(script.upgrade_ops)
+
+
+def _drift_cases() -> list[Any]:
+    def raw_insert(engine: sa.Engine, app: App) -> None:
+        with engine.begin() as conn:
+            conn.execute(sa.insert(app.table("article")), [{"id": 900 + i, "name": "raw"} for i in range(3)])
+
+    def broken_chain(engine: sa.Engine, app: App) -> None:
+        version = app.version("Article")
+        with engine.begin() as conn:
+            conn.execute(sa.update(version).where(version.c.end_transaction_id.is_not(None)).values(end_transaction_id=None))
+
+    def wrong_flags(engine: sa.Engine, app: App) -> None:
+        version = app.version("Article")
+        with engine.begin() as conn:
+            conn.execute(sa.update(version).where(version.c.operation_type == 2).values(name_mod=False))
+
+    def futile_and_flags(engine: sa.Engine, app: App) -> None:
+        """The same value everywhere: every UPDATE version becomes futile (and its flag wrong)."""
+        version = app.version("Translation")
+        with engine.begin() as conn:
+            conn.execute(sa.update(version).values(title="same"))
+            conn.execute(sa.update(app.table("translation")).values(title="same"))
+
+    def futile(engine: sa.Engine, app: App) -> None:
+        """Futile with correct flags: the flags say nothing changed."""
+        futile_and_flags(engine, app)
+        version = app.version("Translation")
+        with engine.begin() as conn:
+            conn.execute(sa.update(version).where(version.c.operation_type == 1).values(title_mod=False))
+
+    return [
+        pytest.param(raw_insert, ("backfill_versions", "article", "3 live rows without a current version"), id="backfill"),
+        pytest.param(broken_chain, ("update_end_transaction_ids", "article", None), id="chains"),
+        pytest.param(wrong_flags, ("update_mod_flags", "article", None), id="mod-flags"),
+        pytest.param(futile, ("vacuum_versions", "translation", None), id="vacuum"),
+        pytest.param(futile_and_flags, ("vacuum_versions", "translation", None), id="vacuum-and-flags"),
+    ]
+
+
+@pytest.mark.parametrize(("corrupt", "expected"), _drift_cases())
+def test_each_drift_gives_exactly_its_op_and_upgrade_repairs_it(engine: sa.Engine, corrupt: Any, expected: tuple[Any, ...]) -> None:
+    with versioned_app(mod_tracker=True) as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app, seed=5)
+        corrupt(engine, app)
+        script = produce(engine, app.metadata, alembic_versioning={"vacuum": True})
+        found, *more = ours(script)
+        assert found[:2] == expected[:2]
+        assert [m[0] for m in more] == (["update_mod_flags"] if corrupt.__name__ == "futile_and_flags" else [])
+        assert expected[2] is None or found[2] == expected[2]
+        assert script.upgrade_ops.ops == [op for op in script.upgrade_ops.ops if isinstance(op, VersionedTableOp)]
+        code = render_python_code(script.upgrade_ops)
+        assert f"# {found[2]}\n    op.{found[0]}('{found[1]}', primary_key=" in code
+        apply(engine, script)
+        assert produce(engine, app.metadata, alembic_versioning={"vacuum": True}).upgrade_ops.is_empty()
+
+
+def test_vacuum_is_opt_in_and_checks_can_be_switched_off(engine: sa.Engine) -> None:
+    with versioned_app(mod_tracker=True) as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app, seed=5)
+        version = app.version("Translation")
+        with engine.begin() as conn:
+            conn.execute(sa.update(version).values(title="same", end_transaction_id=None))
+            conn.execute(sa.update(version).where(version.c.operation_type == 1).values(title_mod=False))
+            conn.execute(sa.update(app.table("translation")).values(title="same"))
+        assert [f[0] for f in ours(produce(engine, app.metadata))] == ["update_end_transaction_ids"]
+        opted_in = ours(produce(engine, app.metadata, alembic_versioning={"vacuum": "true"}))
+        assert [f[0] for f in opted_in] == ["update_end_transaction_ids", "vacuum_versions"]
+        assert ours(produce(engine, app.metadata, alembic_versioning={"disable": ["chains"]})) == []
+        assert ours(produce(engine, app.metadata, alembic_versioning={"skip_tables": ["translation"]})) == []
+
+        def exclude_translation(obj: Any, name: str, type_: str, reflected: bool, compare_to: Any) -> bool:
+            return not name.startswith("translation")
+
+        assert ours(produce(engine, app.metadata, include_object=exclude_translation)) == []
+        with pytest.raises(CommandError, match=r"Unknown alembic_versioning option\(s\) \['vacum'\]"):
+            produce(engine, app.metadata, alembic_versioning={"vacum": True})
+
+
+def test_check_fails_on_drift_through_compare_metadata(engine: sa.Engine) -> None:
+    with versioned_app() as app:
+        app.metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.insert(app.table("article")), [{"id": 1, "name": "raw"}])
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"autogenerate_plugins": PLUGINS, "target_metadata": app.metadata})
+            diffs = compare_metadata(context, app.metadata)
+        assert diffs == [("backfill_versions", None, "article")]
+
+
+def test_new_version_table_for_an_existing_table(engine: sa.Engine) -> None:
+    with versioned_app(mod_tracker=True) as app:
+        version = app.version("Article")
+        app.metadata.create_all(engine, tables=[t for t in app.metadata.sorted_tables if t is not version])
+        with engine.begin() as conn:
+            conn.execute(sa.insert(app.table("article")), [{"id": i, "name": f"a{i}"} for i in range(4)])
+        script = produce(engine, app.metadata)
+        kinds = [type(op) for op in script.upgrade_ops.ops]
+        assert kinds[0] is alembic_ops.CreateTableOp and kinds[-1] is BackfillVersionsOp
+        assert kinds.count(BackfillVersionsOp) == 1
+        assert ours(script)[0][2] == "article_version is new: versions for the existing rows of article"
+        apply(engine, script)
+        assert produce(engine, app.metadata).upgrade_ops.is_empty()
+        with engine.connect() as conn:
+            assert conn.scalar(sa.select(sa.func.count()).select_from(version)) == 4
+
+
+def test_columns_added_dropped_and_flags_predicted(engine: sa.Engine) -> None:
+    """The database has the old schema; the new models switch to the validity strategy and the
+    mod tracker, version ``score`` and stop versioning ``content``."""
+    with versioned_app(strategy="subquery", exclude=("score",)) as old:
+        old.metadata.create_all(engine)
+        write_history(engine, old, seed=1)
+    with versioned_app(mod_tracker=True, exclude=("content",)) as new:
+        script = produce(engine, new.metadata, alembic_versioning={"vacuum": True, "managers": [new.manager]})
+        found = [(name, table) for name, table, _ in ours(script) if table == "article"]
+        assert found == [
+            ("update_end_transaction_ids", "article"),
+            ("vacuum_versions", "article"),
+            ("update_mod_flags", "article"),
+            ("backfill_versions", "article"),
+        ]
+        flags = next(op for op in script.upgrade_ops.ops if isinstance(op, UpdateModFlagsOp) and op.table_name == "article")
+        assert flags.columns == ("name", "score")
+        first_ours = next(i for i, op in enumerate(script.upgrade_ops.ops) if isinstance(op, VersionedTableOp))
+        assert all(not isinstance(op, VersionedTableOp) for op in script.upgrade_ops.ops[:first_ours])
+        assert all(isinstance(op, VersionedTableOp) for op in script.upgrade_ops.ops[first_ours:])
+        apply(engine, script)
+        assert produce(engine, new.metadata, alembic_versioning={"vacuum": True, "managers": [new.manager]}).upgrade_ops.is_empty()
+
+
+def test_options_from_settings() -> None:
+    options = Options.from_settings({"skip_tables": "a, b", "vacuum": "true"}, {"disable": ["chains"]})
+    assert options.skip_tables == {"a", "b"} and options.vacuum and not options.enabled("chains")
+    assert options.enabled("backfill") and options.enabled("vacuum")
+    assert not Options().enabled("vacuum")
+    with pytest.raises(CommandError, match="the checks are"):
+        Options.from_settings({"disable": ["everything"]})
