@@ -18,15 +18,15 @@ from .operations import (
 )
 
 __all__ = [
-    "BackfillVersionsOp",
     "DELETE",
     "INSERT",
     "UPDATE",
+    "BackfillVersionsOp",
     "Naming",
     "UpdateEndTransactionIdsOp",
     "UpdateModFlagsOp",
     "VacuumVersionsOp",
-    "VersionedTableOp",
     "VersionedTable",
+    "VersionedTableOp",
     "VersioningError",
 ]

@@ -9,7 +9,8 @@ is only looked up in a module the application has already imported.
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -89,7 +90,9 @@ def tables_by_convention(
     found = []
     for md in _metadata_list(metadata):
         for live in md.tables.values():
-            version = md.tables.get(sa.Table(naming.version_table_name(live.name), sa.MetaData(), schema=live.schema).key)
+            version = md.tables.get(
+                sa.Table(naming.version_table_name(live.name), sa.MetaData(), schema=live.schema).key
+            )
             if version is None or live is version:
                 continue
             if {naming.transaction_column_name, naming.operation_type_column_name} <= set(version.c.keys()):

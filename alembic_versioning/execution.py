@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic.operations import Operations
@@ -32,5 +32,7 @@ def run(
             operations.execute(statement)
         return
     bind = operations.get_bind()
-    counts = [bind.execute(statement, execution_options={"preserve_rowcount": True}).rowcount for statement in statements]
+    counts = [
+        bind.execute(statement, execution_options={"preserve_rowcount": True}).rowcount for statement in statements
+    ]
     log.info("%s %s: %d %s", op_name, table.qualified_version_name, counts[counted], done)

@@ -9,10 +9,10 @@ from .execution import run
 from .operations import BackfillVersionsOp, UpdateEndTransactionIdsOp, UpdateModFlagsOp, VacuumVersionsOp
 from .resolve import Catalog, resolve
 from .sql.backfill import backfill_statements
-from .transactions import transaction_record
 from .sql.chains import end_transaction_update
 from .sql.mod_flags import mod_flags_update
 from .sql.vacuum import vacuum_statements
+from .transactions import transaction_record
 
 
 @Operations.implementation_for(UpdateEndTransactionIdsOp)

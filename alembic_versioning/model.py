@@ -8,8 +8,9 @@ database (:mod:`alembic_versioning.reflection`) or from a Continuum versioning m
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Mapping, Sequence
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeEngine
@@ -46,11 +47,7 @@ class Naming:
     def non_default(self) -> dict[str, str]:
         """The options that differ from Continuum's defaults, as op keyword arguments."""
         default = Naming()
-        return {
-            name: value
-            for name, value in vars(self).items()
-            if value != getattr(default, name)
-        }
+        return {name: value for name, value in vars(self).items() if value != getattr(default, name)}
 
 
 @dataclass(frozen=True)
@@ -100,10 +97,7 @@ class VersionedTable:
     def version_table(self) -> sa.Table:
         """A Core table for the version table, carrying only what the statements need."""
         n = self.naming
-        cols = [
-            sa.Column(name, self.types.get(name, sa.types.NULLTYPE), primary_key=True)
-            for name in self.primary_key
-        ]
+        cols = [sa.Column(name, self.types.get(name, sa.types.NULLTYPE), primary_key=True) for name in self.primary_key]
         cols += [sa.Column(name, self.types.get(name, sa.types.NULLTYPE)) for name in self.columns]
         cols.append(sa.Column(n.transaction_column_name, sa.BigInteger, primary_key=True))
         if self.strategy == "validity":
@@ -114,10 +108,7 @@ class VersionedTable:
 
     def live_table(self, columns: Sequence[str] | None = None) -> sa.Table:
         """A Core table for the live table's versioned columns (or just ``columns`` of them)."""
-        cols = [
-            sa.Column(name, self.types.get(name, sa.types.NULLTYPE), primary_key=True)
-            for name in self.primary_key
-        ]
+        cols = [sa.Column(name, self.types.get(name, sa.types.NULLTYPE), primary_key=True) for name in self.primary_key]
         data = self.columns if columns is None else columns
         cols += [sa.Column(name, self.types.get(name, sa.types.NULLTYPE)) for name in data]
         return sa.Table(self.name, sa.MetaData(), *cols, schema=self.schema)

@@ -9,7 +9,8 @@ Each class describes one operation; its implementation lives in
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping, Sequence, TypedDict, Unpack
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict, Unpack
 
 from alembic.operations import MigrateOperation, Operations
 
@@ -72,6 +73,11 @@ class VersionedTableOp(MigrateOperation):
             raise VersioningError(f"strategy={strategy!r} for table {table_name!r}: use 'validity' or 'subquery'.")
         self.strategy: Strategy | None = strategy
 
+    @classmethod
+    def run(cls, operations: Operations, table_name: str, naming: NamingOptions, **kwargs: Any) -> None:
+        """Build the op from a call's arguments and invoke it."""
+        operations.invoke(cls(table_name, naming=make_naming(table_name, naming), **kwargs))
+
     def reverse(self) -> VersionedTableOp:
         """A data repair's downgrade is the same repair.
 
@@ -120,8 +126,7 @@ class UpdateEndTransactionIdsOp(VersionedTableOp):
         Per entity, in transaction order, each version's end id becomes the next version's
         transaction id and the last version's becomes NULL; only differing rows are written.
         """
-        op = cls(table_name, schema=schema, primary_key=primary_key, naming=make_naming(table_name, naming))
-        operations.invoke(op)
+        cls.run(operations, table_name, naming, schema=schema, primary_key=primary_key)
 
 
 @Operations.register_operation("update_mod_flags")
@@ -165,15 +170,15 @@ class UpdateModFlagsOp(VersionedTableOp):
         INSERT versions, and UPDATE versions with no previous version, keep their flags
         (``insert_flags="keep"``), or get ``value IS NOT NULL`` (``"non_null"``) or true (``"all"``).
         """
-        op = cls(
+        cls.run(
+            operations,
             table_name,
-            columns,
+            naming,
+            columns=columns,
             insert_flags=insert_flags,
             schema=schema,
             primary_key=primary_key,
-            naming=make_naming(table_name, naming),
         )
-        operations.invoke(op)
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
         return (*super().to_diff_tuple(), self.columns)
@@ -187,8 +192,32 @@ class UpdateModFlagsOp(VersionedTableOp):
         return kwargs
 
 
+class VersionedDataOp(VersionedTableOp):
+    """An op that reads every versioned data column: offline, without ``target_metadata``,
+    it needs them listed (``columns``, and ``mod_columns`` for those with flags)."""
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        columns: Sequence[str] | None = None,
+        mod_columns: Sequence[str] | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(table_name, **kw)
+        self.columns = tuple(columns) if columns is not None else None
+        self.mod_columns = tuple(mod_columns) if mod_columns is not None else None
+
+    def arguments(self) -> dict[str, Any]:
+        kwargs = super().arguments()
+        for name in ("columns", "mod_columns"):
+            if getattr(self, name) is not None:
+                kwargs[name] = list(getattr(self, name))
+        return kwargs
+
+
 @Operations.register_operation("backfill_versions")
-class BackfillVersionsOp(VersionedTableOp):
+class BackfillVersionsOp(VersionedDataOp):
     """Write new versions so the version table reflects the live table."""
 
     op_name = "backfill_versions"
@@ -199,16 +228,12 @@ class BackfillVersionsOp(VersionedTableOp):
         *,
         transaction: Mapping[str, Any] | None = None,
         meta: Mapping[str, Any] | None = None,
-        columns: Sequence[str] | None = None,
-        mod_columns: Sequence[str] | None = None,
         native_versioning: bool | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(table_name, **kw)
         self.transaction = dict(transaction or {})
         self.meta = dict(meta or {})
-        self.columns = tuple(columns) if columns is not None else None
-        self.mod_columns = tuple(mod_columns) if mod_columns is not None else None
         self.native_versioning = native_versioning
         if "id" in self.transaction:
             raise VersioningError(
@@ -243,8 +268,10 @@ class BackfillVersionsOp(VersionedTableOp):
         Nothing is written when nothing differs. ``columns``, ``mod_columns``, ``strategy`` and
         ``native_versioning`` matter offline only, where nothing can be reflected.
         """
-        op = cls(
+        cls.run(
+            operations,
             table_name,
+            naming,
             transaction=transaction,
             meta=meta,
             columns=columns,
@@ -253,25 +280,20 @@ class BackfillVersionsOp(VersionedTableOp):
             schema=schema,
             primary_key=primary_key,
             strategy=strategy,
-            naming=make_naming(table_name, naming),
         )
-        operations.invoke(op)
 
     def arguments(self) -> dict[str, Any]:
         kwargs = super().arguments()
         for name in ("transaction", "meta"):
             if getattr(self, name):
                 kwargs[name] = getattr(self, name)
-        for name in ("columns", "mod_columns"):
-            if getattr(self, name) is not None:
-                kwargs[name] = list(getattr(self, name))
         if self.native_versioning is not None:
             kwargs["native_versioning"] = self.native_versioning
         return kwargs
 
 
 @Operations.register_operation("vacuum_versions")
-class VacuumVersionsOp(VersionedTableOp):
+class VacuumVersionsOp(VersionedDataOp):
     """Delete futile versions: UPDATE versions identical to the previous version."""
 
     op_name = "vacuum_versions"
@@ -281,14 +303,10 @@ class VacuumVersionsOp(VersionedTableOp):
         table_name: str,
         *,
         ignore_columns: Sequence[str] | None = None,
-        columns: Sequence[str] | None = None,
-        mod_columns: Sequence[str] | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(table_name, **kw)
         self.ignore_columns = tuple(ignore_columns or ())
-        self.columns = tuple(columns) if columns is not None else None
-        self.mod_columns = tuple(mod_columns) if mod_columns is not None else None
 
     @classmethod
     def vacuum_versions(
@@ -313,26 +331,31 @@ class VacuumVersionsOp(VersionedTableOp):
         the version after a run are recomputed against the survivor. ``columns`` and
         ``mod_columns`` (and ``strategy``) matter offline only, where nothing can be reflected.
         """
-        op = cls(
+        cls.run(
+            operations,
             table_name,
+            naming,
             ignore_columns=ignore_columns,
             columns=columns,
             mod_columns=mod_columns,
             schema=schema,
             primary_key=primary_key,
             strategy=strategy,
-            naming=make_naming(table_name, naming),
         )
-        operations.invoke(op)
 
     def arguments(self) -> dict[str, Any]:
         kwargs = super().arguments()
         if self.ignore_columns:
             kwargs["ignore_columns"] = list(self.ignore_columns)
-        for name in ("columns", "mod_columns"):
-            if getattr(self, name) is not None:
-                kwargs[name] = list(getattr(self, name))
         return kwargs
 
 
-__all__ = ["BackfillVersionsOp", "VacuumVersionsOp", "NamingOptions", "UpdateEndTransactionIdsOp", "UpdateModFlagsOp", "VersionedTableOp"]
+__all__ = [
+    "BackfillVersionsOp",
+    "NamingOptions",
+    "UpdateEndTransactionIdsOp",
+    "UpdateModFlagsOp",
+    "VacuumVersionsOp",
+    "VersionedDataOp",
+    "VersionedTableOp",
+]

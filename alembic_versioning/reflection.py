@@ -6,7 +6,7 @@ migration's ``target_metadata`` (offline); either way the same rules apply.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 
@@ -52,8 +52,7 @@ def describe_version_table(
         column = getattr(naming, option)
         if column not in cols:
             raise VersioningError(
-                f"The {where} has no column {column!r}; pass {option}=... with the name "
-                f"the versioning manager uses."
+                f"The {where} has no column {column!r}; pass {option}=... with the name the versioning manager uses."
             )
     end = naming.end_transaction_column_name
     found: Strategy = "validity" if end in cols else "subquery"

@@ -7,7 +7,7 @@ Online, tables are reflected from the migration's connection. Offline
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic.operations import Operations

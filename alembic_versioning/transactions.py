@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from alembic.operations import Operations
 
 from .errors import VersioningError
+from .model import VersionedTable
 from .operations import BackfillVersionsOp
 from .reflection import uses_native_versioning
 from .resolve import Catalog
@@ -25,10 +26,15 @@ def native_transaction_table() -> sa.Table:
     return sa.Table(
         NATIVE_TRANSACTION_TABLE,
         sa.MetaData(),
-        sa.Column("id", sa.BigInteger, primary_key=True),
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
         prefixes=["TEMPORARY"],
         postgresql_on_commit="DELETE ROWS",
     )
+
+
+def transaction_table(table: VersionedTable) -> sa.Table:
+    """The name-only transaction table of ``table``'s versioning (same schema)."""
+    return sa.Table(table.naming.transaction_table, sa.MetaData(), schema=table.schema)
 
 
 def _core_table(name: str, schema: str | None, known: sa.Table | None, columns: dict[str, Any]) -> sa.Table:
@@ -59,8 +65,10 @@ def transaction_record(operations: Operations, catalog: Catalog, op: BackfillVer
     """The record ``op``'s new versions belong to, checked against the database when online."""
     naming, schema = op.naming, op.schema
     found = catalog.require(
-        naming.transaction_table, schema, f"backfill_versions({op.table_name!r}) writes a transaction record there; "
-        f"pass transaction_table=... if the versioning manager's transaction table is named otherwise"
+        naming.transaction_table,
+        schema,
+        f"backfill_versions({op.table_name!r}) writes a transaction record there; "
+        f"pass transaction_table=... if the versioning manager's transaction table is named otherwise",
     )
     extra = op.transaction
     if found is not None:
@@ -76,15 +84,22 @@ def transaction_record(operations: Operations, catalog: Catalog, op: BackfillVer
         found,
         {"id": sa.BigInteger(), "issued_at": sa.DateTime(), **{k: sa.types.NULLTYPE for k in extra}},
     )
-    values = {k: operations.inline_literal(v, type_=table.c[k].type if found is not None else None) for k, v in extra.items()}
+    values = {
+        k: operations.inline_literal(v, type_=table.c[k].type if found is not None else None) for k, v in extra.items()
+    }
     meta_table = None
     if op.meta:
         known_meta = catalog.require(
-            META_TABLE, schema, f"meta={op.meta!r} for table {op.table_name!r} is written there; enable "
-            f"Continuum's TransactionMetaPlugin (and create its table) or leave meta out"
+            META_TABLE,
+            schema,
+            f"meta={op.meta!r} for table {op.table_name!r} is written there; enable "
+            f"Continuum's TransactionMetaPlugin (and create its table) or leave meta out",
         )
         meta_table = _core_table(
-            META_TABLE, schema, known_meta, {"transaction_id": sa.BigInteger(), "key": sa.String(), "value": sa.String()}
+            META_TABLE,
+            schema,
+            known_meta,
+            {"transaction_id": sa.BigInteger(), "key": sa.String(), "value": sa.String()},
         )
     native = op.native_versioning
     if native is None:

@@ -34,19 +34,28 @@ def produce(engine: sa.Engine, metadata: sa.MetaData, **opts: Any) -> alembic_op
 
 def ours(script: alembic_ops.MigrationScript) -> list[tuple[Any, ...]]:
     """Our ops in the upgrade, as (op name, table, finding)."""
-    return [(op.op_name, op.table_name, op.finding) for op in script.upgrade_ops.ops if isinstance(op, VersionedTableOp)]
+    return [
+        (op.op_name, op.table_name, op.finding) for op in script.upgrade_ops.ops if isinstance(op, VersionedTableOp)
+    ]
 
 
 def apply(engine: sa.Engine, script: alembic_ops.MigrationScript) -> None:
     """Run the generated upgrade's rendered code, as ``alembic upgrade`` would."""
     context = MigrationContext.configure(dialect_name=engine.dialect.name)
     code = render_python_code(script.upgrade_ops, migration_context=context)
-    run_online(engine, lambda op: exec("import alembic_versioning\n" + code.replace("\n    ", "\n"), {"op": op, "sa": sa}))
+    run_online(
+        engine, lambda op: exec("import alembic_versioning\n" + code.replace("\n    ", "\n"), {"op": op, "sa": sa})
+    )
 
 
 @pytest.mark.parametrize(
     ("mod_tracker", "options"),
-    [(False, {}), (True, {}), (True, {"strategy": "subquery"}), (True, {"table_name": "%s_history", "transaction_column_name": "tx_id"})],
+    [
+        (False, {}),
+        (True, {}),
+        (True, {"strategy": "subquery"}),
+        (True, {"table_name": "%s_history", "transaction_column_name": "tx_id"}),
+    ],
     ids=["plain", "mod-tracker", "subquery", "custom-names"],
 )
 def test_continuum_histories_produce_no_diff(engine: sa.Engine, mod_tracker: bool, options: dict[str, Any]) -> None:
@@ -65,7 +74,9 @@ def _drift_cases() -> list[Any]:
     def broken_chain(engine: sa.Engine, app: App) -> None:
         version = app.version("Article")
         with engine.begin() as conn:
-            conn.execute(sa.update(version).where(version.c.end_transaction_id.is_not(None)).values(end_transaction_id=None))
+            conn.execute(
+                sa.update(version).where(version.c.end_transaction_id.is_not(None)).values(end_transaction_id=None)
+            )
 
     def wrong_flags(engine: sa.Engine, app: App) -> None:
         version = app.version("Article")
@@ -87,7 +98,9 @@ def _drift_cases() -> list[Any]:
             conn.execute(sa.update(version).where(version.c.operation_type == 1).values(title_mod=False))
 
     return [
-        pytest.param(raw_insert, ("backfill_versions", "article", "3 live rows without a current version"), id="backfill"),
+        pytest.param(
+            raw_insert, ("backfill_versions", "article", "3 live rows without a current version"), id="backfill"
+        ),
         pytest.param(broken_chain, ("update_end_transaction_ids", "article", None), id="chains"),
         pytest.param(wrong_flags, ("update_mod_flags", "article", None), id="mod-flags"),
         pytest.param(futile, ("vacuum_versions", "translation", None), id="vacuum"),
@@ -96,7 +109,9 @@ def _drift_cases() -> list[Any]:
 
 
 @pytest.mark.parametrize(("corrupt", "expected"), _drift_cases())
-def test_each_drift_gives_exactly_its_op_and_upgrade_repairs_it(engine: sa.Engine, corrupt: Any, expected: tuple[Any, ...]) -> None:
+def test_each_drift_gives_exactly_its_op_and_upgrade_repairs_it(
+    engine: sa.Engine, corrupt: Any, expected: tuple[Any, ...]
+) -> None:
     with versioned_app(mod_tracker=True) as app:
         app.metadata.create_all(engine)
         write_history(engine, app, seed=5)
@@ -142,7 +157,9 @@ def test_check_fails_on_drift_through_compare_metadata(engine: sa.Engine) -> Non
         with engine.begin() as conn:
             conn.execute(sa.insert(app.table("article")), [{"id": 1, "name": "raw"}])
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"autogenerate_plugins": PLUGINS, "target_metadata": app.metadata})
+            context = MigrationContext.configure(
+                conn, opts={"autogenerate_plugins": PLUGINS, "target_metadata": app.metadata}
+            )
             diffs = compare_metadata(context, app.metadata)
         assert diffs == [("backfill_versions", None, "article")]
 
@@ -179,13 +196,17 @@ def test_columns_added_dropped_and_flags_predicted(engine: sa.Engine) -> None:
             ("update_mod_flags", "article"),
             ("backfill_versions", "article"),
         ]
-        flags = next(op for op in script.upgrade_ops.ops if isinstance(op, UpdateModFlagsOp) and op.table_name == "article")
+        flags = next(
+            op for op in script.upgrade_ops.ops if isinstance(op, UpdateModFlagsOp) and op.table_name == "article"
+        )
         assert flags.columns == ("name", "score")
         first_ours = next(i for i, op in enumerate(script.upgrade_ops.ops) if isinstance(op, VersionedTableOp))
         assert all(not isinstance(op, VersionedTableOp) for op in script.upgrade_ops.ops[:first_ours])
         assert all(isinstance(op, VersionedTableOp) for op in script.upgrade_ops.ops[first_ours:])
         apply(engine, script)
-        assert produce(engine, new.metadata, alembic_versioning={"vacuum": True, "managers": [new.manager]}).upgrade_ops.is_empty()
+        assert produce(
+            engine, new.metadata, alembic_versioning={"vacuum": True, "managers": [new.manager]}
+        ).upgrade_ops.is_empty()
 
 
 def test_options_from_settings() -> None:
@@ -195,3 +216,19 @@ def test_options_from_settings() -> None:
     assert not Options().enabled("vacuum")
     with pytest.raises(CommandError, match="the checks are"):
         Options.from_settings({"disable": ["everything"]})
+
+
+def test_native_trigger_histories_produce_no_diff_and_backfill_renders_native(pg_engine: sa.Engine) -> None:
+    from .test_backfill_native import native_app
+
+    with native_app(pg_engine) as app:
+        write_history(pg_engine, app, seed=9)
+        script = produce(pg_engine, app.metadata, alembic_versioning={"vacuum": True})
+        assert script.upgrade_ops.is_empty(), render_python_code(script.upgrade_ops)
+        with pg_engine.begin() as conn:  # bypass the triggers: no transaction record in this transaction
+            conn.execute(sa.update(app.table("article")).values(score=42))
+        (backfill,) = [
+            op for op in produce(pg_engine, app.metadata).upgrade_ops.ops if isinstance(op, VersionedTableOp)
+        ]
+        assert isinstance(backfill, BackfillVersionsOp) and backfill.native_versioning is True
+        assert "native_versioning=True" in render_python_code(produce(pg_engine, app.metadata).upgrade_ops)

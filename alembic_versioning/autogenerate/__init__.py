@@ -9,8 +9,12 @@ place; in a downgrade they run first, on the schema they were generated for.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
+from ..operations import BackfillVersionsOp
+from ..reflection import uses_native_versioning
+from ..transactions import transaction_table
 from .drift import drift_ops
 from .migration import predicted_ops, schema_changes
 from .options import options_for
@@ -21,11 +25,16 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
     """The ``"schema"`` comparator: append the repairs each versioned table needs to ``upgrade_ops``."""
     options = options_for(autogen_context)
     changes = schema_changes(upgrade_ops)
+    connection = autogen_context.connection
     for table in versioned_pairs(autogen_context, options, schemas):
         if changes.touches(table):
-            upgrade_ops.ops.extend(predicted_ops(table, changes, options))
+            found = predicted_ops(table, changes, options)
         else:
-            upgrade_ops.ops.extend(drift_ops(autogen_context.connection, table, options))
+            found = drift_ops(connection, table, options)
+        for op in found:
+            if isinstance(op, BackfillVersionsOp) and uses_native_versioning(connection, transaction_table(table)):
+                op.native_versioning = True  # rendered, so the script is right offline too
+        upgrade_ops.ops.extend(found)
     return None
 
 

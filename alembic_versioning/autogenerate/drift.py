@@ -8,7 +8,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..model import VersionedTable
-from ..operations import BackfillVersionsOp, UpdateEndTransactionIdsOp, UpdateModFlagsOp, VacuumVersionsOp, VersionedTableOp
+from ..operations import (
+    BackfillVersionsOp,
+    UpdateEndTransactionIdsOp,
+    UpdateModFlagsOp,
+    VacuumVersionsOp,
+    VersionedTableOp,
+)
 from ..sql.checks import backfill_check, history_check
 from .factory import make_op
 from .options import Options
@@ -23,7 +29,10 @@ def _counted(*parts: tuple[int, str, str]) -> str:
 def drift_ops(connection: sa.engine.Connection, table: VersionedTable, options: Options) -> list[VersionedTableOp]:
     """The repairs ``table``'s data needs, each carrying what was found (in run order)."""
     inspector = sa.inspect(connection)
-    if not (inspector.has_table(table.version_name, schema=table.schema) and inspector.has_table(table.name, schema=table.schema)):
+    if not (
+        inspector.has_table(table.version_name, schema=table.schema)
+        and inspector.has_table(table.name, schema=table.schema)
+    ):
         return []
     found: list[VersionedTableOp] = []
     counts: Any = connection.execute(
@@ -35,11 +44,41 @@ def drift_ops(connection: sa.engine.Connection, table: VersionedTable, options: 
         )
     ).one()
     if counts.broken_links:
-        found.append(make_op(UpdateEndTransactionIdsOp, table, _counted((counts.broken_links, "version whose end id is not the next version's transaction id", "versions whose end id is not the next version's transaction id"))))
+        found.append(
+            make_op(
+                UpdateEndTransactionIdsOp,
+                table,
+                _counted(
+                    (
+                        counts.broken_links,
+                        "version whose end id is not the next version's transaction id",
+                        "versions whose end id is not the next version's transaction id",
+                    )
+                ),
+            )
+        )
     if counts.futile:
-        found.append(make_op(VacuumVersionsOp, table, _counted((counts.futile, "futile version (identical to the previous one)", "futile versions (identical to the previous one)"))))
+        found.append(
+            make_op(
+                VacuumVersionsOp,
+                table,
+                _counted(
+                    (
+                        counts.futile,
+                        "futile version (identical to the previous one)",
+                        "futile versions (identical to the previous one)",
+                    )
+                ),
+            )
+        )
     if counts.wrong_flags:
-        found.append(make_op(UpdateModFlagsOp, table, _counted((counts.wrong_flags, "version with wrong mod flags", "versions with wrong mod flags"))))
+        found.append(
+            make_op(
+                UpdateModFlagsOp,
+                table,
+                _counted((counts.wrong_flags, "version with wrong mod flags", "versions with wrong mod flags")),
+            )
+        )
     if options.enabled("backfill"):
         live_columns = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
         columns = [c for c in table.columns if c in live_columns]

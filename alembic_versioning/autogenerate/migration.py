@@ -73,20 +73,41 @@ def predicted_ops(table: VersionedTable, changes: SchemaChanges, options: Option
     if version in changes.created:
         if not options.enabled("backfill"):
             return []
-        return [make_op(BackfillVersionsOp, table, f"{table.version_name} is new: versions for the existing rows of {table.name}")]
+        return [
+            make_op(
+                BackfillVersionsOp,
+                table,
+                f"{table.version_name} is new: versions for the existing rows of {table.name}",
+            )
+        ]
     names = table.naming
     added = changes.added.get(version, [])
     found: list[tuple[str, type[VersionedTableOp], dict[str, Any], str]] = []
     if names.end_transaction_column_name in added:
-        found.append(("chains", UpdateEndTransactionIdsOp, {}, f"{names.end_transaction_column_name} added (validity strategy)"))
+        found.append(
+            ("chains", UpdateEndTransactionIdsOp, {}, f"{names.end_transaction_column_name} added (validity strategy)")
+        )
     removed = [c for c in changes.removed.get(version, []) if c not in (table.mod_column(m) for m in table.mod_columns)]
     if removed:
-        found.append(("vacuum", VacuumVersionsOp, {}, f"versioned column(s) {_listing(removed)} dropped: versions may now be futile"))
+        found.append(
+            (
+                "vacuum",
+                VacuumVersionsOp,
+                {},
+                f"versioned column(s) {_listing(removed)} dropped: versions may now be futile",
+            )
+        )
     flags = [c for c in table.mod_columns if table.mod_column(c) in added]
     if flags:
         found.append(("mod_flags", UpdateModFlagsOp, {"columns": flags}, f"mod flag(s) added for {_listing(flags)}"))
     data = [c for c in added if c in table.columns]
     if data:
-        found.append(("backfill", BackfillVersionsOp, {}, f"column(s) {_listing(data)} added to {table.name} and {table.version_name}"))
+        found.append(
+            (
+                "backfill",
+                BackfillVersionsOp,
+                {},
+                f"column(s) {_listing(data)} added to {table.name} and {table.version_name}",
+            )
+        )
     return [make_op(cls, table, finding, **extra) for check, cls, extra, finding in found if options.enabled(check)]
-

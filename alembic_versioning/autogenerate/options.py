@@ -16,8 +16,9 @@ in ``pyproject.toml`` or an ``[alembic_versioning]`` section in ``alembic.ini`` 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from alembic.util import CommandError
 

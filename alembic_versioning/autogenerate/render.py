@@ -6,7 +6,13 @@ from typing import Any
 
 from alembic.autogenerate.render import renderers
 
-from ..operations import BackfillVersionsOp, UpdateEndTransactionIdsOp, UpdateModFlagsOp, VacuumVersionsOp, VersionedTableOp
+from ..operations import (
+    BackfillVersionsOp,
+    UpdateEndTransactionIdsOp,
+    UpdateModFlagsOp,
+    VacuumVersionsOp,
+    VersionedTableOp,
+)
 
 IMPORT = "import alembic_versioning  # noqa: F401  (registers op.backfill_versions & co.)"
 

@@ -2,7 +2,10 @@
 
 The statements, in order (a bounded number per table, nothing read back):
 
-1. lock the live and version tables against other writers (PostgreSQL);
+1. lock the transaction, live and version tables against other writers (PostgreSQL; in that
+   order, the order Continuum's writers take them in, so no deadlock): a writer that already
+   took a transaction id commits first, later writers wait, and none ends up with an id older
+   than the backfill's below versions newer than its own;
 2. create a temporary one-row table and put the new transaction id in it, only if some
    entity needs a version;
 3. insert the transaction record (and ``transaction_meta`` rows) from it;
@@ -16,8 +19,9 @@ affects no row, and no transaction record is written, online or offline.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
@@ -78,9 +82,9 @@ def pending_versions(table: VersionedTable, version: sa.Table, live: sa.Table, c
         sa.select(
             *(live.c[k] for k in table.entity_key),
             *(live.c[c] for c in data),
-            sa.case((tx.is_(None), constant(INSERT)), (op == constant(DELETE), constant(INSERT)), else_=constant(UPDATE)).label(
-                OPERATION
-            ),
+            sa.case(
+                (tx.is_(None), constant(INSERT)), (op == constant(DELETE), constant(INSERT)), else_=constant(UPDATE)
+            ).label(OPERATION),
             tx.label(LATEST_TX),
             *(latest.c[c].label(f"_av_latest_{i}") for i, c in enumerate(data)),
         )
@@ -129,7 +133,7 @@ def backfill_statements(
     has_new = sa.exists().select_from(new_tx)
     txt = record.table
     reuse = record.reuse.c.id if record.reuse is not None else None
-    statements: list[sa.Executable] = [LockForWrite(live, version)]
+    statements: list[sa.Executable] = [LockForWrite(record.table, live, version)]
     if record.reuse is not None:
         statements.append(sa.schema.CreateTable(record.reuse, if_not_exists=True))
     statements += [
@@ -162,7 +166,9 @@ def backfill_statements(
     new_values.update({c: pending.c[c] for c in data})
     new_values[names.transaction_column_name] = new_id
     new_values[names.operation_type_column_name] = pending.c[OPERATION]
-    new_values.update({table.mod_column(c): new_mod_flag(pending, c, i) for i, c in enumerate(data) if c in table.mod_columns})
+    new_values.update(
+        {table.mod_column(c): new_mod_flag(pending, c, i) for i, c in enumerate(data) if c in table.mod_columns}
+    )
     statements.append(sa.insert(version).from_select(list(new_values), sa.select(*new_values.values()).where(has_new)))
     statements.append(sa.schema.DropTable(new_tx))
     return statements

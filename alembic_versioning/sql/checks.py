@@ -7,7 +7,8 @@ entity's latest version counts the versions ``backfill_versions`` would write, b
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement

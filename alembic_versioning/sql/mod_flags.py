@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
@@ -42,7 +43,9 @@ def mod_flag_expression(
     )
 
 
-def expected_flags(h: History, columns: Sequence[str], insert_flags: InsertFlags = "keep") -> dict[str, ColumnElement[bool]]:
+def expected_flags(
+    h: History, columns: Sequence[str], insert_flags: InsertFlags = "keep"
+) -> dict[str, ColumnElement[bool]]:
     """Each flag column of ``columns`` with the value the convention gives it, over ``h``."""
     has_previous = h.previous_tx.is_not(None)
     return {

@@ -13,10 +13,10 @@ reads: data columns, transaction ids, operation types):
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
-
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..model import DELETE, UPDATE, VersionedTable
@@ -104,7 +104,9 @@ def follower_flags_update(table: VersionedTable, version: sa.Table, classified: 
     s = survivors.c
     has_previous = s._av_survivor_tx.is_not(None)
     flags = {
-        version.c[table.mod_column(col)]: mod_flag_expression(s, table, col, s[f"_av_survivor_{i}"], has_previous, "keep")
+        version.c[table.mod_column(col)]: mod_flag_expression(
+            s, table, col, s[f"_av_survivor_{i}"], has_previous, "keep"
+        )
         for i, col in enumerate(table.mod_columns)
     }
     return (

@@ -1,0 +1,297 @@
+"""op.backfill_versions on an install using Continuum's native (PostgreSQL trigger) versioning.
+
+With ``native_versioning=True`` Continuum attaches, through ``after_create`` events of
+``metadata.create_all``, an ``<table>_trigger`` to every versioned table and a
+``transaction_trigger`` to the transaction table. The latter copies each new transaction id
+into the session's ``temporary_transaction`` table (ON COMMIT DELETE ROWS); the table
+triggers version a change only when that table holds exactly one id, so:
+
+* writes made in a database transaction without a transaction record (bulk loads, psql,
+  other services) and writes with triggers off (``session_replication_role = replica``, as
+  logical-replication apply workers and some load tools run) leave no versions. These are what
+  the backfill is for;
+* a second transaction record in one database transaction silently switches the triggers off
+  for the rest of it. The backfill must therefore reuse the id already in
+  ``temporary_transaction`` and, when it creates the record itself, leave it as the one the
+  triggers use for the rest of the migration.
+
+Checked here, online and through an offline (``--sql``) script: every kind of missing version is
+written, under one transaction record whose id comes from ``transaction_id_seq``; two backfills
+plus a live UPDATE and INSERT in the same migration share that one record, and the triggers still
+version the UPDATE and INSERT into it; the history is correct afterwards; a second run writes nothing.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import pytest
+import sqlalchemy as sa
+from alembic.operations import Operations
+from sqlalchemy.orm import Session
+
+from .conftest import postgresql_database
+from .continuum_app import App, snapshot, versioned_app
+from .migrate import execute_script, render_offline, run, run_online
+
+MODELS = ("Article", "Translation")
+
+
+@contextmanager
+def native_app(engine: sa.Engine) -> Iterator[App]:
+    """The test models under native versioning, their tables and triggers created on ``engine``."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS hstore")  # the triggers' UPDATE check uses it
+    with versioned_app(native_versioning=True, mod_tracker=True) as app:
+        app.metadata.create_all(engine)
+        yield app
+
+
+def triggers(engine: sa.Engine) -> set[tuple[str, str]]:
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT tgrelid::regclass::text, tgname FROM pg_trigger WHERE NOT tgisinternal AND tgenabled <> 'D'"
+        ).all()
+    return {(table, name) for table, name in rows}
+
+
+def write_history(engine: sa.Engine, app: App) -> None:
+    """History written by the triggers, then changes they never saw.
+
+    Ends with articles 1-3 and translations (1, en), (2, en) correctly versioned, and every case
+    the backfill handles: rows without versions, rows that changed, rows that are gone, a row
+    re-inserted after a versioned delete.
+    """
+    Article, Translation = app.Article, app.Translation
+    with Session(engine) as session:
+        session.add_all([Article(id=i, name=f"a{i}", score=i) for i in range(1, 9)])
+        session.add_all(
+            [Translation(article_id=i, lang=lang, title=f"t{i}{lang}") for i in (1, 2) for lang in ("en", "fi")]
+        )
+        session.commit()
+        session.get(Article, 2).name = "a2 edited"
+        session.get(Article, 3).content = "body"
+        session.delete(session.get(Article, 8))
+        session.get(Translation, (1, "en")).title = "edited"
+        session.commit()
+    before = {model: snapshot(engine, app.version(model)) for model in MODELS}
+    article, translation = app.Article.__table__, app.Translation.__table__
+    # Outside Continuum (a bulk load, psql, another service): no transaction record in this
+    # database transaction, so the triggers fire but find no id and write nothing.
+    with engine.begin() as conn:
+        conn.execute(sa.insert(article), [{"id": i, "name": f"bulk{i}"} for i in range(9, 13)])
+        conn.execute(sa.insert(article), [{"id": 8, "name": "back", "content": "again"}])
+        conn.execute(sa.update(article).where(article.c.id == 4).values(score=None, content="bulk"))
+        conn.execute(sa.delete(article).where(article.c.id == 5))
+        conn.execute(sa.insert(translation), [{"article_id": 3, "lang": "en", "title": "bulk"}])
+        conn.execute(
+            sa.update(translation).where(translation.c.article_id == 2, translation.c.lang == "fi").values(title=None)
+        )
+        conn.execute(sa.delete(translation).where(translation.c.article_id == 1, translation.c.lang == "fi"))
+    # Triggers off (session_replication_role = replica, as a logical-replication apply worker
+    # runs): even Continuum's own ORM flush, which still writes a transaction record, leaves no
+    # versions.
+    with Session(engine) as session:
+        session.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        session.get(Article, 6).name = "replica"
+        session.add(Article(id=13, name="replica", score=13))
+        session.delete(session.get(Article, 7))
+        session.commit()
+    # Rolled back: it took an id from transaction_id_seq and left no record, so the next id is not
+    # one more than the largest record's.
+    with Session(engine) as session:
+        session.get(Article, 1).name = "never"
+        session.flush()
+        session.rollback()
+    assert {model: snapshot(engine, app.version(model)) for model in MODELS} == before
+
+
+#: What the backfill of write_history's result writes: (key, operation type).
+EXPECTED_BACKFILL = {
+    "Article": {
+        **{(i,): 0 for i in (8, 9, 10, 11, 12, 13)},
+        (4,): 1,
+        (6,): 1,
+        (5,): 2,
+        (7,): 2,
+    },
+    "Translation": {(3, "en"): 0, (2, "fi"): 1, (1, "fi"): 2},
+}
+
+
+def history_problems(engine: sa.Engine, app: App, model: str) -> dict[str, list[Any]]:
+    """Violations of the validity invariants and of 'the latest version reflects the live row'."""
+    live = app.models[model].__table__
+    version = app.version(model)
+    key = [c.name for c in live.primary_key.columns]
+    data = [c.name for c in live.c if c.name not in key]
+    k = ", ".join(key)
+    on = " AND ".join(f"v.{c} = l.{c}" for c in key)
+    latest = f"(SELECT DISTINCT ON ({k}) * FROM {version.name} ORDER BY {k}, transaction_id DESC)"
+    row = lambda alias: "ROW(" + ", ".join(f"{alias}.{c}" for c in data) + ")"  # noqa: E731
+    queries = {
+        "not exactly one open version": f"""
+            SELECT {k} FROM {version.name} GROUP BY {k}
+            HAVING count(*) FILTER (WHERE end_transaction_id IS NULL) <> 1""",
+        "end id is not the next version's id": f"""
+            SELECT {k}, transaction_id, end_transaction_id, next_tx FROM (
+                SELECT *, lead(transaction_id) OVER (PARTITION BY {k} ORDER BY transaction_id) AS next_tx
+                FROM {version.name}) chain
+            WHERE end_transaction_id IS DISTINCT FROM next_tx""",
+        "live row's latest version missing, a DELETE or different": f"""
+            SELECT l.* FROM {live.name} l LEFT JOIN {latest} v ON {on}
+            WHERE v.transaction_id IS NULL OR v.operation_type = 2 OR {row("l")} IS DISTINCT FROM {row("v")}""",
+        "no live row but the latest version is not a DELETE": f"""
+            SELECT v.* FROM {latest} v
+            WHERE v.operation_type <> 2 AND NOT EXISTS (SELECT 1 FROM {live.name} l WHERE {on})""",
+    }
+    with engine.connect() as conn:
+        found = {name: conn.execute(sa.text(q)).all() for name, q in queries.items()}
+    return {name: rows for name, rows in found.items() if rows}
+
+
+def assert_history_correct(engine: sa.Engine, app: App) -> None:
+    problems = {model: history_problems(engine, app, model) for model in MODELS}
+    assert problems == {model: {} for model in MODELS}
+
+
+def versions_in(engine: sa.Engine, app: App, model: str, tx: int) -> dict[tuple[Any, ...], int]:
+    """(key) -> operation type of ``model``'s versions in transaction ``tx``."""
+    live = app.models[model].__table__
+    version = app.version(model)
+    key = [version.c[c.name] for c in live.primary_key.columns]
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(*key, version.c.operation_type).where(version.c.transaction_id == tx)).all()
+    return {tuple(r[:-1]): r[-1] for r in rows}
+
+
+def transaction_ids(engine: sa.Engine) -> list[int]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.text("SELECT id FROM transaction ORDER BY id")).scalars())
+
+
+def sequence_last_value(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT last_value FROM transaction_id_seq")).scalar_one()
+
+
+def backfill_both(native_versioning: bool | None = None) -> Any:
+    def call(op: Operations) -> None:
+        op.backfill_versions("article", native_versioning=native_versioning)
+        op.backfill_versions("translation", native_versioning=native_versioning)
+
+    return call
+
+
+def migration(app: App, native_versioning: bool | None = None) -> Any:
+    """Two backfills, then live changes the triggers must version, all in one transaction.
+
+    Article 1 is one the backfill leaves alone (its trigger-written history is correct) and 20 is
+    new. A migration writing a row the backfill has just versioned in the same transaction would
+    meet Continuum's own trigger defect (a second change to one row in one transaction leaves
+    ``end_transaction_id == transaction_id``, and a DELETE stays an INSERT), not the backfill's.
+    """
+    article = app.Article.__table__
+
+    def call(op: Operations) -> None:
+        backfill_both(native_versioning)(op)
+        op.execute(sa.update(article).where(article.c.id == 1).values(name="migrated"))
+        op.execute(sa.insert(article).values(id=20, name="added by the migration"))
+
+    return call
+
+
+def test_triggers_are_installed_and_write_versions(pg_engine: sa.Engine) -> None:
+    """The setup the other tests rely on: create_all attached the triggers, and they version ORM writes."""
+    with native_app(pg_engine) as app:
+        assert {
+            ("article", "article_trigger"),
+            ("translation", "translation_trigger"),
+            ("transaction", "transaction_trigger"),
+        } <= triggers(pg_engine)
+        with Session(pg_engine) as session:
+            session.add(app.Article(id=1, name="a"))
+            session.commit()
+        assert versions_in(pg_engine, app, "Article", transaction_ids(pg_engine)[-1]) == {(1,): 0}
+
+
+def test_backfills_what_the_triggers_missed(pg_engine: sa.Engine) -> None:
+    """(a) Versions for rows written without the triggers, in one record numbered by the sequence."""
+    engine = pg_engine
+    with native_app(engine) as app:
+        write_history(engine, app)
+        records = transaction_ids(engine)
+        last = sequence_last_value(engine)
+        assert last > max(records)  # the rolled-back flush left a gap
+        run_online(engine, backfill_both())
+        new = [tx for tx in transaction_ids(engine) if tx not in records]
+        assert new == [last + 1] and sequence_last_value(engine) == last + 1
+        for model in MODELS:
+            assert versions_in(engine, app, model, new[0]) == EXPECTED_BACKFILL[model]
+        assert_history_correct(engine, app)
+
+
+@pytest.mark.parametrize("native_versioning", [None, True], ids=["detected", "explicit"])
+def test_one_migration_one_transaction_record_triggers_still_on(pg_engine: sa.Engine, native_versioning: Any) -> None:
+    """(b) Two backfills and live writes in one migration: one record, triggers still versioning.
+
+    (c) A second run writes nothing.
+    """
+    engine = pg_engine
+    with native_app(engine) as app:
+        write_history(engine, app)
+        records = transaction_ids(engine)
+        with engine.connect() as conn:
+            article_1 = conn.execute(sa.text("SELECT transaction_id FROM article_version WHERE id = 1")).scalars().all()
+        run_online(engine, migration(app, native_versioning))
+        new = [tx for tx in transaction_ids(engine) if tx not in records]
+        assert len(new) == 1, f"one migration transaction wrote transaction records {new}"
+        tx = new[0]
+        # The backfilled versions, plus the triggers' versions of the migration's own writes.
+        assert versions_in(engine, app, "Article", tx) == {**EXPECTED_BACKFILL["Article"], (1,): 1, (20,): 0}
+        assert versions_in(engine, app, "Translation", tx) == EXPECTED_BACKFILL["Translation"]
+        with engine.connect() as conn:
+            chain = conn.execute(
+                sa.text("SELECT transaction_id, end_transaction_id, name FROM article_version WHERE id = 1 ORDER BY 1")
+            ).all()
+        assert chain == [(article_1[0], tx, "a1"), (tx, None, "migrated")]
+        assert_history_correct(engine, app)
+
+        # (c) Nothing left to write: no record, no version.
+        versions = {model: snapshot(engine, app.version(model)) for model in MODELS}
+        run_online(engine, backfill_both(native_versioning))
+        assert transaction_ids(engine) == records + new
+        assert {model: snapshot(engine, app.version(model)) for model in MODELS} == versions
+
+
+def _result(engine: sa.Engine, app: App) -> tuple[Any, ...]:
+    """Everything the migration writes, issued_at aside (it is the clock)."""
+    return (transaction_ids(engine), *(snapshot(engine, app.version(model)) for model in MODELS))
+
+
+def test_offline_script_matches_online(postgresql_proc: Any) -> None:
+    """(d) The ``--sql`` script of the same migration, run as one transaction, gives the same result."""
+    with (
+        postgresql_database(postgresql_proc) as online,
+        postgresql_database(postgresql_proc) as offline,
+        native_app(online) as app,
+    ):
+        with offline.begin() as conn:
+            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS hstore")
+        app.metadata.create_all(offline)
+        for engine in (online, offline):
+            write_history(engine, app)
+        assert _result(online, app) == _result(offline, app)
+
+        run(online, migration(app), "online")
+        script = render_offline(offline, migration(app, native_versioning=True), target_metadata=app.metadata)
+        assert "temporary_transaction" in script and "nextval('transaction_id_seq')" in script
+        execute_script(offline, script)
+        assert _result(offline, app) == _result(online, app)
+        assert_history_correct(offline, app)
+
+        # A second run of the script writes nothing.
+        before = _result(offline, app)
+        execute_script(offline, render_offline(offline, backfill_both(True), target_metadata=app.metadata))
+        assert _result(offline, app) == before
