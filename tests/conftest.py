@@ -7,9 +7,10 @@ the server as an unprivileged user when the suite runs as root.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -27,7 +28,12 @@ def postgresql_database(proc: Any) -> Iterator[sa.Engine]:
     dbname = f"test_{next(_database_numbers)}"
     with DatabaseJanitor(user=proc.user, host=proc.host, port=proc.port, dbname=dbname, password=proc.password):
         url = sa.URL.create(
-            "postgresql+psycopg", username=proc.user, password=proc.password, host=proc.host, port=proc.port, database=dbname
+            "postgresql+psycopg",
+            username=proc.user,
+            password=proc.password,
+            host=proc.host,
+            port=proc.port,
+            database=dbname,
         )
         engine = sa.create_engine(url)
         try:

@@ -84,7 +84,8 @@ def _drift_cases() -> list[Any]:
             conn.execute(sa.update(version).where(version.c.operation_type == 2).values(name_mod=False))
 
     def futile_and_flags(engine: sa.Engine, app: App) -> None:
-        """The same value everywhere: every UPDATE version becomes futile (and its flag wrong)."""
+        """The same value everywhere: every UPDATE version becomes futile (its true flag is not
+        counted as wrong: Continuum writes such flags too)."""
         version = app.version("Translation")
         with engine.begin() as conn:
             conn.execute(sa.update(version).values(title="same"))
@@ -104,7 +105,6 @@ def _drift_cases() -> list[Any]:
         pytest.param(broken_chain, ("update_end_transaction_ids", "article", None), id="chains"),
         pytest.param(wrong_flags, ("update_mod_flags", "article", None), id="mod-flags"),
         pytest.param(futile, ("vacuum_versions", "translation", None), id="vacuum"),
-        pytest.param(futile_and_flags, ("vacuum_versions", "translation", None), id="vacuum-and-flags"),
     ]
 
 
@@ -119,7 +119,7 @@ def test_each_drift_gives_exactly_its_op_and_upgrade_repairs_it(
         script = produce(engine, app.metadata, alembic_versioning={"vacuum": True})
         found, *more = ours(script)
         assert found[:2] == expected[:2]
-        assert [m[0] for m in more] == (["update_mod_flags"] if corrupt.__name__ == "futile_and_flags" else [])
+        assert more == []
         assert expected[2] is None or found[2] == expected[2]
         assert script.upgrade_ops.ops == [op for op in script.upgrade_ops.ops if isinstance(op, VersionedTableOp)]
         code = render_python_code(script.upgrade_ops)

@@ -17,7 +17,11 @@ from alembic_versioning import DELETE, INSERT, UPDATE, VersioningError
 from .continuum_app import App, snapshot, versioned_app, write_history
 from .migrate import render_offline, run, run_online
 
-CUSTOM_NAMES = {"table_name": "%s_history", "transaction_column_name": "tx_id", "end_transaction_column_name": "end_tx_id"}
+CUSTOM_NAMES = {
+    "table_name": "%s_history",
+    "transaction_column_name": "tx_id",
+    "end_transaction_column_name": "end_tx_id",
+}
 
 
 def bulk_change(engine: sa.Engine, app: App, *, via: str) -> None:
@@ -39,7 +43,11 @@ def bulk_change(engine: sa.Engine, app: App, *, via: str) -> None:
             .order_by(version.c.id)
         ).all()
         first_name = conn.scalar(sa.select(article.c.name).where(article.c.id == live[1]))
-    updates = {live[0]: {"name": "bulk", "content": None}, live[1]: {"name": first_name}, live[2]: {"score": None, "content": "c"}}
+    updates = {
+        live[0]: {"name": "bulk", "content": None},
+        live[1]: {"name": first_name},
+        live[2]: {"score": None, "content": "c"},
+    }
     removed = live[3]
     inserts = {100: {"name": "new", "score": 1}, **{i: {"name": "back"} for i in deleted[:1]}}
     if via == "orm":
@@ -57,8 +65,13 @@ def bulk_change(engine: sa.Engine, app: App, *, via: str) -> None:
         for key, values in updates.items():
             conn.execute(sa.update(article).where(article.c.id == key).values(values))
         conn.execute(sa.delete(article).where(article.c.id == removed))
-        conn.execute(sa.insert(article), [{"id": key, "name": None, "content": None, "score": None, **v} for key, v in inserts.items()])
-        conn.execute(sa.update(translation).where(translation.c.article_id == 1, translation.c.lang == "en").values(title="bulk"))
+        conn.execute(
+            sa.insert(article),
+            [{"id": key, "name": None, "content": None, "score": None, **v} for key, v in inserts.items()],
+        )
+        conn.execute(
+            sa.update(translation).where(translation.c.article_id == 1, translation.c.lang == "en").values(title="bulk")
+        )
 
 
 def state(engine: sa.Engine, app: App) -> list[Any]:
@@ -107,7 +120,9 @@ def test_equals_what_continuum_writes(engine: sa.Engine, mode: str, mod_tracker:
         assert ids_now == ids
 
 
-def test_one_transaction_for_all_new_versions_and_idempotent(engine: sa.Engine, caplog: pytest.LogCaptureFixture) -> None:
+def test_one_transaction_for_all_new_versions_and_idempotent(
+    engine: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
     with versioned_app(mod_tracker=True) as app:
         app.metadata.create_all(engine)
         write_history(engine, app, seed=2)
@@ -147,17 +162,21 @@ def test_versioning_an_existing_table(engine: sa.Engine) -> None:
         app.metadata.create_all(engine)
         article = app.table("article")
         with engine.begin() as conn:
-            conn.execute(sa.insert(article), [{"id": i, "name": f"a{i}", "content": None, "score": i} for i in range(1, 6)])
+            conn.execute(
+                sa.insert(article), [{"id": i, "name": f"a{i}", "content": None, "score": i} for i in range(1, 6)]
+            )
         run_online(engine, lambda op: op.backfill_versions("article", transaction={"remote_addr": "10.0.0.1"}))
         version = app.version("Article")
         with engine.connect() as conn:
             rows = conn.execute(sa.select(version).order_by(version.c.id)).mappings().all()
             transactions = conn.execute(sa.select(app.table("transaction"))).mappings().all()
-        assert [(r["id"], r["operation_type"], r["end_transaction_id"]) for r in rows] == [(i, INSERT, None) for i in range(1, 6)]
+        assert [(r["id"], r["operation_type"], r["end_transaction_id"]) for r in rows] == [
+            (i, INSERT, None) for i in range(1, 6)
+        ]
         assert [(r["name_mod"], r["content_mod"], r["score_mod"]) for r in rows] == [(True, False, True)] * 5
         (record,) = transactions
         assert record["remote_addr"] == "10.0.0.1" and {r["transaction_id"] for r in rows} == {record["id"]}
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         assert abs(record["issued_at"] - now) < dt.timedelta(minutes=1)
 
         with Session(engine) as session:
@@ -183,7 +202,9 @@ def test_versioning_an_existing_table(engine: sa.Engine) -> None:
             assert obj.versions.count() == 3
         with engine.connect() as conn:
             open_rows = conn.scalar(
-                sa.select(sa.func.count()).select_from(version).where(version.c.id == 2, version.c.end_transaction_id.is_(None))
+                sa.select(sa.func.count())
+                .select_from(version)
+                .where(version.c.id == 2, version.c.end_transaction_id.is_(None))
             )
         assert open_rows == 1
 
@@ -203,7 +224,11 @@ def test_repairing_after_a_bulk_update_keeps_chains(engine: sa.Engine) -> None:
         chain = sa.select(version.c.id, end, nxt.label("nxt")).subquery()
         latest = sa.select(version).where(end.is_(None)).subquery()
         with engine.connect() as conn:
-            broken = conn.scalar(sa.select(sa.func.count()).select_from(chain).where(chain.c.end_transaction_id.is_distinct_from(chain.c.nxt)))
+            broken = conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(chain)
+                .where(chain.c.end_transaction_id.is_distinct_from(chain.c.nxt))
+            )
             mismatched = conn.scalar(
                 sa.select(sa.func.count())
                 .select_from(article.join(latest, article.c.id == latest.c.id, full=True))
@@ -236,7 +261,9 @@ def test_transaction_meta_and_backdating(engine: sa.Engine) -> None:
         when = dt.datetime(2020, 1, 2, 3, 4, 5)
 
         def backfill(op: Any) -> None:
-            op.backfill_versions("article", transaction={"issued_at": when}, meta={"comment": "initial versions", "by": "ops"})
+            op.backfill_versions(
+                "article", transaction={"issued_at": when}, meta={"comment": "initial versions", "by": "ops"}
+            )
 
         run(engine, backfill, "offline", target_metadata=app.metadata)
         with engine.connect() as conn:
@@ -249,10 +276,19 @@ def test_transaction_meta_and_backdating(engine: sa.Engine) -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda op: op.backfill_versions("article", meta={"a": "b"}), "Table 'transaction_meta' does not exist.*TransactionMetaPlugin"),
-        (lambda op: op.backfill_versions("article", transaction={"user": 1}), r"'transaction' has no column\(s\) \['user'\]"),
+        (
+            lambda op: op.backfill_versions("article", meta={"a": "b"}),
+            "Table 'transaction_meta' does not exist.*TransactionMetaPlugin",
+        ),
+        (
+            lambda op: op.backfill_versions("article", transaction={"user": 1}),
+            r"'transaction' has no column\(s\) \['user'\]",
+        ),
         (lambda op: op.backfill_versions("article", transaction={"id": 1}), "transaction=.*'id'"),
-        (lambda op: op.backfill_versions("article", transaction_table="tx"), "Table 'tx' does not exist.*transaction_table"),
+        (
+            lambda op: op.backfill_versions("article", transaction_table="tx"),
+            "Table 'tx' does not exist.*transaction_table",
+        ),
         (lambda op: op.backfill_versions("orphan"), "Table 'orphan' does not exist: backfill_versions compares"),
     ],
 )
@@ -261,7 +297,9 @@ def test_bad_input_is_refused_and_writes_nothing(engine: sa.Engine, call: Any, m
         app.metadata.create_all(engine)
         with engine.begin() as conn:
             conn.execute(sa.insert(app.table("article")), [{"id": 1, "name": "x"}])
-            conn.exec_driver_sql("CREATE TABLE orphan_version (id INTEGER, transaction_id BIGINT, operation_type SMALLINT, PRIMARY KEY (id, transaction_id))")
+            conn.exec_driver_sql(
+                "CREATE TABLE orphan_version (id INTEGER, transaction_id BIGINT, operation_type SMALLINT, PRIMARY KEY (id, transaction_id))"
+            )
         before = state(engine, app)
 
         def both(op: Any) -> None:
@@ -280,7 +318,9 @@ def test_postgresql_schema_offline_and_online(pg_engine: sa.Engine) -> None:
         app.metadata.create_all(pg_engine)
         write_history(pg_engine, app, seed=3)
         bulk_change(pg_engine, app, via="sql")
-        run(pg_engine, lambda op: op.backfill_versions("article", schema="app"), "offline", target_metadata=app.metadata)
+        run(
+            pg_engine, lambda op: op.backfill_versions("article", schema="app"), "offline", target_metadata=app.metadata
+        )
         with pg_engine.connect() as conn:
             sequence_value = conn.exec_driver_sql("SELECT last_value FROM transaction_id_seq").scalar()
             newest = conn.scalar(sa.select(sa.func.max(app.table("transaction").c.id)))
@@ -309,8 +349,9 @@ def test_association_table(engine: sa.Engine) -> None:
         version = app.table("article_tag_version")
         with engine.connect() as conn:
             rows = conn.execute(
-                sa.select(version.c.tag_id, version.c.operation_type, version.c.end_transaction_id.is_(None))
-                .order_by(version.c.tag_id, version.c.transaction_id)
+                sa.select(version.c.tag_id, version.c.operation_type, version.c.end_transaction_id.is_(None)).order_by(
+                    version.c.tag_id, version.c.transaction_id
+                )
             ).all()
         assert [tuple(r) for r in rows] == [(1, INSERT, False), (1, DELETE, True), (2, INSERT, True)]
         with Session(engine) as session:

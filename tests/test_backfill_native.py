@@ -23,8 +23,9 @@ version the UPDATE and INSERT into it; the history is correct afterwards; a seco
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -99,7 +100,9 @@ def test_writes_only_differing_rows_and_logs_them(engine: sa.Engine, caplog: pyt
         tx = table.c.transaction_id
         with engine.begin() as conn:
             broken = conn.execute(
-                sa.update(table).where(table.c.end_transaction_id.is_not(None), tx % 3 == 0).values(end_transaction_id=None)
+                sa.update(table)
+                .where(table.c.end_transaction_id.is_not(None), tx % 3 == 0)
+                .values(end_transaction_id=None)
             ).rowcount
         assert broken > 0
         with caplog.at_level(logging.INFO, logger="alembic"):
@@ -142,7 +145,10 @@ def test_subquery_strategy_is_refused(engine: sa.Engine) -> None:
             lambda op: op.update_end_transaction_ids("article", transaction_column_name="tx"),
             "no column 'tx'; pass transaction_column_name",
         ),
-        (lambda op: op.update_end_transaction_ids("article", primary_key=["uid"]), r"primary-key column\(s\) \['uid'\]"),
+        (
+            lambda op: op.update_end_transaction_ids("article", primary_key=["uid"]),
+            r"primary-key column\(s\) \['uid'\]",
+        ),
         (lambda op: op.update_end_transaction_ids("article", version_table_format="v"), "must contain '%s'"),
         (lambda op: op.update_end_transaction_ids("article", colour="red"), r"Unknown option\(s\) \['colour'\]"),
     ],

@@ -104,7 +104,11 @@ def test_null_transitions_set_and_clear_flags(engine: sa.Engine) -> None:
             (DELETE, True, True, True),
         ]
         with engine.begin() as conn:
-            conn.execute(sa.update(table).values(name_mod=sa.not_(table.c.name_mod), content_mod=sa.not_(table.c.content_mod), score_mod=True))
+            conn.execute(
+                sa.update(table).values(
+                    name_mod=sa.not_(table.c.name_mod), content_mod=sa.not_(table.c.content_mod), score_mod=True
+                )
+            )
         run_online(engine, lambda op: op.update_mod_flags("article"))
         with engine.connect() as conn:
             repaired = conn.execute(sa.select(*cols).order_by(table.c.transaction_id)).all()
@@ -167,7 +171,11 @@ def test_excluded_columns_have_no_flags(engine: sa.Engine) -> None:
 
 
 def test_custom_names_offline_from_explicit_arguments(engine: sa.Engine) -> None:
-    options = {"table_name": "%s_history", "transaction_column_name": "tx_id", "end_transaction_column_name": "end_tx_id"}
+    options = {
+        "table_name": "%s_history",
+        "transaction_column_name": "tx_id",
+        "end_transaction_column_name": "end_tx_id",
+    }
     with versioned_app(mod_tracker=True, **options) as app:
         app.metadata.create_all(engine)
         write_history(engine, app, seed=4)
@@ -177,10 +185,18 @@ def test_custom_names_offline_from_explicit_arguments(engine: sa.Engine) -> None
             conn.execute(sa.update(table).where(table.c.operation_type != INSERT).values(title_mod=~table.c.title_mod))
         script = render_offline(
             engine,
-            lambda op: op.update_mod_flags("translation", ["title"], primary_key=["article_id", "lang"], **app.op_kwargs()),
+            lambda op: op.update_mod_flags(
+                "translation", ["title"], primary_key=["article_id", "lang"], **app.op_kwargs()
+            ),
         )
         assert "translation_history" in script and "tx_id" in script
-        run(engine, lambda op: op.update_mod_flags("translation", ["title"], primary_key=["article_id", "lang"], **app.op_kwargs()), "offline")
+        run(
+            engine,
+            lambda op: op.update_mod_flags(
+                "translation", ["title"], primary_key=["article_id", "lang"], **app.op_kwargs()
+            ),
+            "offline",
+        )
         assert snapshot(engine, table) == truth
 
 

@@ -45,7 +45,9 @@ def test_from_manager_options() -> None:
     with versioned_app(schema="app", exclude=("content",), **options) as app:
         tables = _by_name(tables_from_manager(app.manager, app.metadata))
     article = tables["article"]
-    assert article.naming == Naming(version_table_format="%s_history", transaction_column_name="tx_id", end_transaction_column_name="end_tx_id")
+    assert article.naming == Naming(
+        version_table_format="%s_history", transaction_column_name="tx_id", end_transaction_column_name="end_tx_id"
+    )
     assert article.strategy == "subquery" and article.schema == "app"
     assert article.columns == ("name", "score") and article.mod_columns == ()
     assert article.qualified_version_name == "app.article_history"
@@ -114,7 +116,11 @@ def test_naming_non_default_is_what_ops_render() -> None:
     assert naming.non_default() == {"transaction_column_name": "tx"}
     op = alembic_versioning.UpdateEndTransactionIdsOp("a", naming=naming, primary_key=["id"])
     assert op.arguments() == {"primary_key": ["id"], "transaction_column_name": "tx"}
-    assert op.reverse().to_diff_tuple() == op.to_diff_tuple() and op.to_diff_tuple() == ("update_end_transaction_ids", None, "a")
+    assert op.reverse().to_diff_tuple() == op.to_diff_tuple() and op.to_diff_tuple() == (
+        "update_end_transaction_ids",
+        None,
+        "a",
+    )
 
 
 def test_importing_does_not_import_continuum() -> None:

@@ -24,10 +24,14 @@ def rows(engine: sa.Engine, table: sa.Table) -> list[Row]:
         return [dict(r) for r in conn.execute(sa.select(table).order_by(*table.primary_key.columns)).mappings()]
 
 
-def reference_vacuum(history: list[Row], key: list[str], compared: list[str], flagged: list[str], validity: bool) -> list[Row]:
+def reference_vacuum(
+    history: list[Row], key: list[str], compared: list[str], flagged: list[str], validity: bool
+) -> list[Row]:
     """The expected result, row by row in Python: what the set-based op must produce."""
     result: list[Row] = []
-    for _, group in groupby(sorted(history, key=lambda r: (*[r[k] for k in key], r["transaction_id"])), key=lambda r: [r[k] for k in key]):
+    for _, group in groupby(
+        sorted(history, key=lambda r: (*[r[k] for k in key], r["transaction_id"])), key=lambda r: [r[k] for k in key]
+    ):
         versions = [dict(r) for r in group]
         survivors: list[Row] = []
         for i, row in enumerate(versions):
@@ -120,7 +124,9 @@ def test_equals_continuum_excluding_the_column(engine: sa.Engine, tmp_path: Any)
     vacuumed = rows(engine, version)
 
     def histories(table_rows: list[Row]) -> list[Any]:
-        return [(r["id"], r["name"], r["score"], r["operation_type"], r["name_mod"], r["score_mod"]) for r in table_rows]
+        return [
+            (r["id"], r["name"], r["score"], r["operation_type"], r["name_mod"], r["score_mod"]) for r in table_rows
+        ]
 
     assert histories(vacuumed) == histories(excluded)
 
@@ -154,7 +160,11 @@ def test_ignore_columns_recomputes_follower_flags(engine: sa.Engine, caplog: pyt
 
 
 def test_composite_keys_and_custom_names(engine: sa.Engine) -> None:
-    options = {"table_name": "%s_history", "transaction_column_name": "tx_id", "end_transaction_column_name": "end_tx_id"}
+    options = {
+        "table_name": "%s_history",
+        "transaction_column_name": "tx_id",
+        "end_transaction_column_name": "end_tx_id",
+    }
     with versioned_app(**options) as app:
         app.metadata.create_all(engine)
         with Session(engine) as session:
@@ -194,5 +204,11 @@ def test_unknown_ignored_column_is_refused(engine: sa.Engine) -> None:
         table = app.version("Article")
         before = rows(engine, table)
         with pytest.raises(VersioningError, match=r"ignore_columns=\['colour'\].*\['colour'\] are not"):
-            run_online(engine, lambda op: (op.vacuum_versions("translation"), op.vacuum_versions("article", ignore_columns=["colour"])))
+            run_online(
+                engine,
+                lambda op: (
+                    op.vacuum_versions("translation"),
+                    op.vacuum_versions("article", ignore_columns=["colour"]),
+                ),
+            )
         assert rows(engine, table) == before

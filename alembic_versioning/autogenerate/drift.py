@@ -71,12 +71,14 @@ def drift_ops(connection: sa.engine.Connection, table: VersionedTable, options: 
                 ),
             )
         )
-    if counts.wrong_flags:
+    if counts.missing_flags:
         found.append(
             make_op(
                 UpdateModFlagsOp,
                 table,
-                _counted((counts.wrong_flags, "version with wrong mod flags", "versions with wrong mod flags")),
+                _counted(
+                    (counts.missing_flags, "version missing mod flags its data shows", "versions missing mod flags their data shows")
+                ),
             )
         )
     if options.enabled("backfill"):

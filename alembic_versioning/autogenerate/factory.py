@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from ..model import VersionedTable
-from ..operations import VersionedDataOp, VersionedTableOp
+from ..operations import UpdateModFlagsOp, VersionedDataOp, VersionedTableOp
 
 Op = TypeVar("Op", bound=VersionedTableOp)
 
@@ -14,6 +14,8 @@ def make_op(cls: type[Op], table: VersionedTable, finding: str, **extra: Any) ->
     """An op on ``table`` with its schema, key, naming and (where the op takes them) columns
     given explicitly, carrying ``finding`` for the comment rendered above it."""
     kwargs: dict[str, Any] = {"schema": table.schema, "primary_key": table.primary_key, "naming": table.naming}
+    if cls is UpdateModFlagsOp:
+        kwargs["columns"] = table.mod_columns
     if issubclass(cls, VersionedDataOp):
         kwargs.update(columns=table.columns, mod_columns=table.mod_columns)
         if table.strategy == "subquery":

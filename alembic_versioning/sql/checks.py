@@ -18,7 +18,7 @@ from .backfill import OPERATION, pending_versions
 from .chains import broken_link
 from .constructs import constant
 from .history import history
-from .mod_flags import wrong_flags
+from .mod_flags import missing_flags
 from .vacuum import is_futile
 
 
@@ -27,16 +27,17 @@ def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
 
 
 def history_check(table: VersionedTable, *, chains: bool, mod_flags: bool, futile: bool) -> sa.Select[Any]:
-    """One row: ``broken_links``, ``wrong_flags``, ``futile`` (0 for the kinds not asked for).
+    """One row: ``broken_links``, ``missing_flags``, ``futile`` (0 for the kinds not asked for).
 
-    Wrong flags are counted only where the convention derives them (DELETE versions and
-    UPDATE versions with a previous version), so histories Continuum wrote count none.
+    Association tables get no chain check: Continuum never fills their end ids (it reads them
+    with ``max(transaction_id)``). Missing flags are flags the data proves missing (see
+    :func:`~alembic_versioning.sql.mod_flags.missing_flags`), so histories Continuum wrote count none.
     """
     h = history(table, table.version_table(), table.columns)
     zero = constant(0)
     return sa.select(
-        (_count(broken_link(h)) if chains and table.strategy == "validity" else zero).label("broken_links"),
-        (_count(wrong_flags(h, table.mod_columns)) if mod_flags and table.mod_columns else zero).label("wrong_flags"),
+        (_count(broken_link(h)) if chains and table.strategy == "validity" and not table.association else zero).label("broken_links"),
+        (_count(missing_flags(h, table.mod_columns)) if mod_flags and table.mod_columns else zero).label("missing_flags"),
         (_count(is_futile(h, table.columns)) if futile else zero).label("futile"),
     )
 

@@ -54,9 +54,14 @@ def expected_flags(
     }
 
 
-def wrong_flags(h: History, columns: Sequence[str]) -> ColumnElement[bool]:
-    """Whether a version holds a flag the convention derives differently (underivable ones kept)."""
-    return sa.or_(*(Differs(h.c[flag], value) for flag, value in expected_flags(h, columns).items()))
+def missing_flags(h: History, columns: Sequence[str]) -> ColumnElement[bool]:
+    """Whether a version lacks a flag the data proves: false on a DELETE, or on an UPDATE whose
+    value differs from the previous version's.
+
+    The converse, a true flag on an unchanged value, is not counted: Continuum's ORM writes it
+    when an attribute is changed and changed back within one transaction.
+    """
+    return sa.or_(*(sa.and_(value, sa.not_(h.c[flag])) for flag, value in expected_flags(h, columns).items()))
 
 
 def mod_flags_update(table: VersionedTable, columns: Sequence[str], insert_flags: InsertFlags = "keep") -> sa.Update:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import alembic_versioning  # noqa: F401  (registers the versioning operations on op)
 import sqlalchemy as sa
 from alembic import op
+## No "import alembic_versioning" above: autogenerate adds it to the imports when the
+## migration uses its operations; hand-written revisions import it themselves (see 0002).
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}

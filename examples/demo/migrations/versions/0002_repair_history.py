@@ -9,10 +9,11 @@ Create Date: 2025-01-01 00:00:01
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+
+from alembic import op
 
 import alembic_versioning  # noqa: F401  (registers the versioning operations on op)
-from alembic import op
 
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
