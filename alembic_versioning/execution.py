@@ -27,7 +27,7 @@ def run(
     ``done`` says what the rows counted are, e.g. ``"rows updated"``.
     """
     if operations.migration_context.as_sql:
-        operations.impl.static_output(f"-- {op_name}: {table.qualified_version_name}")
+        operations.migration_context.impl.static_output(f"-- {op_name}: {table.qualified_version_name}")
         for statement in statements:
             operations.execute(statement)
         return

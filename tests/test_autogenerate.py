@@ -232,3 +232,45 @@ def test_native_trigger_histories_produce_no_diff_and_backfill_renders_native(pg
         ]
         assert isinstance(backfill, BackfillVersionsOp) and backfill.native_versioning is True
         assert "native_versioning=True" in render_python_code(produce(pg_engine, app.metadata).upgrade_ops)
+
+
+def test_legacy_registration_for_alembic_without_plugins(engine: sa.Engine) -> None:
+    """``register_legacy()`` hooks the comparator into Alembic's global registry instead of a plugin."""
+    from alembic.autogenerate import comparators
+
+    from alembic_versioning.autogenerate import register_legacy
+
+    saved = {key: list(fns) for key, fns in comparators._registry.items()}
+    try:
+        register_legacy()
+        with versioned_app() as app:
+            app.metadata.create_all(engine)
+            with engine.begin() as conn:
+                conn.execute(sa.insert(app.table("article")), [{"id": 1, "name": "raw"}])
+            script = produce(engine, app.metadata, autogenerate_plugins=["alembic.autogenerate.*"])
+            assert [f[:2] for f in ours(script)] == [("backfill_versions", "article")]
+    finally:
+        comparators._registry.clear()
+        comparators._registry.update(saved)
+    with versioned_app() as app:  # and without it, the plugin alone is what finds drift
+        script = produce(engine, app.metadata, autogenerate_plugins=["alembic.autogenerate.*"])
+        assert ours(script) == []
+
+
+def test_schemas_and_include_name(pg_engine: sa.Engine) -> None:
+    with pg_engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA app")
+    with versioned_app(schema="app") as app:
+        app.metadata.create_all(pg_engine)
+        with pg_engine.begin() as conn:
+            conn.execute(sa.insert(app.table("article")), [{"id": 1, "name": "raw"}])
+        script = produce(pg_engine, app.metadata, include_schemas=True)
+        (backfill,) = [op for op in script.upgrade_ops.ops if isinstance(op, VersionedTableOp)]
+        assert (backfill.op_name, backfill.schema, backfill.table_name) == ("backfill_versions", "app", "article")
+        assert "schema='app'" in render_python_code(script.upgrade_ops)
+
+        def not_article_version(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+            return name != "article_version"
+
+        assert ours(produce(pg_engine, app.metadata, include_schemas=True, include_name=not_article_version)) == []
+        assert ours(produce(pg_engine, app.metadata, include_schemas=False)) == []

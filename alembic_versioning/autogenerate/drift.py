@@ -77,7 +77,11 @@ def drift_ops(connection: sa.engine.Connection, table: VersionedTable, options: 
                 UpdateModFlagsOp,
                 table,
                 _counted(
-                    (counts.missing_flags, "version missing mod flags its data shows", "versions missing mod flags their data shows")
+                    (
+                        counts.missing_flags,
+                        "version missing mod flags its data shows",
+                        "versions missing mod flags their data shows",
+                    )
                 ),
             )
         )

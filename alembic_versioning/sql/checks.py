@@ -36,8 +36,12 @@ def history_check(table: VersionedTable, *, chains: bool, mod_flags: bool, futil
     h = history(table, table.version_table(), table.columns)
     zero = constant(0)
     return sa.select(
-        (_count(broken_link(h)) if chains and table.strategy == "validity" and not table.association else zero).label("broken_links"),
-        (_count(missing_flags(h, table.mod_columns)) if mod_flags and table.mod_columns else zero).label("missing_flags"),
+        (_count(broken_link(h)) if chains and table.strategy == "validity" and not table.association else zero).label(
+            "broken_links"
+        ),
+        (_count(missing_flags(h, table.mod_columns)) if mod_flags and table.mod_columns else zero).label(
+            "missing_flags"
+        ),
         (_count(is_futile(h, table.columns)) if futile else zero).label("futile"),
     )
 

@@ -63,7 +63,7 @@ def relink_update(table: VersionedTable, version: sa.Table, classified: sa.Subqu
     group = sa.func.sum(constant(1) - c[FUTILE]).over(partition_by=key, order_by=tx, rows=(None, 0))
     grouped = sa.select(*key, tx, end, c[FUTILE], group.label("_av_group")).subquery("grouped")
     g = grouped.c
-    run = {"partition_by": [*_key(table, g), g._av_group]}
+    run: dict[str, Any] = {"partition_by": [*_key(table, g), g._av_group]}
     runs = sa.select(
         *_key(table, g),
         g[names.transaction_column_name],
@@ -91,7 +91,7 @@ def follower_flags_update(table: VersionedTable, version: sa.Table, classified: 
     names = table.naming
     c = classified.c
     tx = c[names.transaction_column_name]
-    window = {"partition_by": _key(table, c), "order_by": tx}
+    window: dict[str, Any] = {"partition_by": _key(table, c), "order_by": tx}
     survivors = (
         sa.select(
             classified,
