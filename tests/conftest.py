@@ -42,15 +42,24 @@ def postgresql_database(proc: Any) -> Iterator[sa.Engine]:
             engine.dispose()
 
 
+@contextmanager
+def fresh_database(dialect: str, request: pytest.FixtureRequest, path: Path) -> Iterator[sa.Engine]:
+    """A new empty database: a SQLite file at ``path``, or one on the PostgreSQL server."""
+    if dialect == "sqlite":
+        engine = sa.create_engine(f"sqlite:///{path}")
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+        return
+    with postgresql_database(request.getfixturevalue("postgresql_proc")) as engine:
+        yield engine
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
     """A fresh, empty database of each dialect."""
-    if request.param == "sqlite":
-        engine = sa.create_engine(f"sqlite:///{tmp_path / 'test.db'}")
-        yield engine
-        engine.dispose()
-        return
-    with postgresql_database(request.getfixturevalue("postgresql_proc")) as engine:
+    with fresh_database(request.param, request, tmp_path / "test.db") as engine:
         yield engine
 
 
