@@ -21,9 +21,20 @@ from .reflection import describe_version_table
 MANAGER_MODULES = ("sqlalchemy_continuum", "sqlalchemy_history")
 
 
-def imported_managers() -> list[Any]:
-    """The default versioning managers of the versioning libraries already imported."""
-    return [sys.modules[name].versioning_manager for name in MANAGER_MODULES if name in sys.modules]
+def imported_managers(metadata: sa.MetaData | Sequence[sa.MetaData] = ()) -> list[Any]:
+    """The versioning managers in use: the default ones of the versioning libraries already
+    imported, and those of the mapped classes whose tables are in ``metadata``."""
+    found = {id(m): m for m in (sys.modules[n].versioning_manager for n in MANAGER_MODULES if n in sys.modules)}
+    metadatas = _metadata_list(metadata) if metadata else []
+    # SQLAlchemy has no public registry of registries; without it, only the defaults are found.
+    mapper_module = sys.modules.get("sqlalchemy.orm.mapper")
+    registries = getattr(mapper_module, "_all_registries", set)() if metadatas else set()
+    for registry in registries:
+        for mapper in registry.mappers:
+            manager = getattr(mapper.class_, "__versioning_manager__", None)
+            if manager is not None and getattr(mapper.local_table, "metadata", None) in metadatas:
+                found.setdefault(id(manager), manager)
+    return list(found.values())
 
 
 def _metadata_list(metadata: sa.MetaData | Sequence[sa.MetaData]) -> list[sa.MetaData]:
@@ -37,13 +48,28 @@ def _mod_suffix(manager: Any) -> str:
     return Naming.mod_suffix
 
 
-def _transaction_table(manager: Any) -> str:
+def _transaction_names(manager: Any, schema: str | None, default_schema: str | None) -> dict[str, str]:
+    """``transaction_table`` (qualified when not in ``schema``) and ``transaction_sequence`` of
+    the manager's transaction class, once built."""
     table = getattr(manager.transaction_cls, "__table__", None)
-    return table.name if table is not None else Naming.transaction_table
+    if table is None:
+        return {}
+    owner = table.schema if table.schema is not None else default_schema
+    # unqualified means "in the live table's schema"; with the default schema unknown, that is the guess
+    same = owner is None or owner == schema or (table.schema is None and schema is None)
+    names = {"transaction_table": table.name if same else f"{owner}.{table.name}"}
+    ids = [c for c in table.c if c.primary_key]
+    if len(ids) == 1 and isinstance(ids[0].default, sa.Sequence):
+        sequence = ids[0].default
+        names["transaction_sequence"] = f"{sequence.schema}.{sequence.name}" if sequence.schema else sequence.name
+    return names
 
 
-def manager_naming(manager: Any, model: Any = None) -> Naming:
-    """Continuum's naming options for ``model`` (manager-wide ones when ``model`` is None)."""
+def manager_naming(
+    manager: Any, model: Any = None, schema: str | None = None, default_schema: str | None = None
+) -> Naming:
+    """Continuum's naming options for ``model`` (manager-wide ones when ``model`` is None),
+    whose tables live in ``schema`` (``default_schema`` names the database's default)."""
 
     def option(name: str) -> str:
         return str(manager.option(model, name) if model is not None else manager.options[name])
@@ -54,12 +80,18 @@ def manager_naming(manager: Any, model: Any = None) -> Naming:
         end_transaction_column_name=option("end_transaction_column_name"),
         operation_type_column_name=option("operation_type_column_name"),
         mod_suffix=_mod_suffix(manager),
-        transaction_table=_transaction_table(manager),
+        **_transaction_names(manager, schema, default_schema),
     )
 
 
-def tables_from_manager(manager: Any, metadata: sa.MetaData | Sequence[sa.MetaData]) -> list[VersionedTable]:
-    """The versioned tables ``manager`` built in ``metadata``, association tables included."""
+def tables_from_manager(
+    manager: Any, metadata: sa.MetaData | Sequence[sa.MetaData], default_schema: str | None = None
+) -> list[VersionedTable]:
+    """The versioned tables ``manager`` built in ``metadata``, association tables included.
+
+    ``default_schema`` (the database's default schema) qualifies the transaction table when it
+    is not in a table's own schema.
+    """
     metadatas = _metadata_list(metadata)
     found: dict[str, VersionedTable] = {}
     for model, version_cls in manager.version_class_map.items():
@@ -69,11 +101,11 @@ def tables_from_manager(manager: Any, metadata: sa.MetaData | Sequence[sa.MetaDa
         found[version.key] = describe_version_table(
             version,
             name=live.name,
-            naming=manager_naming(manager, model),
+            naming=manager_naming(manager, model, live.schema, default_schema),
             strategy=manager.option(model, "strategy"),
         )
-    naming = manager_naming(manager)
     for live in manager.association_tables:
+        naming = manager_naming(manager, None, live.schema, default_schema)
         key = sa.Table(naming.version_table_name(live.name), sa.MetaData(), schema=live.schema).key
         if live.metadata in metadatas and key in live.metadata.tables and key not in found:
             found[key] = describe_version_table(
@@ -105,15 +137,15 @@ def find_versioned_tables(
     *,
     managers: Iterable[Any] | None = None,
     naming: Naming = Naming(),
+    default_schema: str | None = None,
 ) -> list[VersionedTable]:
     """The versioned tables of ``metadata``.
 
-    ``managers`` default to the default managers of Continuum / sqlalchemy-history when the
-    application imported them; when none of them knows a table of ``metadata``, the naming
-    convention ``naming`` is used.
+    ``managers`` default to those in use (:func:`imported_managers`); when none of them knows a
+    table of ``metadata``, the naming convention ``naming`` is used.
     """
     found: dict[tuple[str | None, str], VersionedTable] = {}
-    for manager in imported_managers() if managers is None else managers:
-        for table in tables_from_manager(manager, metadata):
+    for manager in imported_managers(metadata) if managers is None else managers:
+        for table in tables_from_manager(manager, metadata, default_schema):
             found.setdefault((table.schema, table.version_name), table)
     return list(found.values()) if found else tables_by_convention(metadata, naming)

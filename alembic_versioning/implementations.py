@@ -56,14 +56,15 @@ def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
         op.table_name, op.schema, f"backfill_versions compares its rows with {table.qualified_version_name!r}"
     )
     columns = list(table.columns)
-    if live is not None:
-        missing_key = [k for k in table.entity_key if k not in live.c]
+    if live is not None and (catalog.online or not op.describes_table()):
+        live_names = {c.name for c in live.c}
+        missing_key = [k for k in table.entity_key if k not in live_names]
         if missing_key:
             raise VersioningError(
                 f"Table {table.qualified_name!r} has no column(s) {missing_key} of its version table's "
                 f"key: the live and version tables must share the primary key (pass primary_key=[...])."
             )
-        columns = [c for c in columns if c in live.c]
+        columns = [c for c in columns if c in live_names]
     record = transaction_record(operations, catalog, op)
     statements = backfill_statements(table, table.live_table(columns), columns, record)
     run(operations, op.op_name, table, statements, "versions written", counted=-2)

@@ -27,7 +27,8 @@ class Naming:
 
     ``version_table_format`` is the ``%s`` format of the version table's name (Continuum
     option ``table_name``); ``mod_suffix`` is ``PropertyModTrackerPlugin.column_suffix``;
-    ``transaction_table`` is the name of the transaction table and ``transaction_sequence``
+    ``transaction_table`` is the name of the transaction table (``schema.name`` when it is not in
+    the live table's schema) and ``transaction_sequence``
     the sequence its ids come from where the database has sequences (``schema.name`` or a
     name found on the search path).
     """
@@ -39,6 +40,12 @@ class Naming:
     mod_suffix: str = "_mod"
     transaction_table: str = "transaction"
     transaction_sequence: str = "transaction_id_seq"
+
+    def transaction_location(self, schema: str | None) -> tuple[str | None, str]:
+        """``(schema, name)`` of the transaction table: ``transaction_table`` may be
+        ``schema.name``; unqualified, it lives in ``schema``, the live table's."""
+        owner, _, name = self.transaction_table.rpartition(".")
+        return (owner or schema, name)
 
     def version_table_name(self, live_table: str) -> str:
         """The version table's name for ``live_table``."""

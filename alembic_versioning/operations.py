@@ -73,6 +73,11 @@ class VersionedTableOp(MigrateOperation):
             raise VersioningError(f"strategy={strategy!r} for table {table_name!r}: use 'validity' or 'subquery'.")
         self.strategy: Strategy | None = strategy
 
+    def describes_table(self) -> bool:
+        """Whether the op's own arguments say all an offline run needs (autogenerate renders
+        them), so that they win over ``target_metadata``, which describes the head revision."""
+        return self.primary_key is not None
+
     @classmethod
     def run(cls, operations: Operations, table_name: str, naming: NamingOptions, **kwargs: Any) -> None:
         """Build the op from a call's arguments and invoke it."""
@@ -183,6 +188,9 @@ class UpdateModFlagsOp(VersionedTableOp):
     def to_diff_tuple(self) -> tuple[Any, ...]:
         return (*super().to_diff_tuple(), self.columns)
 
+    def describes_table(self) -> bool:
+        return self.primary_key is not None and self.columns is not None
+
     def arguments(self) -> dict[str, Any]:
         kwargs = super().arguments()
         if self.columns is not None:
@@ -207,6 +215,9 @@ class VersionedDataOp(VersionedTableOp):
         super().__init__(table_name, **kw)
         self.columns = tuple(columns) if columns is not None else None
         self.mod_columns = tuple(mod_columns) if mod_columns is not None else None
+
+    def describes_table(self) -> bool:
+        return self.primary_key is not None and self.columns is not None
 
     def arguments(self) -> dict[str, Any]:
         kwargs = super().arguments()

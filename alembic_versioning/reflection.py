@@ -99,7 +99,7 @@ def uses_native_versioning(connection: sa.engine.Connection, transaction: sa.Tab
     if connection.dialect.name != "postgresql":
         return False
     name = connection.dialect.identifier_preparer.format_table(transaction)
-    query = sa.text(
-        "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = CAST(:name AS regclass) AND tgname = 'transaction_trigger')"
+    query = sa.text(  # to_regclass: NULL, not an error, for a table that does not exist (yet)
+        "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(:name) AND tgname = 'transaction_trigger')"
     )
     return bool(connection.execute(query, {"name": name}).scalar())

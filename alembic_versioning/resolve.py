@@ -51,8 +51,10 @@ def resolve(
 ) -> VersionedTable:
     """The versioned table ``op`` names, checked against the database when online.
 
-    ``columns`` (the data columns the op needs) and ``mod_columns`` (those with flags) are
-    used only offline when neither the database nor ``target_metadata`` can describe the table.
+    Offline, the op's explicit arguments (``primary_key``, and ``columns`` / ``mod_columns``
+    given here, as autogenerate renders them) describe the table as of the migration's
+    revision; ``target_metadata`` (the head revision) only fills in what they leave out, and
+    the column types.
     """
     catalog = Catalog(operations)
     version_name = op.naming.version_table_name(op.table_name)
@@ -65,7 +67,7 @@ def resolve(
                 f"Pass the live table's name (not the version table's) and schema=... if needed."
             )
         raise missing_version_table(op.table_name, op.schema, op.naming)
-    if table is not None:
+    if table is not None and (catalog.online or not op.describes_table()):
         return describe_version_table(
             table, name=op.table_name, naming=op.naming, primary_key=op.primary_key, strategy=op.strategy
         )
@@ -83,4 +85,5 @@ def resolve(
         columns=tuple(columns or ()),
         mod_columns=tuple(mod_columns or ()),
         strategy=op.strategy or "validity",
+        types={c.name: c.type for c in table.c} if table is not None else {},
     )

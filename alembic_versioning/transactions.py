@@ -33,17 +33,16 @@ def native_transaction_table() -> sa.Table:
 
 
 def transaction_table(table: VersionedTable) -> sa.Table:
-    """The name-only transaction table of ``table``'s versioning (same schema)."""
-    return sa.Table(table.naming.transaction_table, sa.MetaData(), schema=table.schema)
+    """The name-only transaction table of ``table``'s versioning."""
+    schema, name = table.naming.transaction_location(table.schema)
+    return sa.Table(name, sa.MetaData(), schema=schema)
 
 
 def _core_table(name: str, schema: str | None, known: sa.Table | None, columns: dict[str, Any]) -> sa.Table:
     """A Core table with ``columns`` (name -> fallback type), typed like ``known`` where it has them."""
+    known_types = {c.name: c.type for c in known.c} if known is not None else {}
     return sa.Table(
-        name,
-        sa.MetaData(),
-        *(sa.Column(c, known.c[c].type if known is not None and c in known.c else t) for c, t in columns.items()),
-        schema=schema,
+        name, sa.MetaData(), *(sa.Column(c, known_types.get(c, t)) for c, t in columns.items()), schema=schema
     )
 
 
@@ -54,7 +53,8 @@ def transaction_sequence(name: str, known: sa.Table | None) -> sa.Sequence:
     which may be ``schema.name`` and otherwise is found on the search path (Continuum's
     ``Sequence('transaction_id_seq')`` has no schema of its own).
     """
-    default = known.c["id"].default if known is not None and "id" in known.c else None
+    ids = [c for c in known.c if c.name == "id"] if known is not None else []
+    default = ids[0].default if ids else None
     if isinstance(default, sa.Sequence):
         return default
     schema, _, sequence = name.rpartition(".")
@@ -63,23 +63,25 @@ def transaction_sequence(name: str, known: sa.Table | None) -> sa.Sequence:
 
 def transaction_record(operations: Operations, catalog: Catalog, op: BackfillVersionsOp) -> TransactionRecord:
     """The record ``op``'s new versions belong to, checked against the database when online."""
-    naming, schema = op.naming, op.schema
+    naming = op.naming
+    schema, name = naming.transaction_location(op.schema)
     found = catalog.require(
-        naming.transaction_table,
+        name,
         schema,
         f"backfill_versions({op.table_name!r}) writes a transaction record there; "
         f"pass transaction_table=... if the versioning manager's transaction table is named otherwise",
     )
     extra = op.transaction
     if found is not None:
-        unknown = sorted(set(extra) - set(found.c.keys()))
+        known = {c.name for c in found.c}
+        unknown = sorted(set(extra) - known)
         if unknown:
             raise VersioningError(
                 f"transaction={op.transaction!r} for table {op.table_name!r}: {found.name!r} has no "
-                f"column(s) {unknown}; its columns are {sorted(found.c.keys())}."
+                f"column(s) {unknown}; its columns are {sorted(known)}."
             )
     table = _core_table(
-        naming.transaction_table,
+        name,
         schema,
         found,
         {"id": sa.BigInteger(), "issued_at": sa.DateTime(), **{k: sa.types.NULLTYPE for k in extra}},

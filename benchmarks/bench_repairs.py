@@ -31,85 +31,35 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import os
-import platform
-import resource
-import shutil
-import socket
-import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import sqlalchemy as sa
-
-ROOT = Path(__file__).resolve().parent.parent
-PG_CTL = ROOT / "tests" / "support" / "pg_ctl.sh"
-
-LIVE = "bench_item"
-VERSION = "bench_item_version"
-PRISTINE = "bench_item_version_pristine"
-DATA_COLUMNS = ("name", "content", "score")
-FLAGS = tuple(c + "_mod" for c in DATA_COLUMNS)
-
-#: Server settings of the temporary server (PostgreSQL defaults otherwise, e.g. work_mem=4MB).
-SERVER_SETTINGS = {
-    "shared_buffers": "1GB",
-    "max_wal_size": "8GB",  # no forced checkpoint in the middle of a measurement
-    "checkpoint_timeout": "30min",
-    "autovacuum": "off",  # the script vacuums itself before every measurement
-}
+from _support import (
+    ALL_COLUMNS,
+    DATA_COLUMNS,
+    FLAGS,
+    LIVE,
+    LIVE_FROM_PRISTINE_SQL,
+    PRISTINE,
+    VERSION,
+    Timings,
+    argument_parser,
+    child_engine,
+    fmt,
+    log,
+    main,
+    measured_transaction,
+    run_child,
+    vacuum,
+)
+from _support import create_pristine as generate_pristine
 
 OPERATIONS = ("end_transaction_ids", "mod_flags")
+#: The version table's counters each measurement reports: rows updated, of which HOT updates.
+COUNTERS = ("n_tup_upd", "n_tup_hot_upd")
 METHODS = ("floor", "op", "continuum")
-
-
-# --------------------------------------------------------------------------------------------
-# The temporary server
-# --------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def temporary_server(settings: dict[str, str]) -> Iterator[str]:
-    """initdb + start a PostgreSQL server in a temporary directory; yield its URL; stop and remove it."""
-    tmp = Path(tempfile.mkdtemp(prefix="bench_repairs_"))
-    tmp.chmod(0o755)
-    data, log = tmp / "data", tmp / "log"
-    port = free_port()
-    options = " ".join([f"-p {port}", "-k /tmp"] + [f"-c {k}={v}" for k, v in settings.items()])
-    try:
-        subprocess.run(
-            [str(PG_CTL), "initdb", "-s", "-D", str(data), "-o", "--auth=trust --username=postgres"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        subprocess.run(
-            [str(PG_CTL), "start", "-D", str(data), "-l", str(log), "-o", options, "-w"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-        finally:
-            subprocess.run(
-                [str(PG_CTL), "stop", "-D", str(data), "-m", "fast", "-w"],
-                check=False,
-                stdout=subprocess.DEVNULL,
-            )
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,44 +89,6 @@ VERSION_INDEXES_DDL = [
     f"CREATE INDEX ix_{VERSION}_pk_validity ON {VERSION} (id, transaction_id, end_transaction_id)",
 ]
 
-# Entity i (1..N), version j (0..K-1). Transaction j*N + i: everything is inserted in a first
-# wave of transactions, then updated in K-1 waves, one version row per transaction. Every 10th
-# entity's last version is a DELETE (op 2, old values kept); other versions after the first are
-# UPDATEs changing a pseudo-random non-empty subset of name/content/score (mask bits 1/2/4).
-# A column's value is a function of how many times it has changed so far, so consecutive values
-# differ exactly when the column changed; content and score are NULL now and then.
-PRISTINE_SQL = f"""
-CREATE TABLE {PRISTINE} AS
-WITH v AS (
-    SELECT i AS id, j AS version, j::bigint * :n + i AS transaction_id,
-           CASE WHEN j = 0 THEN 0 WHEN j = :k - 1 AND i % 10 = 0 THEN 2 ELSE 1 END AS operation_type,
-           CASE WHEN j = 0 THEN 7
-                WHEN j = :k - 1 AND i % 10 = 0 THEN 0
-                ELSE 1 + ((hashint8(i::bigint * 1000003 + j) & 2147483647) % 7)::int END AS mask
-    FROM generate_series(1, :n) AS i, generate_series(0, :k - 1) AS j
-), counted AS (
-    SELECT *,
-           count(*) FILTER (WHERE mask & 1 <> 0) OVER w AS name_n,
-           count(*) FILTER (WHERE mask & 2 <> 0) OVER w AS content_n,
-           count(*) FILTER (WHERE mask & 4 <> 0) OVER w AS score_n,
-           lead(transaction_id) OVER w AS end_transaction_id
-    FROM v
-    WINDOW w AS (PARTITION BY id ORDER BY version ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-), valued AS (
-    SELECT id, transaction_id, end_transaction_id, operation_type, mask,
-           'item ' || id || ' rev ' || name_n AS name,
-           CASE WHEN (content_n + id) % 5 = 0 THEN NULL
-                ELSE repeat('lorem ipsum ', 1 + ((id + content_n) % 8)::int) || content_n END AS content,
-           CASE WHEN (score_n + id) % 4 = 0 THEN NULL ELSE ((id * 37 + score_n * 11) % 1000)::int END AS score
-    FROM counted
-)
-SELECT id, name, content, score, transaction_id, end_transaction_id, operation_type::smallint,
-       CASE operation_type WHEN 0 THEN name IS NOT NULL WHEN 2 THEN true ELSE mask & 1 <> 0 END AS name_mod,
-       CASE operation_type WHEN 0 THEN content IS NOT NULL WHEN 2 THEN true ELSE mask & 2 <> 0 END AS content_mod,
-       CASE operation_type WHEN 0 THEN score IS NOT NULL WHEN 2 THEN true ELSE mask & 4 <> 0 END AS score_mod
-FROM valued
-"""
-
 #: How each operation's measurements start: the column expressions copied from the pristine table.
 BROKEN = {
     # As after switching from the subquery strategy: no end ids at all (every closed version wrong).
@@ -195,27 +107,18 @@ FLOOR_SQL = {
 #: Continuum's native triggers leave), so every row, the open ones included, must be rewritten.
 END_IDS_BROKEN = {"null": "NULL::bigint", "self": "transaction_id"}
 
-ALL_COLUMNS = ("id", *DATA_COLUMNS, "transaction_id", "end_transaction_id", "operation_type", *FLAGS)
-
 
 def create_pristine(engine: sa.Engine, rows: int, versions: int) -> None:
-    entities = rows // versions
     with engine.begin() as conn:
-        for table in (VERSION, PRISTINE, LIVE):
+        for table in (VERSION, LIVE):
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
-        conn.execute(sa.text(PRISTINE_SQL), {"n": entities, "k": versions})
-        conn.exec_driver_sql(f"ALTER TABLE {PRISTINE} ADD PRIMARY KEY (id, transaction_id)")
+        generate_pristine(conn, rows // versions, versions)
         # The live table, for realism: the last version of every entity not deleted.
         conn.exec_driver_sql(
             f"CREATE TABLE {LIVE} (id INTEGER PRIMARY KEY, name VARCHAR(200), content TEXT, score INTEGER)"
         )
-        conn.exec_driver_sql(
-            f"INSERT INTO {LIVE} SELECT id, name, content, score FROM {PRISTINE} "
-            f"WHERE end_transaction_id IS NULL AND operation_type <> 2"
-        )
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql(f"VACUUM ANALYZE {PRISTINE}")
-        conn.exec_driver_sql(f"VACUUM ANALYZE {LIVE}")
+        conn.exec_driver_sql(LIVE_FROM_PRISTINE_SQL)
+    vacuum(engine, PRISTINE, LIVE, checkpoint=False)
 
 
 def prepare_broken(engine: sa.Engine, operation: str) -> None:
@@ -229,14 +132,11 @@ def prepare_broken(engine: sa.Engine, operation: str) -> None:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {VERSION}")
         conn.exec_driver_sql(f"CREATE TABLE {VERSION} ({VERSION_COLUMNS_DDL})")
         conn.exec_driver_sql(
-            f"INSERT INTO {VERSION} ({', '.join(ALL_COLUMNS)}) "
-            f"SELECT {select} FROM {PRISTINE} ORDER BY transaction_id"
+            f"INSERT INTO {VERSION} ({', '.join(ALL_COLUMNS)}) SELECT {select} FROM {PRISTINE} ORDER BY transaction_id"
         )
         for ddl in VERSION_INDEXES_DDL:
             conn.exec_driver_sql(ddl)
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql(f"VACUUM ANALYZE {VERSION}")
-        conn.exec_driver_sql("CHECKPOINT")
+    vacuum(engine, VERSION)
 
 
 def wrong_rows(engine: sa.Engine) -> int:
@@ -256,22 +156,8 @@ def wrong_rows(engine: sa.Engine) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _rss_kib(field_name: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(field_name)
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS counter (VmHWM) of this process (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
+def measure(url: str, operation: str, method: str, explain: bool = False) -> dict[str, Any]:
+    return run_child(__file__, {"url": url, "operation": operation, "method": method, "explain": explain})
 
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
@@ -282,76 +168,31 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     import alembic_versioning  # noqa: F401  (registers the operations)
 
     operation, method = spec["operation"], spec["method"]
-    engine = sa.create_engine(spec["url"], poolclass=sa.pool.NullPool)
-    plans: list[str] = []
-    if spec.get("explain"):
-        # Run the op's UPDATE (the only UPDATE it issues) as EXPLAIN ANALYZE instead.
-        @sa.event.listens_for(engine, "before_cursor_execute", retval=True)
-        def _explain(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-            if statement.lstrip().upper().startswith("UPDATE") and not executemany:
-                statement = "EXPLAIN (ANALYZE, BUFFERS, VERBOSE, SETTINGS) " + statement
-            return statement, parameters
+    # With --explain, the op's UPDATE (the only UPDATE it issues) runs as EXPLAIN ANALYZE.
+    with child_engine(spec, lambda statement: statement.lstrip().upper().startswith("UPDATE")) as (engine, plans):
+        table = None
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+            if method == "continuum":
+                from sqlalchemy_continuum.schema import update_end_tx_column, update_property_mod_flags
 
-        @sa.event.listens_for(engine, "after_cursor_execute")
-        def _plan(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-            if statement.startswith("EXPLAIN"):
-                plans.append("\n".join(row[0] for row in cursor.fetchall()))
+                table = sa.Table(VERSION, sa.MetaData(), autoload_with=conn)
+            conn.rollback()
 
-    table = None
-    with engine.connect() as conn:
-        conn.exec_driver_sql("SELECT 1")
-        if method == "continuum":
-            from sqlalchemy_continuum.schema import update_end_tx_column, update_property_mod_flags
-
-            table = sa.Table(VERSION, sa.MetaData(), autoload_with=conn)
-        conn.rollback()
-
-        rss_before = _rss_kib("VmRSS")
-        if not _reset_peak_rss():
-            rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        start = time.perf_counter()
-        with conn.begin() as transaction:
-            if method == "floor":
-                conn.exec_driver_sql(FLOOR_SQL[operation])
-            elif method == "op":
-                op = Operations(MigrationContext.configure(conn))
-                if operation == "end_transaction_ids":
-                    op.update_end_transaction_ids(LIVE)
+            with measured_transaction(conn, VERSION, COUNTERS, rollback=spec.get("explain", False)) as measured:
+                if method == "floor":
+                    conn.exec_driver_sql(FLOOR_SQL[operation])
+                elif method == "op":
+                    op = Operations(MigrationContext.configure(conn))
+                    if operation == "end_transaction_ids":
+                        op.update_end_transaction_ids(LIVE)
+                    else:
+                        op.update_mod_flags(LIVE)
+                elif operation == "end_transaction_ids":
+                    update_end_tx_column(table, conn=conn)
                 else:
-                    op.update_mod_flags(LIVE)
-            elif operation == "end_transaction_ids":
-                update_end_tx_column(table, conn=conn)
-            else:
-                update_property_mod_flags(table, list(DATA_COLUMNS), conn=conn)
-            # This transaction's own counters (not yet flushed to the cumulative statistics).
-            written, hot = conn.exec_driver_sql(
-                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relid = %(t)s::regclass",
-                {"t": VERSION},
-            ).one()
-            if spec.get("explain"):
-                transaction.rollback()
-        seconds = time.perf_counter() - start
-        peak = _rss_kib("VmHWM")
-    engine.dispose()
-    return {
-        "seconds": seconds,
-        "rows_written": written,
-        "hot_updates": hot,
-        "rss_growth_mib": max(0, peak - rss_before) / 1024,
-        "plans": plans,
-    }
-
-
-def measure(url: str, operation: str, method: str, explain: bool = False) -> dict[str, Any]:
-    spec = {"url": url, "operation": operation, "method": method, "explain": explain}
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(spec)],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+                    update_property_mod_flags(table, list(DATA_COLUMNS), conn=conn)
+        return {**measured, "plans": plans}
 
 
 # --------------------------------------------------------------------------------------------
@@ -359,30 +200,18 @@ def measure(url: str, operation: str, method: str, explain: bool = False) -> dic
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Result:
+@dataclass(kw_only=True)
+class Result(Timings):
     operation: str
     rows: int
     entities: int
     versions: int
-    seconds: dict[str, float] = field(default_factory=dict)
-    all_seconds: dict[str, list[float]] = field(default_factory=dict)
     rows_written: dict[str, int] = field(default_factory=dict)
-    rss_growth_mib: dict[str, float] = field(default_factory=dict)
     wrong_before: int = 0
     wrong_after: dict[str, int] = field(default_factory=dict)
 
-    def ratio(self, a: str, b: str) -> float | None:
-        if a in self.seconds and b in self.seconds and self.seconds[b] > 0:
-            return self.seconds[a] / self.seconds[b]
-        return None
 
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def run_benchmark(url: str, args: argparse.Namespace) -> list[Result]:
+def run_benchmark(url: str, args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[Any]]:
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     results = []
     try:
@@ -393,30 +222,28 @@ def run_benchmark(url: str, args: argparse.Namespace) -> list[Result]:
             create_pristine(engine, entities * args.versions, args.versions)
             log(f"   generated in {time.perf_counter() - t:.1f} s")
             for operation in args.operations:
-                result = Result(operation, entities * args.versions, entities, args.versions)
+                result = Result(
+                    operation=operation, rows=entities * args.versions, entities=entities, versions=args.versions
+                )
                 methods = ["floor", "op"]
                 if not args.skip_continuum and rows <= args.continuum_max:
                     methods.append("continuum")
                 for method in methods:
                     repeat = 1 if method == "continuum" else args.repeat
-                    times = []
                     for _ in range(repeat):
                         prepare_broken(engine, operation)
                         if method == "floor":
                             result.wrong_before = wrong_rows(engine)
                         m = measure(url, operation, method)
-                        times.append(m["seconds"])
-                        result.rows_written[method] = m["rows_written"]
-                        result.rss_growth_mib[method] = max(result.rss_growth_mib.get(method, 0), m["rss_growth_mib"])
+                        result.add(method, m["seconds"], m["rss_growth_mib"])
+                        result.rows_written[method] = m["n_tup_upd"]
                         if method != "floor":
                             result.wrong_after[method] = wrong_rows(engine)
                         log(
                             f"   {operation:<20} {method:<9} {m['seconds']:8.2f} s  "
-                            f"{m['rows_written']:>8} rows written ({m['hot_updates']} HOT)  "
+                            f"{m['n_tup_upd']:>8} rows written ({m['n_tup_hot_upd']} HOT)  "
                             f"peak RSS +{m['rss_growth_mib']:.1f} MiB"
                         )
-                    result.all_seconds[method] = times
-                    result.seconds[method] = statistics.median(times)
                     if args.explain and method != "continuum":
                         prepare_broken(engine, operation)
                         plans = measure(url, operation, method, explain=True)["plans"]
@@ -428,11 +255,7 @@ def run_benchmark(url: str, args: argparse.Namespace) -> list[Result]:
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
     finally:
         engine.dispose()
-    return results
-
-
-def fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+    return [asdict(r) for r in results], [("Results", HEADERS, table_rows(results))]
 
 
 HEADERS = [
@@ -472,59 +295,8 @@ def table_rows(results: list[Result]) -> list[list[str]]:
     return out
 
 
-def print_text(results: list[Result]) -> None:
-    rows = [HEADERS] + table_rows(results)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
-    for n, row in enumerate(rows):
-        print("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))))
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
-
-
-def print_rst(results: list[Result]) -> None:
-    print(".. list-table::\n   :header-rows: 1\n")
-    for row in [HEADERS] + table_rows(results):
-        print("   * - " + row[0])
-        for cell in row[1:]:
-            print("     - " + cell)
-
-
-def describe_environment(url: str) -> dict[str, Any]:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    with engine.connect() as conn:
-        version = conn.exec_driver_sql("SELECT version()").scalar_one()
-        settings = dict(
-            conn.exec_driver_sql(
-                "SELECT name, current_setting(name) FROM pg_settings WHERE name IN "
-                "('shared_buffers', 'work_mem', 'max_wal_size', 'fsync', 'synchronous_commit', 'autovacuum')"
-            ).all()
-        )
-    engine.dispose()
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-            if names:
-                cpu = names[0]
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {
-        "postgresql": version,
-        "settings": settings,
-        "python": platform.python_version(),
-        "cpu": f"{cpu}, {os.cpu_count()} cores",
-        "memory": f"{mem_gib:.0f} GiB",
-        "os": platform.platform(),
-    }
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--sizes",
-        default="20000,200000",
-        type=lambda s: [int(x) for x in s.replace("_", "").split(",")],
-        help="total version rows per table, comma-separated (default: 20000,200000)",
-    )
+    parser = argument_parser(__doc__, "20000,200000", "total version rows per table,")
     parser.add_argument("--versions", type=int, default=5, help="versions per entity (default: 5)")
     parser.add_argument("--skip-continuum", action="store_true", help="do not time Continuum's helpers")
     parser.add_argument(
@@ -546,11 +318,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="broken state for end_transaction_ids: all NULL (default) or end = own transaction id (every row wrong)",
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs of the floor and the op; the median is shown")
-    parser.add_argument("--url", help="use this PostgreSQL server instead of a temporary one (tables bench_item*)")
     parser.add_argument("--explain", action="store_true", help="also print EXPLAIN ANALYZE of floor and op")
-    parser.add_argument("--rst", action="store_true", help="also print the table as an RST list-table")
-    parser.add_argument("--json", type=Path, help="write raw results and environment to this file")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.versions < 2:
         parser.error("--versions must be at least 2")
@@ -560,29 +328,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    BROKEN["end_transaction_ids"]["end_transaction_id"] = END_IDS_BROKEN[args.end_ids_broken]
-    if args.child:
-        print(json.dumps(child(json.loads(args.child))))
-        return
-    with contextlib.ExitStack() as stack:
-        url = args.url or stack.enter_context(temporary_server(SERVER_SETTINGS))
-        env = describe_environment(url)
-        started = time.perf_counter()
-        results = run_benchmark(url, args)
-        env["total_seconds"] = round(time.perf_counter() - started, 1)
-    print(f"PostgreSQL: {env['postgresql']}")
-    print(f"Settings:   {', '.join(f'{k}={v}' for k, v in sorted(env['settings'].items()))}")
-    print(f"Machine:    {env['cpu']}, {env['memory']} RAM; {env['os']}; Python {env['python']}")
-    print(f"Command:    python {' '.join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])}\n")
-    print_text(results)
-    if args.rst:
-        print()
-        print_rst(results)
-    if args.json:
-        args.json.write_text(json.dumps({"environment": env, "results": [asdict(r) for r in results]}, indent=2))
-
-
 if __name__ == "__main__":
-    main()
+    arguments = parse_args()
+    BROKEN["end_transaction_ids"]["end_transaction_id"] = END_IDS_BROKEN[arguments.end_ids_broken]
+    main(arguments, child, run_benchmark)

@@ -24,8 +24,9 @@ def run_online(engine: sa.Engine, call: OpCall, **opts: Any) -> None:
 def render_offline(engine: sa.Engine, call: OpCall, **opts: Any) -> str:
     """The SQL script ``call(op)`` emits in offline mode for ``engine``'s dialect."""
     buffer = io.StringIO()
-    context = MigrationContext.configure(
+    context = MigrationContext.configure(  # as Alembic's generic env.py configures offline runs
         dialect_name=engine.dialect.name,
+        dialect_opts={"paramstyle": "named"},
         opts={"as_sql": True, "output_buffer": buffer, "literal_binds": True, **opts},
     )
     call(Operations(context))

@@ -32,12 +32,13 @@ class SchemaChanges:
 
     created: set[TableKey] = field(default_factory=set)
     dropped: set[TableKey] = field(default_factory=set)
-    altered: set[TableKey] = field(default_factory=set)
+    altered: set[TableKey] = field(default_factory=set)  # columns added, dropped or altered
     added: dict[TableKey, list[str]] = field(default_factory=lambda: defaultdict(list))
     removed: dict[TableKey, list[str]] = field(default_factory=lambda: defaultdict(list))
 
     def touches(self, table: VersionedTable) -> bool:
-        """Whether the migration changes ``table``'s live or version table."""
+        """Whether the migration creates, drops, or adds, drops or alters columns of ``table``'s
+        live or version table (index, constraint and comment changes leave the data checkable)."""
         keys = {(table.schema, table.name), (table.schema, table.version_name)}
         return bool(keys & (self.created | self.dropped | self.altered))
 
@@ -52,13 +53,25 @@ def schema_changes(upgrade_ops: alembic_ops.UpgradeOps) -> SchemaChanges:
             changes.dropped.add((op.schema, op.table_name))
         elif isinstance(op, alembic_ops.ModifyTableOps):
             key = (op.schema, op.table_name)
-            changes.altered.add(key)
             for column_op in op.ops:
                 if isinstance(column_op, alembic_ops.AddColumnOp):
                     changes.added[key].append(column_op.column.name)
                 elif isinstance(column_op, alembic_ops.DropColumnOp):
                     changes.removed[key].append(column_op.column_name)
+                elif not isinstance(column_op, alembic_ops.AlterColumnOp):
+                    continue
+                changes.altered.add(key)
     return changes
+
+
+def versioned_columns_removed(table: VersionedTable, removed: list[str]) -> list[str]:
+    """The data columns among ``removed`` columns of the version table: not the transaction,
+    end or operation-type column (a strategy switch) nor a mod flag (the tracker switched off)."""
+    names = table.naming
+    bookkeeping = {names.transaction_column_name, names.end_transaction_column_name, names.operation_type_column_name}
+    data = set(removed) | set(table.columns)
+    suffix = names.mod_suffix
+    return [c for c in removed if c not in bookkeeping and not (c.endswith(suffix) and c[: -len(suffix)] in data)]
 
 
 def _listing(names: list[str]) -> str:
@@ -87,7 +100,7 @@ def predicted_ops(table: VersionedTable, changes: SchemaChanges, options: Option
         found.append(
             ("chains", UpdateEndTransactionIdsOp, {}, f"{names.end_transaction_column_name} added (validity strategy)")
         )
-    removed = [c for c in changes.removed.get(version, []) if c not in (table.mod_column(m) for m in table.mod_columns)]
+    removed = versioned_columns_removed(table, changes.removed.get(version, []))
     if removed:
         found.append(
             (
@@ -99,7 +112,14 @@ def predicted_ops(table: VersionedTable, changes: SchemaChanges, options: Option
         )
     flags = [c for c in table.mod_columns if table.mod_column(c) in added]
     if flags:
-        found.append(("mod_flags", UpdateModFlagsOp, {"columns": flags}, f"mod flag(s) added for {_listing(flags)}"))
+        found.append(
+            (
+                "mod_flags",
+                UpdateModFlagsOp,
+                {"columns": flags, "insert_flags": "non_null"},  # new flags are false: INSERTs get theirs too
+                f"mod flag(s) added for {_listing(flags)}",
+            )
+        )
     data = [c for c in added if c in table.columns]
     if data:
         found.append(

@@ -68,6 +68,8 @@ class Options:
         if disable - set(CHECKS):
             raise CommandError(f"alembic_versioning disable={sorted(disable)}: the checks are {list(CHECKS)}.")
         managers = merged.get("managers")
+        if isinstance(managers, str):
+            raise CommandError("alembic_versioning option 'managers' takes a list of versioning manager objects.")
         return cls(
             skip_tables=_names(merged.get("skip_tables")),
             disable=disable,
@@ -76,14 +78,24 @@ class Options:
         )
 
 
+def _file_settings(source: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    if "managers" in source:
+        raise CommandError(
+            f"alembic_versioning option 'managers' in {where}: versioning managers are Python objects; "
+            f"pass them in env.py: context.configure(..., alembic_versioning={{'managers': [...]}})."
+        )
+    return source
+
+
 def options_for(autogen_context: Any) -> Options:
     """The options of one autogenerate run: config file first, then ``env.py``."""
     sources: list[Mapping[str, Any]] = []
     config = autogen_context.migration_context.config
     if config is not None:
-        sources.append(config.toml_alembic_config.get("versioning", {}))
+        sources.append(_file_settings(config.toml_alembic_config.get("versioning", {}), "pyproject.toml"))
         ini = config.file_config
         if ini.has_section("alembic_versioning"):
-            sources.append({k: v for k, v in ini.items("alembic_versioning") if k not in ini.defaults()})
+            section = {k: v for k, v in ini.items("alembic_versioning") if k not in ini.defaults()}
+            sources.append(_file_settings(section, "the ini file"))
     sources.append(autogen_context.opts.get("alembic_versioning") or {})
     return Options.from_settings(*sources)

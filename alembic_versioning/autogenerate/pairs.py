@@ -38,7 +38,7 @@ def versioned_pairs(autogen_context: Any, options: Options, schemas: Iterable[st
     default = autogen_context.dialect.default_schema_name
     return [
         table
-        for table in find_versioned_tables(autogen_context.metadata, managers=options.managers)
+        for table in find_versioned_tables(autogen_context.metadata, managers=options.managers, default_schema=default)
         if (table.schema in wanted or (table.schema == default and None in wanted))
         and not options.skips(table)
         and _included(autogen_context, table.name, table.schema)

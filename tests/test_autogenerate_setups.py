@@ -1,0 +1,142 @@
+"""Autogenerate in less common application set-ups: per-model schemas, custom transaction classes,
+versioning switched on for existing tables, strategy and tracker switches, unrelated schema changes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import render_python_code
+from alembic.util import CommandError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy_continuum import VersioningManager, make_versioned, remove_versioning
+from sqlalchemy_continuum.transaction import TransactionBase
+
+from alembic_versioning import VersionedTableOp
+from alembic_versioning.autogenerate.options import Options
+
+from .continuum_app import versioned_app, write_history
+from .test_autogenerate import apply, ours, produce
+
+
+@contextmanager
+def thing_app(*, table_args: dict[str, Any] | None = None, custom_transaction: bool = False) -> Iterator[Any]:
+    """One versioned model under its own manager: optionally in its own schema, or with its own
+    transaction class, table and sequence."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    options: dict[str, Any] = {}
+    if custom_transaction:
+
+        class AuditTransaction(Base, TransactionBase):
+            __tablename__ = "audit_tx"
+            id = sa.Column(sa.BigInteger, sa.Sequence("audit_tx_id_seq"), primary_key=True)
+
+        options["transaction_cls"] = AuditTransaction
+    manager = VersioningManager(**options)
+    if custom_transaction:
+        AuditTransaction.__versioning_manager__ = manager  # type: ignore[attr-defined]
+    make_versioned(manager=manager, user_cls=None)
+    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
+
+    class Thing(Base):
+        __tablename__ = "thing"
+        __table_args__ = table_args or {}
+        __versioned__: dict[str, Any] = {}
+        id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+        name: Mapped[str | None]
+
+    sa.orm.configure_mappers()
+    try:
+        yield Base.metadata, Thing
+    finally:
+        sa.orm.close_all_sessions()
+        remove_versioning(manager=manager)
+        Base.registry.dispose()
+
+
+def _drift_then_repair(engine: sa.Engine, metadata: sa.MetaData, thing: Any, **opts: Any) -> str:
+    with Session(engine) as session:
+        session.add(thing(id=1, name="orm"))
+        session.commit()
+    with engine.begin() as conn:
+        conn.execute(sa.insert(thing.__table__), [{"id": 2, "name": "raw"}])
+    script = produce(engine, metadata, **opts)
+    code = render_python_code(script.upgrade_ops)
+    apply(engine, script)
+    assert produce(engine, metadata, **opts).upgrade_ops.is_empty()
+    return code
+
+
+def test_model_schema_with_the_transaction_table_in_the_default_schema(pg_engine: sa.Engine) -> None:
+    with pg_engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA app")
+    with thing_app(table_args={"schema": "app"}) as (metadata, thing):
+        assert metadata.tables["transaction"].schema is None
+        metadata.create_all(pg_engine)
+        code = _drift_then_repair(pg_engine, metadata, thing, include_schemas=True)
+    assert "schema='app'" in code and "transaction_table='public.transaction'" in code
+
+
+def test_custom_transaction_class_and_sequence(engine: sa.Engine) -> None:
+    with thing_app(custom_transaction=True) as (metadata, thing):
+        metadata.create_all(engine)
+        code = _drift_then_repair(engine, metadata, thing)
+    assert "transaction_table='audit_tx'" in code and "transaction_sequence='audit_tx_id_seq'" in code
+
+
+def test_custom_manager_found_without_the_managers_option(engine: sa.Engine) -> None:
+    """Association version tables keep NULL end ids (Continuum never fills them): no false positive
+    even when the app's manager is not passed in, as long as its classes are mapped."""
+    with versioned_app() as app:
+        app.metadata.create_all(engine)
+        with Session(engine) as session:
+            session.add(app.Article(id=1, name="a", tags=[app.Tag(id=1, label="t")]))
+            session.commit()
+        assert ours(produce(engine, app.metadata)) == []
+
+
+def test_versioning_switched_on_for_existing_tables(engine: sa.Engine) -> None:
+    """Version tables and the transaction table are all new; the live tables have rows."""
+    with versioned_app(mod_tracker=True) as app:
+        new = {"transaction", *(t for t in app.metadata.tables if t.endswith("_version"))}
+        app.metadata.create_all(engine, tables=[t for k, t in app.metadata.tables.items() if k not in new])
+        with engine.begin() as conn:
+            conn.execute(sa.insert(app.table("article")), [{"id": i, "name": f"a{i}"} for i in range(3)])
+        script = produce(engine, app.metadata)
+        assert sorted(f[1] for f in ours(script)) == ["article", "article_tag", "tag", "translation"]
+        apply(engine, script)
+        assert produce(engine, app.metadata).upgrade_ops.is_empty()
+
+
+def test_strategy_and_tracker_switches_do_not_vacuum(engine: sa.Engine) -> None:
+    """Dropping the end column or the flags is no dropped *versioned* column."""
+    with versioned_app(mod_tracker=True) as old:
+        old.metadata.create_all(engine)
+        write_history(engine, old, seed=2)
+    with versioned_app(strategy="subquery") as new:
+        script = produce(engine, new.metadata, alembic_versioning={"vacuum": True, "managers": [new.manager]})
+        assert [f for f in ours(script) if f[0] == "vacuum_versions"] == []
+
+
+def test_unrelated_schema_changes_keep_the_drift_checks(engine: sa.Engine) -> None:
+    with versioned_app() as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app, seed=2)
+        version = app.version("Article")
+        with engine.begin() as conn:
+            conn.execute(sa.update(version).values(end_transaction_id=None))
+        sa.Index("ix_article_score", app.table("article").c.score)
+        script = produce(engine, app.metadata)
+        assert [f[0] for f in ours(script)] == ["update_end_transaction_ids"]
+        assert any(not isinstance(op, VersionedTableOp) for op in script.upgrade_ops.ops)
+
+
+def test_managers_only_from_env_py() -> None:
+    with pytest.raises(CommandError, match="takes a list"):
+        Options.from_settings({"managers": "myapp:versioning_manager"})
