@@ -28,7 +28,7 @@ def imported_managers(metadata: sa.MetaData | Sequence[sa.MetaData] = ()) -> lis
     metadatas = _metadata_list(metadata) if metadata else []
     # SQLAlchemy has no public registry of registries; without it, only the defaults are found.
     mapper_module = sys.modules.get("sqlalchemy.orm.mapper")
-    registries = getattr(mapper_module, "_all_registries", set)() if metadatas else set()
+    registries: set[Any] = getattr(mapper_module, "_all_registries", set)() if metadatas else set()
     for registry in registries:
         for mapper in registry.mappers:
             manager = getattr(mapper.class_, "__versioning_manager__", None)

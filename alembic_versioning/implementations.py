@@ -66,8 +66,8 @@ def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
             )
         columns = [c for c in columns if c in live_names]
     record = transaction_record(operations, catalog, op)
-    statements = backfill_statements(table, table.live_table(columns), columns, record)
-    run(operations, op.op_name, table, statements, "versions written", counted=-2)
+    statements, inserting = backfill_statements(table, table.live_table(columns), columns, record)
+    run(operations, op.op_name, table, statements, "versions written", counted=inserting)
 
 
 @Operations.implementation_for(VacuumVersionsOp)

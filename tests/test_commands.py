@@ -398,7 +398,7 @@ def test_render_as_batch(engine: sa.Engine, tmp_path: Path) -> None:
         assert_op(
             upgrade,
             "mod flag\\(s\\) added for score",
-            "op.update_mod_flags('article', primary_key=['id'], columns=['score'])",
+            "op.update_mod_flags('article', primary_key=['id'], columns=['score'], insert_flags='non_null')",
         )
         assert_op(upgrade, "column\\(s\\) score added to article and article_version", "op.backfill_versions('article'")
         project.run(engine, command.upgrade, "head")

@@ -6,12 +6,13 @@ The statements, in order (a bounded number per table, nothing read back):
    order, the order Continuum's writers take them in, so no deadlock): a writer that already
    took a transaction id commits first, later writers wait, and none ends up with an id older
    than the backfill's below versions newer than its own;
-2. create a temporary one-row table and put the new transaction id in it, only if some
-   entity needs a version;
+2. compute the versions to write once, into a temporary table (analysed, so the planner
+   knows its size), and create a temporary one-row table with the new transaction id in it,
+   only if some entity needs a version;
 3. insert the transaction record (and ``transaction_meta`` rows) from it;
 4. validity strategy: close each affected entity's latest version with the new id;
 5. insert the new versions;
-6. drop the temporary table.
+6. drop the temporary tables.
 
 With no entity needing a version the temporary table stays empty, every later statement
 affects no row, and no transaction record is written, online or offline.
@@ -27,10 +28,22 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..model import DELETE, INSERT, UPDATE, VersionedTable
-from .constructs import Differs, LockForWrite, NextTransactionId, UtcNow, constant, same_entity
+from .constructs import (
+    Analyze,
+    CreateTemporaryTableAs,
+    Differs,
+    DistinctOn,
+    LockForWrite,
+    NextTransactionId,
+    UnlessDistinctOn,
+    UtcNow,
+    constant,
+    same_entity,
+)
 
-#: Name of the temporary table holding the new transaction id.
+#: Names of the temporary tables holding the new transaction id and the versions to write.
 PENDING_TRANSACTION = "_av_backfill_transaction"
+PENDING_VERSIONS = "_av_backfill_pending"
 OPERATION, LATEST_TX = "_av_operation", "_av_latest_tx"
 
 
@@ -54,15 +67,20 @@ class TransactionRecord:
 def latest_versions(table: VersionedTable, version: sa.Table) -> sa.Subquery:
     """Each entity's latest version: the one with the highest transaction id.
 
-    For an intact validity chain that is the open row; for a broken one it is still a
-    single, well-defined row.
+    For an intact validity chain that is the open row; for a broken one it is still a single,
+    well-defined row. PostgreSQL picks it with ``DISTINCT ON`` (reading Continuum's
+    ``(pk, transaction_id DESC)`` index, with a sound row estimate); elsewhere a correlated
+    ``max()`` keeps it.
     """
     tx = version.c[table.naming.transaction_column_name]
     key = [version.c[k] for k in table.entity_key]
-    newest = sa.select(*key, sa.func.max(tx).label("_av_newest")).group_by(*key).subquery("newest")
+    other = version.alias("other")
+    newest = sa.select(sa.func.max(other.c[tx.name])).where(*same_entity(table, other.c, version.c)).scalar_subquery()
     return (
         sa.select(version)
-        .join(newest, sa.and_(*same_entity(table, version.c, newest.c), tx == newest.c._av_newest))
+        .prefix_with(DistinctOn(*key), dialect="postgresql")
+        .where(UnlessDistinctOn(tx == newest))
+        .order_by(*key, tx.desc())
         .subquery("latest")
     )
 
@@ -105,7 +123,7 @@ def pending_versions(table: VersionedTable, version: sa.Table, live: sa.Table, c
     return sa.union_all(from_live, gone).subquery("pending")
 
 
-def new_mod_flag(pending: sa.Subquery, column: str, index: int) -> ColumnElement[bool]:
+def new_mod_flag(pending: sa.Table, column: str, index: int) -> ColumnElement[bool]:
     """A new version's flag, following ``update_mod_flags``' convention.
 
     DELETE: true; UPDATE: whether the value differs from the latest version's; INSERT
@@ -122,11 +140,15 @@ def new_mod_flag(pending: sa.Subquery, column: str, index: int) -> ColumnElement
 
 def backfill_statements(
     table: VersionedTable, live: sa.Table, columns: Sequence[str], record: TransactionRecord
-) -> list[sa.Executable]:
-    """The statements that write the missing versions of ``table`` in one new transaction."""
+) -> tuple[list[sa.Executable], int]:
+    """The statements that write the missing versions of ``table`` in one new transaction, and
+    the index of the one inserting the versions."""
     names = table.naming
     version = table.version_table()
-    pending = pending_versions(table, version, live, columns)
+    found = pending_versions(table, version, live, columns)
+    pending = sa.Table(
+        PENDING_VERSIONS, sa.MetaData(), *(sa.Column(c.name, c.type) for c in found.c), prefixes=["TEMPORARY"]
+    )
     data = [c for c in columns if c not in table.entity_key]
     new_tx = sa.Table(PENDING_TRANSACTION, sa.MetaData(), sa.Column("id", sa.BigInteger), prefixes=["TEMPORARY"])
     new_id = sa.select(new_tx.c.id).scalar_subquery()
@@ -137,9 +159,12 @@ def backfill_statements(
     if record.reuse is not None:
         statements.append(sa.schema.CreateTable(record.reuse, if_not_exists=True))
     statements += [
+        CreateTemporaryTableAs(pending, found.element),
+        Analyze(pending),
         sa.schema.CreateTable(new_tx),
         sa.insert(new_tx).from_select(
-            ["id"], sa.select(NextTransactionId(txt.c.id, record.sequence, reuse)).where(sa.exists(pending.select()))
+            ["id"],
+            sa.select(NextTransactionId(txt.c.id, record.sequence, reuse)).where(sa.exists().select_from(pending)),
         ),
     ]
     values = {"issued_at": UtcNow(), **record.values}
@@ -170,5 +195,6 @@ def backfill_statements(
         {table.mod_column(c): new_mod_flag(pending, c, i) for i, c in enumerate(data) if c in table.mod_columns}
     )
     statements.append(sa.insert(version).from_select(list(new_values), sa.select(*new_values.values()).where(has_new)))
-    statements.append(sa.schema.DropTable(new_tx))
-    return statements
+    inserting = len(statements) - 1
+    statements += [sa.schema.DropTable(new_tx), sa.schema.DropTable(pending)]
+    return statements, inserting

@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import roles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
@@ -62,6 +63,76 @@ def same_entity(table: VersionedTable, left: Any, right: Any) -> list[ColumnElem
     if table.primary_key:
         return [left[k] == right[k] for k in table.entity_key]
     return [left[k].is_not_distinct_from(right[k]) for k in table.entity_key]
+
+
+class DistinctOn(roles.StatementOptionRole, sa.sql.expression.ClauseElement):
+    """``DISTINCT ON (columns)``, a ``SELECT`` prefix for PostgreSQL (attach it with
+    ``prefix_with(..., dialect="postgresql")``)."""
+
+    inherit_cache = False
+
+    def __init__(self, *columns: ColumnElement[Any]) -> None:
+        self.columns = columns
+
+
+@compiles(DistinctOn)
+def _distinct_on(element: DistinctOn, compiler: SQLCompiler, **kw: Any) -> str:
+    return "DISTINCT ON (" + ", ".join(compiler.process(c, **kw) for c in element.columns) + ")"
+
+
+class UnlessDistinctOn(ColumnElement[bool]):
+    """A filter that :class:`DistinctOn` makes redundant: ``condition`` where the dialect has no
+    ``DISTINCT ON``, ``true`` on PostgreSQL."""
+
+    inherit_cache = False
+    type = sa.Boolean()
+
+    def __init__(self, condition: ColumnElement[bool]) -> None:
+        self.condition = condition
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return list(self.condition._from_objects)
+
+
+@compiles(UnlessDistinctOn)
+def _unless_distinct_on(element: UnlessDistinctOn, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.condition, **kw)
+
+
+@compiles(UnlessDistinctOn, "postgresql")
+def _unless_distinct_on_postgresql(element: UnlessDistinctOn, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(sa.true(), **kw)
+
+
+class CreateTemporaryTableAs(sa.schema.ExecutableDDLElement):
+    """``CREATE TEMPORARY TABLE <table> AS <select>``: ``select``'s rows, computed once."""
+
+    inherit_cache = False
+
+    def __init__(self, table: sa.Table, select: sa.Select[Any]) -> None:
+        self.table = table
+        self.select = select
+
+
+@compiles(CreateTemporaryTableAs)
+def _create_temporary_table_as(element: CreateTemporaryTableAs, compiler: Any, **kw: Any) -> str:
+    select = element.select.compile(dialect=compiler.dialect, compile_kwargs={"literal_binds": True})
+    return f"CREATE TEMPORARY TABLE {compiler.preparer.format_table(element.table)} AS {select}"
+
+
+class Analyze(sa.schema.ExecutableDDLElement):
+    """``ANALYZE <table>``: statistics for a freshly filled (temporary) table."""
+
+    inherit_cache = False
+
+    def __init__(self, table: sa.Table) -> None:
+        self.table = table
+
+
+@compiles(Analyze)
+def _analyze(element: Analyze, compiler: Any, **kw: Any) -> str:
+    return f"ANALYZE {compiler.preparer.format_table(element.table)}"
 
 
 class UtcNow(ColumnElement[Any]):
