@@ -78,7 +78,7 @@ def latest_versions(table: VersionedTable, version: sa.Table) -> sa.Subquery:
     newest = sa.select(sa.func.max(other.c[tx.name])).where(*same_entity(table, other.c, version.c)).scalar_subquery()
     return (
         sa.select(version)
-        .prefix_with(DistinctOn(*key), dialect="postgresql")
+        .prefix_with(DistinctOn(*key), dialect="postgresql")  # type: ignore[arg-type]  # a StatementOptionRole
         .where(UnlessDistinctOn(tx == newest))
         .order_by(*key, tx.desc())
         .subquery("latest")

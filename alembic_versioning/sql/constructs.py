@@ -110,7 +110,7 @@ class CreateTemporaryTableAs(sa.schema.ExecutableDDLElement):
 
     inherit_cache = False
 
-    def __init__(self, table: sa.Table, select: sa.Select[Any]) -> None:
+    def __init__(self, table: sa.Table, select: sa.SelectBase) -> None:
         self.table = table
         self.select = select
 
