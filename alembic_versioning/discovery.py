@@ -104,7 +104,7 @@ def tables_from_manager(
             naming=manager_naming(manager, model, live.schema, default_schema),
             strategy=manager.option(model, "strategy"),
         )
-    for live in manager.association_tables:
+    for live in getattr(manager, "association_tables", ()):  # sqlalchemy-history has none
         naming = manager_naming(manager, None, live.schema, default_schema)
         key = sa.Table(naming.version_table_name(live.name), sa.MetaData(), schema=live.schema).key
         if live.metadata in metadatas and key in live.metadata.tables and key not in found:
