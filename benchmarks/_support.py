@@ -141,6 +141,9 @@ def seq_scan_seconds(engine: sa.Engine, tables: Sequence[str], wide: bool = Fals
 # A column's value is a function of how many times it has changed so far, so consecutive values
 # differ exactly when the column changed; content and score are NULL now and then. With K = 1
 # every entity has a single INSERT version: its values serve as a live table's rows.
+# Parameters besides :n and :k (see create_pristine): a share :content_only of the UPDATEs
+# change content alone (futile once content is dropped); name and score take :cycle values in
+# turn (a version may return to an earlier, not the previous, state).
 PRISTINE_SQL = f"""
 CREATE TABLE {PRISTINE} AS
 WITH v AS (
@@ -148,6 +151,7 @@ WITH v AS (
            CASE WHEN j = 0 THEN 0 WHEN j = :k - 1 AND i % 10 = 0 THEN 2 ELSE 1 END AS operation_type,
            CASE WHEN j = 0 THEN 7
                 WHEN j = :k - 1 AND i % 10 = 0 THEN 0
+                WHEN (hashint8(-(i::bigint * 1000003 + j)) & 2147483647) % 1000 < :content_only * 1000 THEN 2
                 ELSE 1 + ((hashint8(i::bigint * 1000003 + j) & 2147483647) % 7)::int END AS mask
     FROM generate_series(1, :n) AS i, generate_series(0, :k - 1) AS j
 ), counted AS (
@@ -160,10 +164,11 @@ WITH v AS (
     WINDOW w AS (PARTITION BY id ORDER BY version ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ), valued AS (
     SELECT id, transaction_id, end_transaction_id, operation_type, mask,
-           'item ' || id || ' rev ' || name_n AS name,
+           'item ' || id || ' rev ' || name_n % :cycle AS name,
            CASE WHEN (content_n + id) % 5 = 0 THEN NULL
                 ELSE repeat('lorem ipsum ', 1 + ((id + content_n) % 8)::int) || content_n END AS content,
-           CASE WHEN (score_n + id) % 4 = 0 THEN NULL ELSE ((id * 37 + score_n * 11) % 1000)::int END AS score
+           CASE WHEN (score_n % :cycle + id) % 4 = 0 THEN NULL
+                ELSE ((id * 37 + score_n % :cycle * 11) % 1000)::int END AS score
     FROM counted
 )
 SELECT id, name, content, score, transaction_id, end_transaction_id, operation_type::smallint,
@@ -186,39 +191,50 @@ STALE_WHERE = "mod(hashint4(id) & 2147483647, 10) = 3"
 STALE_UPDATE = f"UPDATE {LIVE} SET name = name || ' (edited)', score = coalesce(score, 0) + 1 WHERE {STALE_WHERE}"
 
 
-def create_pristine(conn: sa.Connection, entities: int, versions: int) -> None:
-    """(Re)create the pristine history table: ``entities`` x ``versions`` correct version rows."""
+def create_pristine(
+    conn: sa.Connection, entities: int, versions: int, content_only: float = 0.0, cycle: int = 2**31 - 1
+) -> None:
+    """(Re)create the pristine history table: ``entities`` x ``versions`` correct version rows.
+
+    ``content_only``: the share of UPDATE versions that change ``content`` alone (besides the
+    1 in 7 that do anyway); ``cycle``: how many values ``name`` and ``score`` take in turn
+    (by default they never return to an earlier value)."""
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {PRISTINE}")
-    conn.execute(sa.text(PRISTINE_SQL), {"n": entities, "k": versions})
+    params = {"n": entities, "k": versions, "content_only": content_only, "cycle": cycle}
+    conn.execute(sa.text(PRISTINE_SQL), params)
     conn.exec_driver_sql(f"ALTER TABLE {PRISTINE} ADD PRIMARY KEY (id, transaction_id)")
 
 
-def versioned_model() -> tuple[sa.MetaData, type, Any]:
-    """``bench_item`` as a SQLAlchemy-Continuum model (validity strategy, PropertyModTrackerPlugin).
+def versioned_model(
+    columns: Sequence[str] = DATA_COLUMNS, strategy: str = "validity", mod_flags: bool = True
+) -> tuple[sa.MetaData, type, Any]:
+    """``bench_item`` as a SQLAlchemy-Continuum model: by default the validity strategy, with
+    the PropertyModTrackerPlugin, and the data columns ``name``, ``content`` and ``score``.
 
     Returns the MetaData (live table, version table, ``transaction`` and its sequence), the
     model class and the versioning manager. Continuum is imported here only: importing it
-    installs global ORM listeners.
+    installs global ORM listeners (so one model per process).
     """
     from sqlalchemy.orm import DeclarativeBase
     from sqlalchemy_continuum import make_versioned, versioning_manager
     from sqlalchemy_continuum.plugins import PropertyModTrackerPlugin
 
-    make_versioned(user_cls=None, plugins=[PropertyModTrackerPlugin()])
+    plugins = [PropertyModTrackerPlugin()] if mod_flags else []
+    make_versioned(user_cls=None, plugins=plugins, options={"strategy": strategy})
 
     class Base(DeclarativeBase):
         pass
 
-    class BenchItem(Base):
-        __tablename__ = LIVE
-        __versioned__: dict[str, Any] = {}
-        id = sa.Column(sa.Integer, primary_key=True, autoincrement=False)
-        name = sa.Column(sa.String(200))
-        content = sa.Column(sa.Text)
-        score = sa.Column(sa.Integer)
-
+    types: dict[str, Any] = {"name": sa.String(200), "content": sa.Text, "score": sa.Integer}
+    attributes: dict[str, Any] = {
+        "__tablename__": LIVE,
+        "__versioned__": {},
+        "id": sa.Column(sa.Integer, primary_key=True, autoincrement=False),
+        **{column: sa.Column(types[column]) for column in columns},
+    }
+    item = type("BenchItem", (Base,), attributes)
     sa.orm.configure_mappers()
-    return Base.metadata, BenchItem, versioning_manager
+    return Base.metadata, item, versioning_manager
 
 
 def create_versioned_schema(engine: sa.Engine, metadata: sa.MetaData, create: bool = True) -> None:
@@ -230,13 +246,15 @@ def create_versioned_schema(engine: sa.Engine, metadata: sa.MetaData, create: bo
             metadata.create_all(conn)
 
 
-def create_versioned_data(engine: sa.Engine, metadata: sa.MetaData, entities: int, versions: int, stale: bool) -> None:
+def create_versioned_data(
+    engine: sa.Engine, metadata: sa.MetaData, entities: int, versions: int, stale: bool, **history: Any
+) -> None:
     """The Continuum model's (empty) tables, the pristine history of ``entities`` x ``versions``
-    (not loaded: see :func:`load_versions`) and the live rows it describes; with ``stale``, 10%
-    of them then changed by :data:`STALE_UPDATE`."""
+    (not loaded: see :func:`load_versions`; ``history``: :func:`create_pristine`'s options) and
+    the live rows it describes; with ``stale``, 10% of them then changed by :data:`STALE_UPDATE`."""
     create_versioned_schema(engine, metadata)
     with engine.begin() as conn:
-        create_pristine(conn, entities, versions)
+        create_pristine(conn, entities, versions, **history)
         conn.exec_driver_sql(LIVE_FROM_PRISTINE_SQL)
         if stale:
             conn.exec_driver_sql(STALE_UPDATE)
@@ -335,6 +353,34 @@ def child_engine(spec: dict[str, Any], explained: Callable[[str], bool]) -> Iter
         yield engine, plans
     finally:
         engine.dispose()
+
+
+def writes_rows(statement: str) -> bool:
+    """Whether ``statement`` writes rows: ``INSERT``, ``UPDATE``, ``DELETE``, ``CREATE TABLE ... AS``."""
+    words = statement.upper().split()
+    return bool(words) and (words[0] in ("INSERT", "UPDATE", "DELETE") or (words[0] == "CREATE" and "AS" in words))
+
+
+def measure_writes(
+    spec: dict[str, Any], counters: Sequence[str], body: Callable[[sa.Connection], None]
+) -> dict[str, Any]:
+    """A child's measurement of ``body(conn)`` on the version table: one transaction on a fresh
+    connection (:func:`measured_transaction`; rolled back with ``spec["explain"]``, which also
+    runs the statements that write rows, ``INSERT``, ``UPDATE``, ``DELETE`` and ``CREATE TABLE
+    ... AS``, as ``EXPLAIN ANALYZE``). Returns the measurement and ``plans``."""
+    with child_engine(spec, writes_rows) as (engine, plans):
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+            conn.rollback()
+            with measured_transaction(conn, VERSION, counters, spec.get("explain", False)) as measured:
+                body(conn)
+        return {**measured, "plans": plans}
+
+
+def print_plans(plans: Sequence[str], what: str) -> None:
+    """Print the ``EXPLAIN ANALYZE`` plans of a measurement of ``what``."""
+    for plan in plans:
+        print(f"\n-- EXPLAIN ANALYZE: {what}\n{plan}\n")
 
 
 def run_child(script: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -484,6 +530,18 @@ def argument_parser(doc: str, default_sizes: str, what_sizes: str) -> argparse.A
     parser.add_argument("--json", type=Path, help="write raw results and environment to this file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     return parser
+
+
+def add_reference_arguments(parser: argparse.ArgumentParser, name: str, what: str, default_max: int) -> None:
+    """``--skip-NAME`` and ``--NAME-max ROWS``: whether, and up to which size, to time ``what``
+    (a slow reference)."""
+    parser.add_argument(f"--skip-{name}", action="store_true", help=f"do not time {what}")
+    parser.add_argument(
+        f"--{name}-max",
+        type=int,
+        default=default_max,
+        help=f"time {what} only up to this many rows (default: {default_max})",
+    )
 
 
 def main(

@@ -50,14 +50,15 @@ from _support import (
     STALE_WHERE,
     VERSION,
     Timings,
+    add_reference_arguments,
     argument_parser,
-    child_engine,
     create_versioned_data,
     fmt,
     load_versions,
     log,
     main,
-    measured_transaction,
+    measure_writes,
+    print_plans,
     run_child,
     seq_scan_seconds,
     vacuum,
@@ -176,25 +177,21 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 
     method, scenario = spec["method"], spec["scenario"]
     model = versioned_model() if method == "orm" else None
-    writes = ("INSERT", "UPDATE")
-    with child_engine(spec, lambda statement: statement.lstrip().upper().startswith(writes)) as (engine, plans):
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-            conn.rollback()
-            # Versions written (inserted) and closed (updated).
-            counters = ("n_tup_ins", "n_tup_upd")
-            with measured_transaction(conn, VERSION, counters, spec.get("explain", False)) as measured:
-                if method == "floor":
-                    conn.exec_driver_sql(FLOOR_SQL[scenario])
-                elif method in ("op", "noop"):
-                    Operations(MigrationContext.configure(conn)).backfill_versions(LIVE)
-                else:
-                    assert model is not None
-                    _, item, manager = model
-                    with Session(bind=conn) as session:
-                        orm_recipe(session, item, manager, scenario)
-                        session.commit()
-        return {**measured, "plans": plans}
+
+    def run(conn: sa.Connection) -> None:
+        if method == "floor":
+            conn.exec_driver_sql(FLOOR_SQL[scenario])
+        elif method in ("op", "noop"):
+            Operations(MigrationContext.configure(conn)).backfill_versions(LIVE)
+        else:
+            assert model is not None
+            _, item, manager = model
+            with Session(bind=conn) as session:
+                orm_recipe(session, item, manager, scenario)
+                session.commit()
+
+    # Versions written (inserted) and closed (updated).
+    return measure_writes(spec, ("n_tup_ins", "n_tup_upd"), run)
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,13 +256,15 @@ def run_benchmark(url: str, args: argparse.Namespace) -> tuple[list[dict[str, An
                 if args.explain:
                     for method in ("floor", "op"):
                         reset(engine, metadata, scenario)
-                        for plan in measure(url, scenario, method, explain=True)["plans"]:
-                            print(f"\n-- EXPLAIN ANALYZE: {scenario}, {method}, {rows} rows\n{plan}\n")
+                        print_plans(
+                            measure(url, scenario, method, explain=True)["plans"], f"{scenario}, {method}, {rows} rows"
+                        )
                     reset(engine, metadata, scenario)
                     measure(url, scenario, "op")
                     vacuum(engine, VERSION, LIVE, "transaction")
-                    for plan in measure(url, scenario, "noop", explain=True)["plans"]:
-                        print(f"\n-- EXPLAIN ANALYZE: {scenario}, no-op, {rows} rows\n{plan}\n")
+                    print_plans(
+                        measure(url, scenario, "noop", explain=True)["plans"], f"{scenario}, no-op, {rows} rows"
+                    )
                 log(f"   drift after: {result.drift_after}")
                 results.append(result)
     return [asdict(r) for r in results], tables(results)
@@ -341,8 +340,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--scenarios", default=",".join(SCENARIOS), type=lambda s: s.split(","), help="initial,stale (default: both)"
     )
-    parser.add_argument("--skip-orm", action="store_true", help="do not time the ORM recipe")
-    parser.add_argument("--orm-max", type=int, default=50_000, help="time the ORM recipe only up to this many rows")
+    add_reference_arguments(parser, "orm", "the ORM recipe", 50_000)
     parser.add_argument("--repeat", type=int, default=1, help="runs of floor, op and no-op; the median is shown")
     parser.add_argument("--explain", action="store_true", help="also print EXPLAIN ANALYZE of floor, op and no-op")
     args = parser.parse_args(argv)

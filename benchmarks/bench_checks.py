@@ -33,18 +33,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import _support
 import sqlalchemy as sa
 from _support import (
     LIVE,
     PRISTINE,
     VERSION,
     Timings,
-    argument_parser,
     create_versioned_data,
     fmt,
     load_versions,
     log,
-    main,
+    print_plans,
     ratio,
     seq_scan,
     versioned_database,
@@ -143,7 +143,7 @@ def run_size(engine: sa.Engine, metadata: sa.MetaData, rows: int, args: argparse
                 sql = str(query.compile(conn))
                 plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS, VERBOSE, SETTINGS) " + sql).scalars().all()
                 result.plans[name] = "\n".join(plan)
-                print(f"\n-- EXPLAIN ANALYZE: {name}, {rows} rows\n{result.plans[name]}\n")
+                print_plans([result.plans[name]], f"{name}, {rows} rows")
             conn.rollback()
         for name, plugins in (("produce_migrations", PLUGINS), ("produce_migrations_alembic_only", None)):
 
@@ -214,11 +214,11 @@ def run_benchmark(url: str, args: argparse.Namespace) -> tuple[list[dict[str, An
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argument_parser(__doc__, "1000000", "version rows")
+    parser = _support.argument_parser(__doc__, "1000000", "version rows")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs after a warm-up; the median is shown")
     parser.add_argument("--explain", action="store_true", help="also print EXPLAIN ANALYZE of both checks")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
-    main(parse_args(), None, run_benchmark)
+    _support.main(parse_args(), None, run_benchmark)

@@ -45,12 +45,14 @@ from _support import (
     PRISTINE,
     VERSION,
     Timings,
+    add_reference_arguments,
     argument_parser,
     child_engine,
     fmt,
     log,
     main,
     measured_transaction,
+    print_plans,
     run_child,
     vacuum,
 )
@@ -247,8 +249,7 @@ def run_benchmark(url: str, args: argparse.Namespace) -> tuple[list[dict[str, An
                     if args.explain and method != "continuum":
                         prepare_broken(engine, operation)
                         plans = measure(url, operation, method, explain=True)["plans"]
-                        for plan in plans:
-                            print(f"\n-- EXPLAIN ANALYZE: {operation}, {method}, {rows} rows\n{plan}\n")
+                        print_plans(plans, f"{operation}, {method}, {rows} rows")
                 results.append(result)
         with engine.begin() as conn:
             for table in (VERSION, PRISTINE, LIVE):
@@ -298,13 +299,7 @@ def table_rows(results: list[Result]) -> list[list[str]]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argument_parser(__doc__, "20000,200000", "total version rows per table,")
     parser.add_argument("--versions", type=int, default=5, help="versions per entity (default: 5)")
-    parser.add_argument("--skip-continuum", action="store_true", help="do not time Continuum's helpers")
-    parser.add_argument(
-        "--continuum-max",
-        type=int,
-        default=200_000,
-        help="time Continuum's helpers only up to this many rows (default: 200000; they are slow)",
-    )
+    add_reference_arguments(parser, "continuum", "Continuum's helpers", 200_000)
     parser.add_argument(
         "--operations",
         default=",".join(OPERATIONS),
