@@ -33,15 +33,14 @@ def history_check(table: VersionedTable, *, chains: bool, mod_flags: bool, futil
     with ``max(transaction_id)``). Missing flags are flags the data proves missing (see
     :func:`~alembic_versioning.sql.mod_flags.missing_flags`), so histories Continuum wrote count none.
     """
-    h = history(table, table.version_table(), table.columns)
+    flags = mod_flags and bool(table.mod_columns)
+    h = history(table, table.version_table(), table.columns if futile or flags else ())  # chains alone: narrow
     zero = constant(0)
     return sa.select(
         (_count(broken_link(h)) if chains and table.strategy == "validity" and not table.association else zero).label(
             "broken_links"
         ),
-        (_count(missing_flags(h, table.mod_columns)) if mod_flags and table.mod_columns else zero).label(
-            "missing_flags"
-        ),
+        (_count(missing_flags(h, table.mod_columns)) if flags else zero).label("missing_flags"),
         (_count(is_futile(h, table.columns)) if futile else zero).label("futile"),
     )
 
