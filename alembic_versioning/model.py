@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeEngine
@@ -86,6 +86,10 @@ class VersionedTable:
     def entity_key(self) -> tuple[str, ...]:
         """The columns that identify one entity's history."""
         return self.primary_key or self.columns
+
+    def key_columns(self, columns: Any) -> list[Any]:
+        """The entity-key columns of a column collection (``table.c``, ``subquery.c``)."""
+        return [columns[k] for k in self.entity_key]
 
     @property
     def qualified_name(self) -> str:

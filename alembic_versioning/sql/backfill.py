@@ -73,7 +73,7 @@ def latest_versions(table: VersionedTable, version: sa.Table) -> sa.Subquery:
     ``max()`` keeps it.
     """
     tx = version.c[table.naming.transaction_column_name]
-    key = [version.c[k] for k in table.entity_key]
+    key = table.key_columns(version.c)
     other = version.alias("other")
     newest = sa.select(sa.func.max(other.c[tx.name])).where(*same_entity(table, other.c, version.c)).scalar_subquery()
     return (

@@ -66,7 +66,7 @@ def history(table: VersionedTable, version: sa.Table, columns: Sequence[str] = (
     id, the previous transaction id and operation type, and the previous values of ``columns``."""
     names = table.naming
     tx = version.c[names.transaction_column_name]
-    window: dict[str, Any] = {"partition_by": [version.c[k] for k in table.entity_key], "order_by": tx}
+    window: dict[str, Any] = {"partition_by": table.key_columns(version.c), "order_by": tx}
     columns = tuple(columns)
     subquery = sa.select(
         version,

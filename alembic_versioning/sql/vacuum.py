@@ -27,10 +27,6 @@ from .mod_flags import mod_flag_expression
 FUTILE = "_av_futile"
 
 
-def _key(table: VersionedTable, columns: Any) -> list[Any]:
-    return [columns[k] for k in table.entity_key]
-
-
 def is_futile(h: History, compared: Sequence[str]) -> ColumnElement[bool]:
     """Whether a version is futile: an UPDATE equal in ``compared`` to a previous non-DELETE version."""
     return sa.and_(
@@ -50,7 +46,9 @@ def classified_versions(table: VersionedTable, version: sa.Table, compared: Sequ
         sa.case((is_futile(h, compared), constant(1)), else_=constant(0)).label(FUTILE),
     ).subquery("marked")
     m = marked.c
-    after = sa.func.lag(m[FUTILE]).over(partition_by=_key(table, m), order_by=m[table.naming.transaction_column_name])
+    after = sa.func.lag(m[FUTILE]).over(
+        partition_by=table.key_columns(m), order_by=m[table.naming.transaction_column_name]
+    )
     return sa.select(marked, after.label("_av_after_futile")).subquery("classified")
 
 
@@ -59,13 +57,13 @@ def relink_update(table: VersionedTable, version: sa.Table, classified: sa.Subqu
     names = table.naming
     c = classified.c
     tx, end = c[names.transaction_column_name], c[names.end_transaction_column_name]
-    key = _key(table, c)
+    key = table.key_columns(c)
     group = sa.func.sum(constant(1) - c[FUTILE]).over(partition_by=key, order_by=tx, rows=(None, 0))
     grouped = sa.select(*key, tx, end, c[FUTILE], group.label("_av_group")).subquery("grouped")
     g = grouped.c
-    run: dict[str, Any] = {"partition_by": [*_key(table, g), g._av_group]}
+    run: dict[str, Any] = {"partition_by": [*table.key_columns(g), g._av_group]}
     runs = sa.select(
-        *_key(table, g),
+        *table.key_columns(g),
         g[names.transaction_column_name],
         g[FUTILE],
         sa.func.last_value(g[names.end_transaction_column_name])
@@ -91,7 +89,7 @@ def follower_flags_update(table: VersionedTable, version: sa.Table, classified: 
     names = table.naming
     c = classified.c
     tx = c[names.transaction_column_name]
-    window: dict[str, Any] = {"partition_by": _key(table, c), "order_by": tx}
+    window: dict[str, Any] = {"partition_by": table.key_columns(c), "order_by": tx}
     survivors = (
         sa.select(
             classified,
