@@ -94,7 +94,7 @@ def window_pass(table: Any) -> Any:
     counted, and no comparison."""
     from alembic_versioning.sql.history import history
 
-    h = history(table, table.version_table(), table.columns)
+    h = history(table, table.version_table(), table.columns, next_tx=True, previous_tx=True, previous_op=True)
     windowed = [h.next_tx, h.previous_tx, h.previous_op, *(h.previous(c) for c in table.columns)]
     return sa.select(*(sa.func.count(c) for c in windowed))
 

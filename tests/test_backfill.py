@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy_continuum.plugins import TransactionMetaPlugin
 
 from alembic_versioning import DELETE, INSERT, UPDATE, VersioningError
+from alembic_versioning.sql import constructs
 
 from .continuum_app import App, snapshot, versioned_app, write_history
 from .migrate import render_offline, run, run_online
@@ -118,6 +121,58 @@ def test_equals_what_continuum_writes(engine: sa.Engine, mode: str, mod_tracker:
         article_now, _, ids_now = state(engine, app)
         assert article_now == article_truth
         assert ids_now == ids
+
+
+def pending_sql(engine: sa.Engine, call: Any, mode: str, **opts: Any) -> str:
+    """The statement that computes the pending versions when ``call`` runs ``mode``."""
+    if mode == "offline":
+        statements = render_offline(engine, call, **opts).split(";")
+    else:
+        statements = []
+
+        def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            statements.append(statement)
+
+        sa.event.listen(engine, "before_cursor_execute", seen)
+        try:
+            run_online(engine, call, **opts)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", seen)
+    (pending,) = (s for s in statements if "_av_backfill_pending AS" in s)
+    return pending
+
+
+@pytest.mark.parametrize("mode", ["online", "offline"])
+def test_one_full_join_where_the_database_has_it(engine: sa.Engine, mode: str) -> None:
+    """Each entity's latest version is read once (``FULL JOIN``); SQLite before 3.39 and offline
+    scripts for SQLite, whose version is unknown, get the equivalent ``UNION ALL``."""
+    with versioned_app() as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app, seed=3)
+        sql = pending_sql(engine, lambda op: op.backfill_versions("article"), mode, target_metadata=app.metadata)
+    full_join = engine.dialect.name == "postgresql" or (
+        mode == "online" and sqlite3.sqlite_version_info >= constructs.SQLITE_FULL_JOIN
+    )
+    assert ("FULL OUTER JOIN" in sql, "UNION ALL" in sql) == (full_join, not full_join)
+
+
+@pytest.mark.parametrize("mode", ["online", "offline"])
+@pytest.mark.parametrize("mod_tracker", [False, True])
+def test_sqlite_without_full_join(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, mod_tracker: bool
+) -> None:
+    """The ``UNION ALL`` form SQLite before 3.39 gets writes what Continuum writes, too."""
+    monkeypatch.setattr(constructs, "SQLITE_FULL_JOIN", (999,))
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        with versioned_app() as app:
+            app.metadata.create_all(engine)
+            call = lambda op: op.backfill_versions("article")  # noqa: E731
+            assert "UNION ALL" in pending_sql(engine, call, mode, target_metadata=app.metadata)
+            app.metadata.drop_all(engine)
+        test_equals_what_continuum_writes(engine, mode, mod_tracker, {})
+    finally:
+        engine.dispose()
 
 
 def test_one_transaction_for_all_new_versions_and_idempotent(
@@ -298,7 +353,8 @@ def test_bad_input_is_refused_and_writes_nothing(engine: sa.Engine, call: Any, m
         with engine.begin() as conn:
             conn.execute(sa.insert(app.table("article")), [{"id": 1, "name": "x"}])
             conn.exec_driver_sql(
-                "CREATE TABLE orphan_version (id INTEGER, transaction_id BIGINT, operation_type SMALLINT, PRIMARY KEY (id, transaction_id))"
+                "CREATE TABLE orphan_version (id INTEGER, transaction_id BIGINT, operation_type SMALLINT,"
+                " PRIMARY KEY (id, transaction_id))"
             )
         before = state(engine, app)
 

@@ -283,7 +283,8 @@ def check_invariants(engine: sa.Engine, app: App) -> None:
             SELECT a.id, v.transaction_id, v.operation_type FROM article a
             LEFT JOIN (SELECT DISTINCT ON (id) * FROM article_version ORDER BY id, transaction_id DESC) v ON v.id = a.id
             WHERE v.id IS NULL OR v.operation_type = 2
-               OR ROW({", ".join(f"a.{c}" for c in COLUMNS)}) IS DISTINCT FROM ROW({", ".join(f"v.{c}" for c in COLUMNS)})
+               OR ROW({", ".join(f"a.{c}" for c in COLUMNS)})
+                  IS DISTINCT FROM ROW({", ".join(f"v.{c}" for c in COLUMNS)})
             ORDER BY a.id""",
         "entities without a live row whose latest version is not a DELETE": """
             SELECT v.id, v.transaction_id, v.operation_type
@@ -424,7 +425,8 @@ def test_writer_holding_an_older_transaction_id(engine: sa.Engine, flavour: str)
         with engine.connect() as conn:
             versions = conn.execute(
                 sa.text(
-                    "SELECT transaction_id, operation_type, name FROM article_version WHERE id = :id ORDER BY transaction_id"
+                    "SELECT transaction_id, operation_type, name FROM article_version"
+                    " WHERE id = :id ORDER BY transaction_id"
                 ),
                 {"id": entity},
             ).all()

@@ -33,6 +33,7 @@ from .constructs import (
     CreateTemporaryTableAs,
     Differs,
     DistinctOn,
+    FullJoinSelect,
     LockForWrite,
     NextTransactionId,
     UnlessDistinctOn,
@@ -85,16 +86,54 @@ def latest_versions(table: VersionedTable, version: sa.Table) -> sa.Subquery:
     )
 
 
-def pending_versions(table: VersionedTable, version: sa.Table, live: sa.Table, columns: Sequence[str]) -> sa.Subquery:
+def pending_versions(table: VersionedTable, version: sa.Table, live: sa.Table, columns: Sequence[str]) -> sa.SelectBase:
     """The versions to write: one row per entity whose latest version does not match the live row.
 
     Columns: the entity key, ``columns`` (new values), the operation type, the latest
     version's transaction id (NULL when there is none) and, per column, the latest value.
+    With a primary key, one ``FULL JOIN`` of the live rows with the latest versions reads each
+    once; an association table without one (whose key columns may be NULL) and SQLite before
+    3.39 get the ``UNION ALL`` of the live rows' and the deleted entities' versions.
     """
-    names = table.naming
-    latest = latest_versions(table, version)
-    tx, op = latest.c[names.transaction_column_name], latest.c[names.operation_type_column_name]
     data = [c for c in columns if c not in table.entity_key]
+    latest = latest_versions(table, version)
+    union = _pending_union(table, latest, live, data)
+    if not table.primary_key:
+        return union
+    return FullJoinSelect.of(_pending_full_join(table, latest, live, data), union)
+
+
+def _pending_full_join(table: VersionedTable, latest: sa.Subquery, live: sa.Table, data: list[str]) -> sa.Select[Any]:
+    names = table.naming
+    tx, op = latest.c[names.transaction_column_name], latest.c[names.operation_type_column_name]
+    present = live.c[table.primary_key[0]].is_not(None)
+    changed = sa.or_(sa.false(), *(Differs(live.c[c], latest.c[c]) for c in data))
+    return (
+        sa.select(
+            *(sa.func.coalesce(live.c[k], latest.c[k]).label(k) for k in table.entity_key),
+            *(sa.case((present, live.c[c]), else_=latest.c[c]).label(c) for c in data),
+            sa.case(
+                (~present, constant(DELETE)),
+                (tx.is_(None), constant(INSERT)),
+                (op == constant(DELETE), constant(INSERT)),
+                else_=constant(UPDATE),
+            ).label(OPERATION),
+            tx.label(LATEST_TX),
+            *(latest.c[c].label(f"_av_latest_{i}") for i, c in enumerate(data)),
+        )
+        .select_from(live.join(latest, sa.and_(*same_entity(table, live.c, latest.c)), full=True))
+        .where(
+            sa.or_(
+                sa.and_(~present, op != constant(DELETE)),
+                sa.and_(present, sa.or_(tx.is_(None), op == constant(DELETE), changed)),
+            )
+        )
+    )
+
+
+def _pending_union(table: VersionedTable, latest: sa.Subquery, live: sa.Table, data: list[str]) -> sa.SelectBase:
+    names = table.naming
+    tx, op = latest.c[names.transaction_column_name], latest.c[names.operation_type_column_name]
     changed = sa.or_(sa.false(), *(Differs(live.c[c], latest.c[c]) for c in data))
     from_live = (
         sa.select(
@@ -120,7 +159,7 @@ def pending_versions(table: VersionedTable, version: sa.Table, live: sa.Table, c
         .where(op != constant(DELETE))
         .where(~sa.exists().where(*same_entity(table, live.c, latest.c)))
     )
-    return sa.union_all(from_live, gone).subquery("pending")
+    return sa.union_all(from_live, gone)
 
 
 def new_mod_flag(pending: sa.Table, column: str, index: int) -> ColumnElement[bool]:
@@ -147,7 +186,10 @@ def backfill_statements(
     version = table.version_table()
     found = pending_versions(table, version, live, columns)
     pending = sa.Table(
-        PENDING_VERSIONS, sa.MetaData(), *(sa.Column(c.name, c.type) for c in found.c), prefixes=["TEMPORARY"]
+        PENDING_VERSIONS,
+        sa.MetaData(),
+        *(sa.Column(c.name, c.type) for c in found.selected_columns),
+        prefixes=["TEMPORARY"],
     )
     data = [c for c in columns if c not in table.entity_key]
     new_tx = sa.Table(PENDING_TRANSACTION, sa.MetaData(), sa.Column("id", sa.BigInteger), prefixes=["TEMPORARY"])
@@ -159,7 +201,7 @@ def backfill_statements(
     if record.reuse is not None:
         statements.append(sa.schema.CreateTable(record.reuse, if_not_exists=True))
     statements += [
-        CreateTemporaryTableAs(pending, found.element),
+        CreateTemporaryTableAs(pending, found),
         Analyze(pending),
         sa.schema.CreateTable(new_tx),
         sa.insert(new_tx).from_select(

@@ -23,6 +23,6 @@ def end_transaction_update(table: VersionedTable) -> sa.Update:
     Only rows whose end id differs from that are written.
     """
     version = table.version_table()
-    h = history(table, version, name="chain")
+    h = history(table, version, name="chain", next_tx=True)
     end: Any = version.c[table.naming.end_transaction_column_name]
     return sa.update(version).values({end: h.next_tx}).where(*h.matches(version), broken_link(h))

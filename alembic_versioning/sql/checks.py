@@ -34,12 +34,12 @@ def history_check(table: VersionedTable, *, chains: bool, mod_flags: bool, futil
     :func:`~alembic_versioning.sql.mod_flags.missing_flags`), so histories Continuum wrote count none.
     """
     flags = mod_flags and bool(table.mod_columns)
-    h = history(table, table.version_table(), table.columns if futile or flags else ())  # chains alone: narrow
+    chains = chains and table.strategy == "validity" and not table.association
+    lagged = table.columns if futile else table.mod_columns if flags else ()  # chains alone: narrow
+    h = history(table, table.version_table(), lagged, next_tx=chains, previous_tx=flags, previous_op=futile)
     zero = constant(0)
     return sa.select(
-        (_count(broken_link(h)) if chains and table.strategy == "validity" and not table.association else zero).label(
-            "broken_links"
-        ),
+        (_count(broken_link(h)) if chains else zero).label("broken_links"),
         (_count(missing_flags(h, table.mod_columns)) if flags else zero).label("missing_flags"),
         (_count(is_futile(h, table.columns)) if futile else zero).label("futile"),
     )
@@ -49,7 +49,7 @@ def backfill_check(table: VersionedTable, live: sa.Table, columns: Sequence[str]
     """One row: ``missing`` (live rows without a current version, or whose latest is a DELETE),
     ``stale`` (latest version differs from the live row), ``undeleted`` (no live row, latest
     version not a DELETE)."""
-    pending = pending_versions(table, table.version_table(), live, columns)
+    pending = pending_versions(table, table.version_table(), live, columns).subquery("pending")
     op = pending.c[OPERATION]
     return sa.select(
         _count(op == constant(INSERT)).label("missing"),

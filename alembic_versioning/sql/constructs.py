@@ -65,6 +65,37 @@ def same_entity(table: VersionedTable, left: Any, right: Any) -> list[ColumnElem
     return [left[k].is_not_distinct_from(right[k]) for k in table.entity_key]
 
 
+#: The first SQLite version with ``FULL JOIN`` (3.39.0, June 2022).
+SQLITE_FULL_JOIN = (3, 39, 0)
+
+
+class FullJoinSelect(sa.sql.Select):  # type: ignore[type-arg]
+    """A ``SELECT`` over a ``FULL JOIN``, with an equivalent ``fallback`` for databases without one.
+
+    SQLite gained ``FULL JOIN`` in 3.39; older versions, and offline scripts for SQLite (whose
+    version is unknown), get ``fallback``, which must return the same columns and rows.
+    """
+
+    inherit_cache = False
+    fallback: sa.sql.expression.SelectBase
+
+    @classmethod
+    def of(cls, select: sa.Select[Any], fallback: sa.sql.expression.SelectBase) -> FullJoinSelect:
+        full = cls.__new__(cls)
+        full.__dict__.update(select.__dict__)
+        full.fallback = fallback
+        return full
+
+
+@compiles(FullJoinSelect, "sqlite")
+def _full_join_select_sqlite(element: FullJoinSelect, compiler: SQLCompiler, **kw: Any) -> str:
+    dialect = compiler.dialect
+    version = dialect.server_version_info or getattr(dialect.dbapi, "sqlite_version_info", None)
+    if version is not None and tuple(version) >= SQLITE_FULL_JOIN:
+        return compiler.visit_select(element, **kw)
+    return compiler.process(element.fallback, **kw)
+
+
 class DistinctOn(roles.StatementOptionRole, sa.sql.expression.ClauseElement):
     """``DISTINCT ON (columns)``, a ``SELECT`` prefix for PostgreSQL (attach it with
     ``prefix_with(..., dialect="postgresql")``)."""

@@ -32,17 +32,17 @@ class History:
 
     @property
     def next_tx(self) -> ColumnElement[Any]:
-        """The entity's next transaction id (NULL for its last version)."""
+        """The entity's next transaction id (NULL for its last version; built with ``next_tx``)."""
         return self.c._av_next_tx
 
     @property
     def previous_tx(self) -> ColumnElement[Any]:
-        """The entity's previous transaction id (NULL for its first version)."""
+        """The entity's previous transaction id (NULL for its first version; with ``previous_tx``)."""
         return self.c._av_previous_tx
 
     @property
     def previous_op(self) -> ColumnElement[Any]:
-        """The previous version's operation type."""
+        """The previous version's operation type (NULL for the first version; with ``previous_op``)."""
         return self.c._av_previous_op
 
     def previous(self, column: str) -> ColumnElement[Any]:
@@ -61,18 +61,32 @@ def same_version(table: VersionedTable, left: Any, right: Any) -> list[ColumnEle
     return [*key, left.c[tx] == right.c[tx]]
 
 
-def history(table: VersionedTable, version: sa.Table, columns: Sequence[str] = (), name: str = "history") -> History:
-    """The versions of ``version`` with, per entity in transaction order, the next transaction
-    id, the previous transaction id and operation type, and the previous values of ``columns``."""
+def history(
+    table: VersionedTable,
+    version: sa.Table,
+    columns: Sequence[str] = (),
+    name: str = "history",
+    *,
+    next_tx: bool = False,
+    previous_tx: bool = False,
+    previous_op: bool = False,
+) -> History:
+    """The versions of ``version`` with, per entity in transaction order, the previous values of
+    ``columns`` and, as asked for, the next transaction id and the previous transaction id and
+    operation type. Each window function costs the database a little on every row, so only
+    those asked for are computed."""
     names = table.naming
     tx = version.c[names.transaction_column_name]
     window: dict[str, Any] = {"partition_by": table.key_columns(version.c), "order_by": tx}
     columns = tuple(columns)
+    neighbours = {
+        "_av_next_tx": sa.func.lead(tx) if next_tx else None,
+        "_av_previous_tx": sa.func.lag(tx) if previous_tx else None,
+        "_av_previous_op": sa.func.lag(version.c[names.operation_type_column_name]) if previous_op else None,
+    }
     subquery = sa.select(
         version,
-        sa.func.lead(tx).over(**window).label("_av_next_tx"),
-        sa.func.lag(tx).over(**window).label("_av_previous_tx"),
-        sa.func.lag(version.c[names.operation_type_column_name]).over(**window).label("_av_previous_op"),
+        *(function.over(**window).label(label) for label, function in neighbours.items() if function is not None),
         *(sa.func.lag(version.c[c]).over(**window).label(f"_av_previous_{i}") for i, c in enumerate(columns)),
     ).subquery(name)
     return History(table, subquery, columns)
