@@ -123,8 +123,9 @@ def test_equals_what_continuum_writes(engine: sa.Engine, mode: str, mod_tracker:
         assert ids_now == ids
 
 
-def pending_sql(engine: sa.Engine, call: Any, mode: str, **opts: Any) -> str:
-    """The statement that computes the pending versions when ``call`` runs ``mode``."""
+def backfill_sql(engine: sa.Engine, call: Any, mode: str, **opts: Any) -> tuple[str, str]:
+    """The statements that compute the pending versions and that close the latest versions,
+    when ``call`` runs ``mode``."""
     if mode == "offline":
         statements = render_offline(engine, call, **opts).split(";")
     else:
@@ -139,21 +140,30 @@ def pending_sql(engine: sa.Engine, call: Any, mode: str, **opts: Any) -> str:
         finally:
             sa.event.remove(engine, "before_cursor_execute", seen)
     (pending,) = (s for s in statements if "_av_backfill_pending AS" in s)
-    return pending
+    (close,) = (s for s in statements if s.lstrip().startswith("UPDATE") and "end_transaction_id" in s)
+    return pending, close
 
 
 @pytest.mark.parametrize("mode", ["online", "offline"])
-def test_one_full_join_where_the_database_has_it(engine: sa.Engine, mode: str) -> None:
+def test_plans_where_the_database_has_them(engine: sa.Engine, mode: str) -> None:
     """Each entity's latest version is read once (``FULL JOIN``); SQLite before 3.39 and offline
-    scripts for SQLite, whose version is unknown, get the equivalent ``UNION ALL``."""
+    scripts for SQLite, whose version is unknown, get the equivalent ``UNION ALL``. PostgreSQL
+    closes the previous versions by address (``ctid``), elsewhere they are found by key."""
     with versioned_app() as app:
         app.metadata.create_all(engine)
         write_history(engine, app, seed=3)
-        sql = pending_sql(engine, lambda op: op.backfill_versions("article"), mode, target_metadata=app.metadata)
+        sql, close = backfill_sql(
+            engine, lambda op: op.backfill_versions("article"), mode, target_metadata=app.metadata
+        )
     full_join = engine.dialect.name == "postgresql" or (
         mode == "online" and sqlite3.sqlite_version_info >= constructs.SQLITE_FULL_JOIN
     )
     assert ("FULL OUTER JOIN" in sql, "UNION ALL" in sql) == (full_join, not full_join)
+    by_address = engine.dialect.name == "postgresql"
+    assert ("ctid = ANY(ARRAY(SELECT" in close, "FROM _av_backfill_pending WHERE" in close) == (
+        by_address,
+        not by_address,
+    )
 
 
 @pytest.mark.parametrize("mode", ["online", "offline"])
@@ -168,7 +178,7 @@ def test_sqlite_without_full_join(
         with versioned_app() as app:
             app.metadata.create_all(engine)
             call = lambda op: op.backfill_versions("article")  # noqa: E731
-            assert "UNION ALL" in pending_sql(engine, call, mode, target_metadata=app.metadata)
+            assert "UNION ALL" in backfill_sql(engine, call, mode, target_metadata=app.metadata)[0]
             app.metadata.drop_all(engine)
         test_equals_what_continuum_writes(engine, mode, mod_tracker, {})
     finally:

@@ -29,6 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ..model import DELETE, INSERT, UPDATE, VersionedTable
 from .constructs import (
+    AddressIn,
     Analyze,
     CreateTemporaryTableAs,
     Differs,
@@ -36,7 +37,9 @@ from .constructs import (
     FullJoinSelect,
     LockForWrite,
     NextTransactionId,
+    RowAddress,
     UnlessDistinctOn,
+    UpdateAtAddresses,
     UtcNow,
     constant,
     same_entity,
@@ -45,7 +48,7 @@ from .constructs import (
 #: Names of the temporary tables holding the new transaction id and the versions to write.
 PENDING_TRANSACTION = "_av_backfill_transaction"
 PENDING_VERSIONS = "_av_backfill_pending"
-OPERATION, LATEST_TX = "_av_operation", "_av_latest_tx"
+OPERATION, LATEST_TX, LATEST_ROW = "_av_operation", "_av_latest_tx", "_av_latest_row"
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ def latest_versions(table: VersionedTable, version: sa.Table) -> sa.Subquery:
     other = version.alias("other")
     newest = sa.select(sa.func.max(other.c[tx.name])).where(*same_entity(table, other.c, version.c)).scalar_subquery()
     return (
-        sa.select(version)
+        sa.select(version, RowAddress(version).label(LATEST_ROW))
         .prefix_with(DistinctOn(*key), dialect="postgresql")  # type: ignore[arg-type]  # a StatementOptionRole
         .where(UnlessDistinctOn(tx == newest))
         .order_by(*key, tx.desc())
@@ -119,6 +122,7 @@ def _pending_full_join(table: VersionedTable, latest: sa.Subquery, live: sa.Tabl
                 else_=constant(UPDATE),
             ).label(OPERATION),
             tx.label(LATEST_TX),
+            latest.c[LATEST_ROW],
             *(latest.c[c].label(f"_av_latest_{i}") for i, c in enumerate(data)),
         )
         .select_from(live.join(latest, sa.and_(*same_entity(table, live.c, latest.c)), full=True))
@@ -143,6 +147,7 @@ def _pending_union(table: VersionedTable, latest: sa.Subquery, live: sa.Table, d
                 (tx.is_(None), constant(INSERT)), (op == constant(DELETE), constant(INSERT)), else_=constant(UPDATE)
             ).label(OPERATION),
             tx.label(LATEST_TX),
+            latest.c[LATEST_ROW],
             *(latest.c[c].label(f"_av_latest_{i}") for i, c in enumerate(data)),
         )
         .select_from(live.outerjoin(latest, sa.and_(*same_entity(table, live.c, latest.c))))
@@ -154,6 +159,7 @@ def _pending_union(table: VersionedTable, latest: sa.Subquery, live: sa.Table, d
             *(latest.c[c] for c in data),
             constant(DELETE).label(OPERATION),
             tx.label(LATEST_TX),
+            latest.c[LATEST_ROW],
             *(latest.c[c].label(f"_av_latest_{i}") for i, c in enumerate(data)),
         )
         .where(op != constant(DELETE))
@@ -224,10 +230,12 @@ def backfill_statements(
         ]
     if table.strategy == "validity":
         tx, end = version.c[names.transaction_column_name], version.c[names.end_transaction_column_name]
+        close = sa.update(version).values({end: new_id})
         statements.append(
-            sa.update(version)
-            .values({end: new_id})
-            .where(*same_entity(table, version.c, pending.c), tx == pending.c[LATEST_TX], has_new)
+            UpdateAtAddresses.of(
+                close.where(AddressIn(version, sa.select(pending.c[LATEST_ROW])), has_new),
+                close.where(*same_entity(table, version.c, pending.c), tx == pending.c[LATEST_TX], has_new),
+            )
         )
     new_values: dict[str, ColumnElement[Any]] = {k: pending.c[k] for k in table.entity_key}
     new_values.update({c: pending.c[c] for c in data})

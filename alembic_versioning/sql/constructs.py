@@ -236,3 +236,80 @@ def _lock_for_write(element: LockForWrite, compiler: SQLCompiler, **kw: Any) -> 
 def _lock_for_write_postgresql(element: LockForWrite, compiler: SQLCompiler, **kw: Any) -> str:
     names = ", ".join(compiler.preparer.format_table(t) for t in element.tables)
     return f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE"
+
+
+class RowAddress(ColumnElement[Any]):
+    """A row's physical address within the statement: PostgreSQL's ``ctid``, NULL elsewhere.
+
+    Read once and used by :class:`UpdateAtAddresses` later in the same transaction, with the table
+    locked against other writers, it finds the rows again without an index or a join.
+    """
+
+    inherit_cache = False
+
+    def __init__(self, table: sa.Table) -> None:
+        self.table = table
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return [self.table]
+
+
+@compiles(RowAddress)
+def _row_address(element: RowAddress, compiler: SQLCompiler, **kw: Any) -> str:
+    return "NULL"
+
+
+@compiles(RowAddress, "postgresql")
+def _row_address_postgresql(element: RowAddress, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{compiler.preparer.format_table(element.table)}.ctid"
+
+
+class UpdateAtAddresses(sa.sql.dml.Update):
+    """An ``UPDATE`` of the rows whose :class:`RowAddress` another table holds, with ``by_key``,
+    which finds the same rows by key, for databases without addresses.
+
+    On PostgreSQL its ``WHERE ctid = ANY(ARRAY(...))`` (:class:`AddressIn`) is a TID scan:
+    only those rows are read, where a join on the key reads the whole table.
+    """
+
+    inherit_cache = False
+    by_key: sa.Update
+
+    @classmethod
+    def of(cls, by_address: sa.Update, by_key: sa.Update) -> UpdateAtAddresses:
+        update = cls.__new__(cls)
+        update.__dict__.update(by_address.__dict__)
+        update.by_key = by_key
+        return update
+
+
+@compiles(UpdateAtAddresses)
+def _update_at_addresses(element: UpdateAtAddresses, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.by_key, **kw)
+
+
+@compiles(UpdateAtAddresses, "postgresql")
+def _update_at_addresses_postgresql(element: UpdateAtAddresses, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.visit_update(element, **kw)
+
+
+class AddressIn(ColumnElement[bool]):
+    """``table.ctid = ANY(ARRAY(addresses))``, for :class:`UpdateAtAddresses` on PostgreSQL."""
+
+    inherit_cache = False
+    type = sa.Boolean()
+
+    def __init__(self, table: sa.Table, addresses: sa.Select[Any]) -> None:
+        self.table = table
+        self.addresses = addresses
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return [self.table]
+
+
+@compiles(AddressIn, "postgresql")
+def _address_in_postgresql(element: AddressIn, compiler: SQLCompiler, **kw: Any) -> str:
+    addresses = compiler.process(element.addresses.scalar_subquery(), **kw)  # "(SELECT ...)"
+    return f"{compiler.preparer.format_table(element.table)}.ctid = ANY(ARRAY{addresses})"
