@@ -106,6 +106,16 @@ def pending_versions(table: VersionedTable, version: sa.Table, live: sa.Table, c
     return FullJoinSelect.of(_pending_full_join(table, latest, live, data), union)
 
 
+def _latest_columns(table: VersionedTable, latest: sa.Subquery, data: list[str]) -> list[ColumnElement[Any]]:
+    """The pending row's columns about the latest version: its transaction id, its address and
+    its values (``_av_latest_<i>``, what new mod flags are compared with)."""
+    return [
+        latest.c[table.naming.transaction_column_name].label(LATEST_TX),
+        latest.c[LATEST_ROW],
+        *(latest.c[c].label(f"_av_latest_{i}") for i, c in enumerate(data)),
+    ]
+
+
 def _pending_full_join(table: VersionedTable, latest: sa.Subquery, live: sa.Table, data: list[str]) -> sa.Select[Any]:
     names = table.naming
     tx, op = latest.c[names.transaction_column_name], latest.c[names.operation_type_column_name]
@@ -121,9 +131,7 @@ def _pending_full_join(table: VersionedTable, latest: sa.Subquery, live: sa.Tabl
                 (op == constant(DELETE), constant(INSERT)),
                 else_=constant(UPDATE),
             ).label(OPERATION),
-            tx.label(LATEST_TX),
-            latest.c[LATEST_ROW],
-            *(latest.c[c].label(f"_av_latest_{i}") for i, c in enumerate(data)),
+            *_latest_columns(table, latest, data),
         )
         .select_from(live.join(latest, sa.and_(*same_entity(table, live.c, latest.c)), full=True))
         .where(
@@ -146,9 +154,7 @@ def _pending_union(table: VersionedTable, latest: sa.Subquery, live: sa.Table, d
             sa.case(
                 (tx.is_(None), constant(INSERT)), (op == constant(DELETE), constant(INSERT)), else_=constant(UPDATE)
             ).label(OPERATION),
-            tx.label(LATEST_TX),
-            latest.c[LATEST_ROW],
-            *(latest.c[c].label(f"_av_latest_{i}") for i, c in enumerate(data)),
+            *_latest_columns(table, latest, data),
         )
         .select_from(live.outerjoin(latest, sa.and_(*same_entity(table, live.c, latest.c))))
         .where(sa.or_(tx.is_(None), op == constant(DELETE), changed))
@@ -158,9 +164,7 @@ def _pending_union(table: VersionedTable, latest: sa.Subquery, live: sa.Table, d
             *(latest.c[k] for k in table.entity_key),
             *(latest.c[c] for c in data),
             constant(DELETE).label(OPERATION),
-            tx.label(LATEST_TX),
-            latest.c[LATEST_ROW],
-            *(latest.c[c].label(f"_av_latest_{i}") for i, c in enumerate(data)),
+            *_latest_columns(table, latest, data),
         )
         .where(op != constant(DELETE))
         .where(~sa.exists().where(*same_entity(table, live.c, latest.c)))
