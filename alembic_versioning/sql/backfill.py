@@ -7,8 +7,8 @@ The statements, in order (a bounded number per table, nothing read back):
    took a transaction id commits first, later writers wait, and none ends up with an id older
    than the backfill's below versions newer than its own;
 2. compute the versions to write once, into a temporary table (analysed, so the planner
-   knows its size), and create a temporary one-row table with the new transaction id in it,
-   only if some entity needs a version;
+   knows its size and the columns the closing join uses), and create a temporary one-row
+   table with the new transaction id in it, only if some entity needs a version;
 3. insert the transaction record (and ``transaction_meta`` rows) from it;
 4. validity strategy: close each affected entity's latest version with the new id;
 5. insert the new versions;
@@ -212,7 +212,7 @@ def backfill_statements(
         statements.append(sa.schema.CreateTable(record.reuse, if_not_exists=True))
     statements += [
         CreateTemporaryTableAs(pending, found),
-        Analyze(pending),
+        Analyze(pending, [*table.entity_key, LATEST_TX]),
         sa.schema.CreateTable(new_tx),
         sa.insert(new_tx).from_select(
             ["id"],

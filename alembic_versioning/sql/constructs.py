@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -153,17 +154,30 @@ def _create_temporary_table_as(element: CreateTemporaryTableAs, compiler: Any, *
 
 
 class Analyze(sa.schema.ExecutableDDLElement):
-    """``ANALYZE <table>``: statistics for a freshly filled (temporary) table."""
+    """``ANALYZE <table>``: statistics for a freshly filled (temporary) table.
+
+    PostgreSQL samples only ``columns`` (the ones later statements join on; the row count is
+    kept either way), a fraction of the cost of every column; SQLite has no column list.
+    """
 
     inherit_cache = False
 
-    def __init__(self, table: sa.Table) -> None:
+    def __init__(self, table: sa.Table, columns: Sequence[str] = ()) -> None:
         self.table = table
+        self.columns = tuple(columns)
 
 
 @compiles(Analyze)
 def _analyze(element: Analyze, compiler: Any, **kw: Any) -> str:
     return f"ANALYZE {compiler.preparer.format_table(element.table)}"
+
+
+@compiles(Analyze, "postgresql")
+def _analyze_columns(element: Analyze, compiler: Any, **kw: Any) -> str:
+    if not element.columns:
+        return _analyze(element, compiler, **kw)
+    columns = ", ".join(compiler.preparer.quote(c) for c in element.columns)
+    return f"{_analyze(element, compiler, **kw)} ({columns})"
 
 
 class UtcNow(ColumnElement[Any]):
