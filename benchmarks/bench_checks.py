@@ -15,7 +15,10 @@ drift to find). Timed, each the median of ``--repeat`` runs on a warm cache:
 * ``backfill_check(table, live, columns)``: the versions ``backfill_versions`` would write;
 * the references: one sequential scan of the version table in one backend (index scans and
   parallel workers off), ``SELECT count(*)`` and ``SELECT count(t.*)`` (which also reads every
-  column), and the window pass ``history_check`` is built on, without its comparisons;
+  column); one pass reading every column in key order (through Continuum's
+  ``(pk, transaction_id DESC)`` index), the order a comparison of each version with its
+  neighbours needs, which on a table stored in transaction order fetches rows out of order;
+  and the window pass ``history_check`` is built on, without its comparisons;
 * ``alembic.autogenerate.produce_migrations`` with the plugin enabled
   (``autogenerate_plugins=["alembic.autogenerate.*", "alembic_versioning.*"]``) and, for
   comparison, with Alembic's own comparators only.
@@ -131,12 +134,17 @@ def run_size(engine: sa.Engine, metadata: sa.MetaData, rows: int, args: argparse
             times, row = timed(args.repeat, check)
             result.add_runs(name, times)
             result.counts[name] = dict(row._mapping)
-        # The references: one sequential scan (count(*), count(t.*)), the bare window pass.
-        for name, wide in (("seq_scan", False), ("seq_scan_wide", True)):
+        # The references: one sequential scan (count(*), count(t.*)), one pass in key order
+        # (count(t.*) through the (pk, transaction_id DESC) index), the bare window pass.
+        for name, wide, ordered in (
+            ("seq_scan", False, False),
+            ("seq_scan_wide", True, False),
+            ("key_order_pass", True, True),
+        ):
 
-            def scan(w: bool = wide) -> int:
+            def scan(w: bool = wide, o: bool = ordered) -> int:
                 try:
-                    return seq_scan(conn, VERSION, w)
+                    return seq_scan(conn, VERSION, w, o)
                 finally:
                     conn.rollback()
 
@@ -172,6 +180,8 @@ CHECK_HEADERS = [
     "check",
     "check s",
     "check / seq scan: count(*) (count(t.*))",
+    "key-order pass s",
+    "check / key-order pass",
     "check / window pass",
     "found",
 ]
@@ -199,6 +209,8 @@ def tables(results: list[Result]) -> list[tuple[str, list[str], list[list[str]]]
                     name,
                     f"{s[name]:.2f}",
                     f"{fmt(ratio(s[name], s['seq_scan']), '.0f')} ({fmt(ratio(s[name], s['seq_scan_wide']), '.1f')})",
+                    f"{s['key_order_pass']:.2f}",
+                    fmt(ratio(s[name], s["key_order_pass"]), ".1f"),
                     fmt(ratio(s[name], s["window_pass"]), ".2f") if name == "history_check" else "-",
                     found or "-",
                 ]
