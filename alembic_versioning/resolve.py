@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic.operations import Operations
 
-from .errors import VersioningError
+from .errors import VersioningError, require_supported
 from .model import VersionedTable
 from .operations import VersionedTableOp
 from .reflection import describe_version_table, missing_version_table, reflect_table
@@ -56,6 +56,7 @@ def resolve(
     revision; ``target_metadata`` (the head revision) only fills in what they leave out, and
     the column types.
     """
+    require_supported(operations.migration_context.dialect, f"op.{op.op_name}({op.table_name!r})")
     catalog = Catalog(operations)
     version_name = op.naming.version_table_name(op.table_name)
     table = catalog.table(version_name, op.schema)

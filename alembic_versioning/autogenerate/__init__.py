@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ..errors import require_supported
 from ..operations import BackfillVersionsOp
 from ..reflection import uses_native_versioning
 from ..transactions import transaction_table
@@ -27,6 +28,7 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
     changes = schema_changes(upgrade_ops)
     connection = autogen_context.connection
     for table in versioned_pairs(autogen_context, options, schemas):
+        require_supported(autogen_context.dialect, f"autogenerate, versioned table {table.name!r}")
         if changes.touches(table):
             found = predicted_ops(table, changes, options)
         else:
