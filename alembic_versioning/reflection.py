@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from .errors import VersioningError
 from .model import Naming, Strategy, VersionedTable
+from .sql.constructs import NativeVersioningInstalled
 
 
 def reflect_table(connection: sa.engine.Connection, name: str, schema: str | None) -> sa.Table | None:
@@ -22,9 +23,11 @@ def reflect_table(connection: sa.engine.Connection, name: str, schema: str | Non
     a few catalog queries per table instead of the dozen a full reflection makes.
     """
     inspector = sa.inspect(connection)
-    if not inspector.has_table(name, schema=schema):
+    try:
+        found = inspector.get_columns(name, schema)
+    except sa.exc.NoSuchTableError:
         return None
-    columns = [sa.Column(c["name"], c["type"], nullable=c["nullable"]) for c in inspector.get_columns(name, schema)]
+    columns = [sa.Column(c["name"], c["type"], nullable=c["nullable"]) for c in found]
     key = inspector.get_pk_constraint(name, schema)["constrained_columns"]
     return sa.Table(name, sa.MetaData(), *columns, sa.PrimaryKeyConstraint(*key), schema=schema)
 
@@ -99,15 +102,6 @@ def describe_version_table(
 
 
 def uses_native_versioning(connection: sa.engine.Connection, transaction: sa.Table) -> bool:
-    """Whether Continuum's native (PostgreSQL trigger) versioning is installed on ``transaction``.
-
-    It is recognised by the ``transaction_trigger`` Continuum puts on the transaction table;
-    databases without ``pg_trigger`` have no native versioning.
-    """
-    if connection.dialect.name != "postgresql":
-        return False
-    name = connection.dialect.identifier_preparer.format_table(transaction)
-    query = sa.text(  # to_regclass: NULL, not an error, for a table that does not exist (yet)
-        "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(:name) AND tgname = 'transaction_trigger')"
-    )
-    return bool(connection.execute(query, {"name": name}).scalar())
+    """Whether Continuum's native (PostgreSQL trigger) versioning is installed on ``transaction``
+    (see :class:`~alembic_versioning.sql.constructs.NativeVersioningInstalled`)."""
+    return bool(connection.execute(sa.select(NativeVersioningInstalled(transaction))).scalar())

@@ -109,6 +109,7 @@ def test_reflected_equals_manager_model(engine: sa.Engine) -> None:
             assert reflected is not None
             described = describe_version_table(reflected, name=name, naming=naming, association=table.association)
             assert described == table
+        assert reflect_table(conn, "article_version", None) is None  # named %s_history here
 
 
 def test_naming_non_default_is_what_ops_render() -> None:

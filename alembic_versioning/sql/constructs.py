@@ -197,6 +197,35 @@ def _utc_now_postgresql(element: UtcNow, compiler: SQLCompiler, **kw: Any) -> st
     return "(now() AT TIME ZONE 'utc')"
 
 
+class NativeVersioningInstalled(ColumnElement[bool]):
+    """Whether Continuum's native (PostgreSQL trigger) versioning is installed on ``transaction``:
+    the ``transaction_trigger`` Continuum puts on the transaction table. False where the
+    database has no triggers of that kind (everywhere but PostgreSQL)."""
+
+    inherit_cache = False
+    type = sa.Boolean()
+
+    def __init__(self, transaction: sa.Table) -> None:
+        self.transaction = transaction
+
+
+@compiles(NativeVersioningInstalled)
+def _native_versioning_installed(element: NativeVersioningInstalled, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(sa.false(), **kw)
+
+
+@compiles(NativeVersioningInstalled, "postgresql")
+def _native_versioning_installed_postgresql(
+    element: NativeVersioningInstalled, compiler: SQLCompiler, **kw: Any
+) -> str:
+    name = compiler.preparer.format_table(element.transaction)
+    trigger = sa.table("pg_trigger", sa.column("tgrelid"), sa.column("tgname"))
+    # to_regclass: NULL, not an error, for a table that does not exist (yet)
+    regclass = sa.func.to_regclass(sa.literal(name, sa.Text))
+    exists = sa.exists().where(trigger.c.tgrelid == regclass, trigger.c.tgname == sa.literal("transaction_trigger"))
+    return compiler.process(exists, **kw)
+
+
 class NextTransactionId(ColumnElement[int]):
     """The id a new row of Continuum's transaction table gets.
 
