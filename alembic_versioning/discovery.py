@@ -118,7 +118,12 @@ def tables_by_convention(
     metadata: sa.MetaData | Sequence[sa.MetaData], naming: Naming = Naming()
 ) -> list[VersionedTable]:
     """Pairs ``t`` / ``naming.version_table_name(t)`` in ``metadata`` whose version table has
-    the transaction and operation-type columns."""
+    the transaction and operation-type columns.
+
+    A live table made only of foreign-key columns is taken for an association table (the
+    ``secondary`` of a many-to-many relationship, whose end ids Continuum never fills): without
+    the versioning manager nothing else tells them apart, and mistaking a mapped link class for
+    one only skips its chain check, where the converse would report drift in every history."""
     found = []
     for md in _metadata_list(metadata):
         for live in md.tables.values():
@@ -128,7 +133,8 @@ def tables_by_convention(
             if version is None or live is version:
                 continue
             if {naming.transaction_column_name, naming.operation_type_column_name} <= set(version.c.keys()):
-                found.append(describe_version_table(version, name=live.name, naming=naming))
+                association = all(column.foreign_keys for column in live.c)
+                found.append(describe_version_table(version, name=live.name, naming=naming, association=association))
     return found
 
 

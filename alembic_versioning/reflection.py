@@ -14,10 +14,13 @@ from .errors import VersioningError
 from .model import Naming, Strategy, VersionedTable
 from .sql.constructs import NativeVersioningInstalled
 
+#: Keys of a reflected column that mean the database fills it: a default, identity or computed.
+GENERATED = ("default", "identity", "computed")
+
 
 def reflect_table(connection: sa.engine.Connection, name: str, schema: str | None) -> sa.Table | None:
-    """The columns (names, types, nullability) and primary key of ``schema.name``, read through
-    ``connection``, or ``None`` when it does not exist.
+    """The columns (names, types, nullability, whether the database fills them) and primary key
+    of ``schema.name``, read through ``connection``, or ``None`` when it does not exist.
 
     Indexes, foreign keys, constraints and comments, which no statement here uses, are not read:
     a few catalog queries per table instead of the dozen a full reflection makes.
@@ -27,7 +30,16 @@ def reflect_table(connection: sa.engine.Connection, name: str, schema: str | Non
         found = inspector.get_columns(name, schema)
     except sa.exc.NoSuchTableError:
         return None
-    columns = [sa.Column(c["name"], c["type"], nullable=c["nullable"]) for c in found]
+    columns = [
+        sa.Column(
+            c["name"],
+            c["type"],
+            nullable=c["nullable"],
+            # whether the database fills the column itself (its value is never read here)
+            server_default=sa.FetchedValue() if any(c.get(k) is not None for k in GENERATED) else None,
+        )
+        for c in found
+    ]
     key = inspector.get_pk_constraint(name, schema)["constrained_columns"]
     return sa.Table(name, sa.MetaData(), *columns, sa.PrimaryKeyConstraint(*key), schema=schema)
 

@@ -38,9 +38,14 @@ class Catalog:
         """Like :meth:`table`, but online a missing table is an error saying ``why`` it is needed."""
         table = self.table(name, schema)
         if table is None and self.online:
-            where = f" in schema {schema!r}" if schema else ""
-            raise VersioningError(f"Table {name!r}{where} does not exist: {why}.")
+            raise self.missing(name, schema, why)
         return table
+
+    @staticmethod
+    def missing(name: str, schema: str | None, why: str) -> VersioningError:
+        """The error for a table ``schema.name`` that does not exist but is needed (``why``)."""
+        where = f" in schema {schema!r}" if schema else ""
+        return VersioningError(f"Table {name!r}{where} does not exist: {why}.")
 
 
 def resolve(

@@ -61,6 +61,29 @@ def transaction_sequence(name: str, known: sa.Table | None) -> sa.Sequence:
     return sa.Sequence(sequence, schema=schema or None)
 
 
+def _check_transaction_values(op: BackfillVersionsOp, found: sa.Table) -> None:
+    """``op.transaction`` names only columns of the transaction table ``found``, and every column
+    the database cannot fill itself (NOT NULL, no default) that the op does not fill either."""
+    known = {c.name for c in found.c}
+    unknown = sorted(set(op.transaction) - known)
+    if unknown:
+        raise VersioningError(
+            f"transaction={op.transaction!r} for table {op.table_name!r}: {found.name!r} has no "
+            f"column(s) {unknown}; its columns are {sorted(known)}."
+        )
+    filled = {"id", "issued_at", *op.transaction}
+    required = [
+        c.name
+        for c in found.c
+        if c.name not in filled and not c.nullable and c.server_default is None and c.default is None
+    ]
+    if required:
+        raise VersioningError(
+            f"backfill_versions({op.table_name!r}) writes a record into {found.name!r}, whose column(s) "
+            f"{required} need a value (NOT NULL, no default); pass transaction={{{required[0]!r}: ...}}."
+        )
+
+
 def transaction_record(operations: Operations, catalog: Catalog, op: BackfillVersionsOp) -> TransactionRecord:
     """The record ``op``'s new versions belong to, checked against the database when online."""
     naming = op.naming
@@ -73,13 +96,7 @@ def transaction_record(operations: Operations, catalog: Catalog, op: BackfillVer
     )
     extra = op.transaction
     if found is not None:
-        known = {c.name for c in found.c}
-        unknown = sorted(set(extra) - known)
-        if unknown:
-            raise VersioningError(
-                f"transaction={op.transaction!r} for table {op.table_name!r}: {found.name!r} has no "
-                f"column(s) {unknown}; its columns are {sorted(known)}."
-            )
+        _check_transaction_values(op, found)
     table = _core_table(
         name,
         schema,
@@ -91,12 +108,13 @@ def transaction_record(operations: Operations, catalog: Catalog, op: BackfillVer
     }
     meta_table = None
     if op.meta:
-        known_meta = catalog.require(
-            META_TABLE,
-            schema,
+        why = (
             f"meta={op.meta!r} for table {op.table_name!r} is written there; enable "
-            f"Continuum's TransactionMetaPlugin (and create its table) or leave meta out",
+            f"Continuum's TransactionMetaPlugin (and create its table) or leave meta out"
         )
+        known_meta = catalog.require(META_TABLE, schema, why)
+        if known_meta is None and found is not None:  # offline, target_metadata has one and not the other
+            raise catalog.missing(META_TABLE, schema, why + " (offline: as target_metadata describes the database)")
         meta_table = _core_table(
             META_TABLE,
             schema,

@@ -113,25 +113,35 @@ def versioned_app(
         Base.registry.dispose()
 
 
-def write_history(engine: sa.Engine, app: App, *, seed: int = 0, transactions: int = 12) -> None:
+def write_history(
+    engine: sa.Engine, app: App, *, seed: int = 0, transactions: int = 12, many_to_many: bool = False
+) -> None:
     """Write a varied history through Continuum's ORM.
 
     Inserts, updates (including to and from NULL), deletes, re-inserts of deleted keys,
-    several entities per transaction, several flushes per transaction, composite keys.
+    several entities per transaction, several flushes per transaction, composite keys; with
+    ``many_to_many``, tag changes too (the ``article_tag`` association table; not under a custom
+    ``table_name``, where Continuum's association versioning looks for ``<table>_version`` and fails).
     """
     rng = random.Random(seed)
+    tagging = random.Random(seed + 1)  # its own sequence: the articles' history stays what it was
+    tag_changes = many_to_many and app.options.get("table_name", "%s_version") == "%s_version"
     values: list[str | None] = ["alpha", "beta", None, "gamma"]
-    Article, Translation = app.Article, app.Translation
+    Article, Tag, Translation = app.Article, app.Tag, app.Translation
     with Session(engine) as session:
         session.add_all([Article(id=i, name=rng.choice(values), score=i) for i in range(1, 9)])
         session.add_all([Translation(article_id=i, lang=lang, title=f"t{i}") for i in (1, 2) for lang in ("en", "fi")])
+        tags = [Tag(id=i, label=f"tag {i}") for i in range(1, 4)]
+        session.add_all(tags)
         session.commit()
         for _ in range(transactions):
             articles = session.scalars(sa.select(Article).order_by(Article.id)).all()
+            deleted = set()
             for article in rng.sample(articles, k=min(len(articles), rng.randint(1, 4))):
                 action = rng.random()
                 if action < 0.15:
                     session.delete(article)
+                    deleted.add(article.id)
                 else:
                     article.name = rng.choice(values)
                     if rng.random() < 0.5:
@@ -143,6 +153,9 @@ def write_history(engine: sa.Engine, app: App, *, seed: int = 0, transactions: i
             live = {a.id for a in articles}
             for missing in sorted(set(range(1, 11)) - live)[: rng.randint(0, 2)]:
                 session.add(Article(id=missing, name=rng.choice(values), content="again"))
+            for article in articles:
+                if tag_changes and article.id not in deleted and tagging.random() < 0.2:
+                    article.tags = tagging.sample(tags, k=tagging.randint(0, len(tags)))
             translation = session.get(Translation, (rng.choice([1, 2]), rng.choice(["en", "fi"])))
             if translation is not None:
                 translation.title = rng.choice(values)

@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata, produce_migrations, render_py
 from alembic.migration import MigrationContext
 from alembic.operations import ops as alembic_ops
 from alembic.util import CommandError
+from sqlalchemy.orm import Session
 
 from alembic_versioning import (
     BackfillVersionsOp,
@@ -61,9 +62,64 @@ def apply(engine: sa.Engine, script: alembic_ops.MigrationScript) -> None:
 def test_continuum_histories_produce_no_diff(engine: sa.Engine, mod_tracker: bool, options: dict[str, Any]) -> None:
     with versioned_app(mod_tracker=mod_tracker, **options) as app:
         app.metadata.create_all(engine)
-        write_history(engine, app, seed=3, transactions=40)
+        write_history(engine, app, seed=3, transactions=40, many_to_many=True)
         script = produce(engine, app.metadata, alembic_versioning={"vacuum": True})
         assert script.upgrade_ops.is_empty(), render_python_code(script.upgrade_ops)
+
+
+@pytest.mark.parametrize("mod_tracker", [True, False], ids=["mod-tracker", "plain"])
+def test_value_changed_and_changed_back_in_one_transaction(engine: sa.Engine, mod_tracker: bool) -> None:
+    """Continuum's ORM writes an UPDATE version equal to the previous one. With mod flags its true
+    flag shows the application wrote the column: not futile, no diff even with vacuum on, and
+    vacuum keeps it (until update_mod_flags clears the flag). Without flags it is futile, as
+    documented: the vacuum check (opt-in) reports it."""
+    with versioned_app(mod_tracker=mod_tracker) as app:
+        app.metadata.create_all(engine)
+        with Session(engine) as session:
+            article = app.Article(id=1, name="a")
+            session.add(article)
+            session.commit()
+            article.name = "b"
+            session.flush()
+            article.name = "a"
+            session.commit()
+        version = app.version("Article")
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(version.c.name, version.c.operation_type)).all() == [("a", 0), ("a", 1)]
+        found = ours(produce(engine, app.metadata, alembic_versioning={"vacuum": True}))
+        if not mod_tracker:
+            assert found == [("vacuum_versions", "article", "1 futile version (identical to the previous one)")]
+            return
+        assert found == []
+        run_online(engine, lambda op: op.vacuum_versions("article"))
+        run_online(engine, lambda op: op.update_mod_flags("article"))  # clears the flag of the unchanged name
+        found = ours(produce(engine, app.metadata, alembic_versioning={"vacuum": True}))
+        assert found == [("vacuum_versions", "article", "1 futile version (identical to the previous one)")]
+        run_online(engine, lambda op: op.vacuum_versions("article"))
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(version.c.name, version.c.end_transaction_id)).all() == [("a", None)]
+
+
+def test_by_convention_no_diff_on_association_tables(engine: sa.Engine) -> None:
+    """Without the versioning manager, pairs are found by name; the association table's version
+    table (end ids never filled by Continuum) must not be taken for a broken chain."""
+    with versioned_app(mod_tracker=True) as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app, seed=5, transactions=30, many_to_many=True)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM article_tag_version").scalar_one() > 3
+        plain = sa.MetaData()  # a migrations project keeping its own MetaData: no manager to ask
+        for table in app.metadata.sorted_tables:
+            table.to_metadata(plain)
+        by_convention = {"managers": [], "vacuum": True}
+        script = produce(engine, plain, alembic_versioning=by_convention)
+        assert script.upgrade_ops.is_empty(), render_python_code(script.upgrade_ops)
+        with engine.begin() as conn:  # real drift in the association table is still found (raw SQL:
+            # Continuum versions Core statements on association tables too)
+            assert conn.exec_driver_sql("DELETE FROM article_tag").rowcount > 0
+        assert [f[:2] for f in ours(produce(engine, plain, alembic_versioning=by_convention))] == [
+            ("backfill_versions", "article_tag")
+        ]
 
 
 def _drift_cases() -> list[Any]:

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 from sqlalchemy.orm import Session
 from sqlalchemy_continuum.plugins import TransactionMetaPlugin
 
@@ -378,6 +380,42 @@ def test_bad_input_is_refused_and_writes_nothing(engine: sa.Engine, call: Any, m
         with pytest.raises(VersioningError, match=message):
             run_online(engine, both)
         assert state(engine, app) == before
+
+
+def test_offline_meta_is_refused_when_target_metadata_lacks_its_table(engine: sa.Engine) -> None:
+    with versioned_app() as app:  # no TransactionMetaPlugin: target_metadata has no transaction_meta
+        with pytest.raises(VersioningError, match="Table 'transaction_meta' does not exist.*offline"):
+            render_offline(
+                engine, lambda op: op.backfill_versions("article", meta={"a": "b"}), target_metadata=app.metadata
+            )
+
+
+def test_transaction_columns_the_database_cannot_fill(engine: sa.Engine) -> None:
+    """A NOT NULL column without default in the transaction table is named before anything is
+    written; given in ``transaction=``, the backfill runs (also over temporary tables a failed run
+    left on the connection: SQLite does not roll back their creation)."""
+    with versioned_app() as app:
+        app.metadata.create_all(engine)
+        transaction = app.table("transaction").to_metadata(sa.MetaData())
+        transaction.append_column(sa.Column("user_id", sa.Integer, nullable=False))
+        transaction.drop(engine)
+        transaction.create(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.insert(app.table("article")), [{"id": 1, "name": "x"}, {"id": 2, "name": "y"}])
+        before = state(engine, app)
+        message = r"'transaction', whose column\(s\) \['user_id'\] need a value.*transaction=\{'user_id': ...\}"
+        with pytest.raises(VersioningError, match=message):
+            run_online(engine, lambda op: op.backfill_versions("article"))
+        assert state(engine, app) == before
+        with engine.connect() as conn:
+            for leftover in ("_av_backfill_pending", "_av_backfill_transaction"):
+                conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {leftover} (x INTEGER)")
+            conn.commit()
+            Operations(MigrationContext.configure(conn)).backfill_versions("article", transaction={"user_id": 7})
+            conn.commit()
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(transaction.c.user_id)).scalars().all() == [7]
+            assert conn.execute(sa.select(sa.func.count()).select_from(app.version("Article"))).scalar() == 2
 
 
 def test_postgresql_schema_offline_and_online(pg_engine: sa.Engine) -> None:

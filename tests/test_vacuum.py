@@ -41,6 +41,7 @@ def reference_vacuum(
                 and row["operation_type"] == UPDATE
                 and previous["operation_type"] != DELETE
                 and all(row[c] == previous[c] for c in compared)
+                and not any(row[f"{c}_mod"] for c in compared if c in flagged)
             )
             if futile:
                 if validity:

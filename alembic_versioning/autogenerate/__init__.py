@@ -45,8 +45,9 @@ def register_legacy() -> None:
 
     There Alembic's own comparators are registered first and so run first. With Alembic
     >= 1.18 use ``autogenerate_plugins`` instead: legacy comparators run before Alembic's
-    table comparison there.
+    table comparison there. Calling it again (``env.py`` runs once per command) changes nothing.
     """
     from alembic.autogenerate import comparators
 
-    comparators.dispatch_for("schema")(compare_versioned_tables)
+    if compare_versioned_tables not in comparators._registry.get(("schema", "default"), []):
+        comparators.dispatch_for("schema")(compare_versioned_tables)

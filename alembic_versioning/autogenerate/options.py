@@ -92,7 +92,8 @@ def options_for(autogen_context: Any) -> Options:
     sources: list[Mapping[str, Any]] = []
     config = autogen_context.migration_context.config
     if config is not None:
-        sources.append(_file_settings(config.toml_alembic_config.get("versioning", {}), "pyproject.toml"))
+        toml: Mapping[str, Any] = getattr(config, "toml_alembic_config", {})  # Alembic >= 1.16
+        sources.append(_file_settings(toml.get("versioning", {}), "pyproject.toml"))
         ini = config.file_config
         if ini.has_section("alembic_versioning"):
             section = {k: v for k, v in ini.items("alembic_versioning") if k not in ini.defaults()}

@@ -211,6 +211,9 @@ def backfill_statements(
     if record.reuse is not None:
         statements.append(sa.schema.CreateTable(record.reuse, if_not_exists=True))
     statements += [
+        # left over on SQLite (whose DDL a failed migration does not roll back)
+        sa.schema.DropTable(pending, if_exists=True),
+        sa.schema.DropTable(new_tx, if_exists=True),
         CreateTemporaryTableAs(pending, found),
         Analyze(pending, [*table.entity_key, LATEST_TX]),
         sa.schema.CreateTable(new_tx),

@@ -1,7 +1,8 @@
 """``vacuum_versions``: delete futile versions, keeping chains and mod flags correct.
 
 A futile version is an UPDATE whose compared data columns all equal (NULL-safely) those of the
-entity's previous version in transaction order, that previous version not being a DELETE. Three
+entity's previous version in transaction order, that previous version not being a DELETE, and
+whose mod flags, where it has them, flag none of those columns. Three
 statements, each classifying the rows afresh (none of them changes what the classification
 reads: data columns, transaction ids, operation types):
 
@@ -28,12 +29,17 @@ FUTILE = "_av_futile"
 
 
 def is_futile(h: History, compared: Sequence[str]) -> ColumnElement[bool]:
-    """Whether a version is futile: an UPDATE equal in ``compared`` to a previous non-DELETE version."""
+    """Whether a version is futile: an UPDATE equal in ``compared`` to a previous non-DELETE
+    version, and flagging none of them where they have mod flags (a true flag records that the
+    application wrote the column: Continuum's ORM writes such a version when an attribute is
+    changed and changed back within one transaction)."""
+    flagged = [h.c[h.table.mod_column(c)] for c in compared if c in h.table.mod_columns]
     return sa.and_(
         h.c[h.table.naming.operation_type_column_name] == constant(UPDATE),
         h.previous_op.is_not(None),
         h.previous_op != constant(DELETE),
         *(~Differs(h.c[c], h.previous(c)) for c in compared),
+        *(sa.not_(flag) for flag in flagged),
     )
 
 
