@@ -41,11 +41,14 @@ def _metadata_list(metadata: sa.MetaData | Sequence[sa.MetaData]) -> list[sa.Met
     return list(metadata) if isinstance(metadata, (list, tuple)) else [metadata]  # type: ignore[list-item]
 
 
+def _mod_tracker(manager: Any) -> Any:
+    """``manager``'s PropertyModTrackerPlugin, or ``None``."""
+    return next((p for p in manager.plugins if type(p).__name__ == "PropertyModTrackerPlugin"), None)
+
+
 def _mod_suffix(manager: Any) -> str:
-    for plugin in manager.plugins:
-        if type(plugin).__name__ == "PropertyModTrackerPlugin":
-            return str(plugin.column_suffix)
-    return Naming.mod_suffix
+    tracker = _mod_tracker(manager)
+    return Naming.mod_suffix if tracker is None else str(tracker.column_suffix)
 
 
 def _transaction_names(manager: Any, schema: str | None, default_schema: str | None) -> dict[str, str]:
@@ -103,6 +106,7 @@ def tables_from_manager(
             name=live.name,
             naming=manager_naming(manager, model, live.schema, default_schema),
             strategy=manager.option(model, "strategy"),
+            mod_tracker=_mod_tracker(manager) is not None,
         )
     for live in getattr(manager, "association_tables", ()):  # sqlalchemy-history has none
         naming = manager_naming(manager, None, live.schema, default_schema)

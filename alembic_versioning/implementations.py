@@ -65,6 +65,8 @@ def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
                 f"key: the live and version tables must share the primary key (pass primary_key=[...])."
             )
         columns = [c for c in columns if c in live_names]
+    if not table.primary_key:
+        _require_room_per_transaction(catalog, table.version_name, op)
     record = transaction_record(operations, catalog, op)
     statements, inserting = backfill_statements(table, table.live_table(columns), columns, record)
     run(operations, op.op_name, table, statements, "versions written", counted=inserting)
@@ -81,3 +83,18 @@ def vacuum_versions(operations: Operations, op: VacuumVersionsOp) -> None:
         )
     compared = [c for c in table.columns if c not in op.ignore_columns]
     run(operations, op.op_name, table, vacuum_statements(table, compared), "futile versions removed")
+
+
+def _require_room_per_transaction(catalog: Catalog, version_name: str, op: BackfillVersionsOp) -> None:
+    """Refuse a version table whose primary key is the transaction column alone: Continuum's
+    shape for an association table without a primary key, which holds one version per
+    transaction, while a backfill writes all its versions in one."""
+    version = catalog.table(version_name, op.schema)
+    key = [c.name for c in version.primary_key.columns] if version is not None else []
+    if key == [op.naming.transaction_column_name]:
+        raise VersioningError(
+            f"{version_name!r} (table {op.table_name!r}) has the primary key ({key[0]}) alone, so it holds "
+            f"one version per transaction, and backfill_versions writes all its versions in one. Give "
+            f"{op.table_name!r} a primary key (Continuum then keys {version_name!r} on it and {key[0]}), "
+            f"or drop that primary key constraint of {version_name!r}."
+        )

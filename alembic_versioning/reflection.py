@@ -14,6 +14,9 @@ from .errors import VersioningError
 from .model import Naming, Strategy, VersionedTable
 from .sql.constructs import NativeVersioningInstalled
 
+#: Types a mod flag column may have (``NullType``: not known, as offline without target_metadata).
+FLAG_TYPES = (sa.Boolean, sa.types.NullType)
+
 #: Keys of a reflected column that mean the database fills it: a default, identity or computed.
 GENERATED = ("default", "identity", "computed")
 
@@ -63,8 +66,13 @@ def describe_version_table(
     primary_key: Sequence[str] | None = None,
     strategy: Strategy | None = None,
     association: bool = False,
+    mod_tracker: bool = True,
 ) -> VersionedTable:
     """Describe the version table ``version`` of live table ``name``.
+
+    A column ``<c><mod_suffix>`` is the mod flag of data column ``c`` when it is boolean (or of
+    unknown type) and ``mod_tracker`` is not false (the versioning manager has no tracker); an
+    application's ``price_mod`` integer stays a data column.
 
     Raises :class:`~alembic_versioning.errors.VersioningError` naming the missing column and the option to pass when
     the table does not have the shape ``naming`` and ``strategy`` say it should.
@@ -96,8 +104,8 @@ def describe_version_table(
             raise VersioningError(f"The {where} has no primary-key column(s) {unknown}; fix primary_key=[...].")
     internal = {tx, end, naming.operation_type_column_name}
     data = [c for c in cols if c not in internal and c not in key]
-    data_set = set(data)
-    mod_flags = {c + naming.mod_suffix for c in data if c + naming.mod_suffix in data_set}
+    flags = {c for c in data if isinstance(cols[c].type, FLAG_TYPES)} if mod_tracker else set()
+    mod_flags = {c + naming.mod_suffix for c in data if c + naming.mod_suffix in flags}
     columns = tuple(c for c in data if c not in mod_flags)
     mods = tuple(c for c in columns if c + naming.mod_suffix in mod_flags)
     return VersionedTable(

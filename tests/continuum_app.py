@@ -98,19 +98,21 @@ def versioned_app(
         lang: Mapped[str] = mapped_column(sa.String(5), primary_key=True)
         title: Mapped[str | None] = mapped_column(sa.String(100))
 
+    with mapped(manager, Base):
+        yield App(Base.metadata, manager, {"Article": Article, "Tag": Tag, "Translation": Translation}, dict(options))
+
+
+@contextmanager
+def mapped(manager: VersioningManager, base: type[DeclarativeBase]) -> Iterator[None]:
+    """Configure the mappers of ``base``'s models (Continuum builds its version classes then);
+    on exit, close sessions, remove ``manager``'s versioning and dispose of the models."""
     sa.orm.configure_mappers()
-    app = App(
-        Base.metadata,
-        manager,
-        {"Article": Article, "Tag": Tag, "Translation": Translation},
-        dict(options),
-    )
     try:
-        yield app
+        yield
     finally:
         sa.orm.close_all_sessions()
         remove_versioning(manager=manager)
-        Base.registry.dispose()
+        base.registry.dispose()
 
 
 def write_history(

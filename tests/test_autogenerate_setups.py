@@ -11,21 +11,27 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import render_python_code
 from alembic.util import CommandError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from sqlalchemy_continuum import VersioningManager, make_versioned, remove_versioning
+from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy_continuum import VersioningManager, make_versioned
 from sqlalchemy_continuum.transaction import TransactionBase
 
-from alembic_versioning import VersionedTableOp
+from alembic_versioning import VersionedTableOp, VersioningError
 from alembic_versioning.autogenerate.options import Options
 
-from .continuum_app import versioned_app, write_history
+from .continuum_app import mapped, versioned_app, write_history
+from .migrate import run_online
 from .test_autogenerate import apply, ours, produce
 
 
 @contextmanager
-def thing_app(*, table_args: dict[str, Any] | None = None, custom_transaction: bool = False) -> Iterator[Any]:
+def thing_app(
+    *,
+    table_args: dict[str, Any] | None = None,
+    custom_transaction: bool = False,
+    columns: dict[str, sa.types.TypeEngine[Any]] | None = None,
+) -> Iterator[Any]:
     """One versioned model under its own manager: optionally in its own schema, or with its own
-    transaction class, table and sequence."""
+    transaction class, table and sequence, or with more ``columns``."""
 
     class Base(DeclarativeBase):
         pass
@@ -44,20 +50,22 @@ def thing_app(*, table_args: dict[str, Any] | None = None, custom_transaction: b
     make_versioned(manager=manager, user_cls=None)
     Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
 
-    class Thing(Base):
-        __tablename__ = "thing"
-        __table_args__ = table_args or {}
-        __versioned__: dict[str, Any] = {}
-        id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-        name: Mapped[str | None]
+    attributes = {name: sa.Column(type_) for name, type_ in (columns or {}).items()}
+    Thing = type(
+        "Thing",
+        (Base,),
+        {
+            "__tablename__": "thing",
+            "__table_args__": table_args or {},
+            "__versioned__": {},
+            "id": sa.Column(sa.Integer, primary_key=True, autoincrement=False),
+            "name": sa.Column(sa.String),
+            **attributes,
+        },
+    )
 
-    sa.orm.configure_mappers()
-    try:
+    with mapped(manager, Base):
         yield Base.metadata, Thing
-    finally:
-        sa.orm.close_all_sessions()
-        remove_versioning(manager=manager)
-        Base.registry.dispose()
 
 
 def _drift_then_repair(engine: sa.Engine, metadata: sa.MetaData, thing: Any, **opts: Any) -> str:
@@ -140,3 +148,30 @@ def test_unrelated_schema_changes_keep_the_drift_checks(engine: sa.Engine) -> No
 def test_managers_only_from_env_py() -> None:
     with pytest.raises(CommandError, match="takes a list"):
         Options.from_settings({"managers": "myapp:versioning_manager"})
+
+
+def test_a_data_column_named_like_a_mod_flag(engine: sa.Engine) -> None:
+    """``price_mod`` (an integer next to ``price``, no mod tracker) is data, not a flag: no diff
+    on Continuum's history; a raw change to it is drift the backfill writes."""
+    with thing_app(columns={"price": sa.Integer(), "price_mod": sa.Integer()}) as (metadata, thing):
+        metadata.create_all(engine)
+        with Session(engine) as session:
+            session.add(thing(id=1, name="a", price=10, price_mod=2))
+            session.commit()
+            session.get(thing, 1).price_mod = 5
+            session.commit()
+        assert produce(engine, metadata).upgrade_ops.is_empty()
+        with engine.begin() as conn:
+            conn.execute(sa.update(thing.__table__).values(price_mod=9))
+        assert [f[:2] for f in ours(produce(engine, metadata))] == [("backfill_versions", "thing")]
+        run_online(engine, lambda op: op.backfill_versions("thing"))
+        version = metadata.tables["thing_version"]
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(version.c.price_mod).order_by(version.c.transaction_id)).scalars().all() == [
+                2,
+                5,
+                9,
+            ]
+        assert produce(engine, metadata).upgrade_ops.is_empty()
+        with pytest.raises(VersioningError, match="has no mod flag columns"):
+            run_online(engine, lambda op: op.update_mod_flags("thing"))

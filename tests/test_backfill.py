@@ -3,9 +3,11 @@ what Continuum's ORM writes for the same change."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +15,14 @@ import pytest
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy_continuum import VersioningManager, make_versioned
 from sqlalchemy_continuum.plugins import TransactionMetaPlugin
 
 from alembic_versioning import DELETE, INSERT, UPDATE, VersioningError
 from alembic_versioning.sql import constructs
 
-from .continuum_app import App, snapshot, versioned_app, write_history
+from .continuum_app import App, mapped, snapshot, versioned_app, write_history
 from .migrate import render_offline, run, run_online
 
 CUSTOM_NAMES = {
@@ -382,6 +385,22 @@ def test_bad_input_is_refused_and_writes_nothing(engine: sa.Engine, call: Any, m
         assert state(engine, app) == before
 
 
+@pytest.mark.parametrize("mode", ["online", "offline"])
+def test_permanent_tables_named_like_the_temporary_ones_are_left_alone(engine: sa.Engine, mode: str) -> None:
+    with versioned_app() as app:
+        app.metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.insert(app.table("article")), [{"id": 1, "name": "x"}])
+            for name in ("_av_backfill_pending", "_av_backfill_transaction"):
+                conn.exec_driver_sql(f"CREATE TABLE {name} (x INTEGER)")
+                conn.exec_driver_sql(f"INSERT INTO {name} VALUES (42)")
+        run(engine, lambda op: op.backfill_versions("article"), mode, target_metadata=app.metadata)
+        with engine.connect() as conn:
+            for name in ("_av_backfill_pending", "_av_backfill_transaction"):
+                assert conn.exec_driver_sql(f"SELECT x FROM {name}").scalars().all() == [42]
+            assert conn.execute(sa.select(sa.func.count()).select_from(app.version("Article"))).scalar() == 1
+
+
 def test_offline_meta_is_refused_when_target_metadata_lacks_its_table(engine: sa.Engine) -> None:
     with versioned_app() as app:  # no TransactionMetaPlugin: target_metadata has no transaction_meta
         with pytest.raises(VersioningError, match="Table 'transaction_meta' does not exist.*offline"):
@@ -464,6 +483,71 @@ def test_association_table(engine: sa.Engine) -> None:
         with Session(engine) as session:
             tag = session.get(app.Tag, 2)
             assert tag is not None and [v.operation_type for v in tag.versions] == [INSERT]
+
+
+@contextlib.contextmanager
+def keyless_links() -> Iterator[tuple[sa.MetaData, VersioningManager]]:
+    """``a`` and ``b`` related through ``link``, an association table without a primary key."""
+    manager = VersioningManager()
+    make_versioned(manager=manager, user_cls=None)
+
+    class Base(DeclarativeBase):
+        pass
+
+    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
+    link = sa.Table(
+        "link",
+        Base.metadata,
+        sa.Column("a_id", sa.Integer, sa.ForeignKey("a.id")),
+        sa.Column("b_id", sa.Integer, sa.ForeignKey("b.id")),
+    )
+
+    class B(Base):
+        __tablename__ = "b"
+        __versioned__: dict[str, Any] = {}
+        id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+
+    class A(Base):
+        __tablename__ = "a"
+        __versioned__: dict[str, Any] = {}
+        id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+        bs: Mapped[list[B]] = relationship(secondary=link)
+
+    with mapped(manager, Base):
+        yield Base.metadata, manager
+
+
+def test_association_table_without_primary_key(engine: sa.Engine) -> None:
+    """Continuum keys such a version table on the transaction column alone (one version per
+    transaction): refused with the fix named. Without that constraint, entities are keyed
+    NULL-safely by all columns."""
+    with keyless_links() as (metadata, manager):
+        metadata.create_all(engine)
+        link, link_version = metadata.tables["link"], metadata.tables["link_version"]
+        assert [c.name for c in link_version.primary_key.columns] == ["transaction_id"]
+        manager.options["versioning"] = False  # raw writes: Continuum versions Core statements on links too
+        with engine.begin() as conn:
+            conn.execute(sa.insert(metadata.tables["a"]), [{"id": 1}])
+            conn.execute(sa.insert(metadata.tables["b"]), [{"id": 1}, {"id": 2}])
+            conn.execute(sa.insert(link), [{"a_id": 1, "b_id": 1}, {"a_id": 1, "b_id": None}])
+        refused = r"'link_version' \(table 'link'\) has the primary key \(transaction_id\) alone"
+        with pytest.raises(VersioningError, match=refused):
+            run_online(engine, lambda op: op.backfill_versions("link"))
+        link_version.drop(engine)
+        unkeyed = sa.Table("link_version", sa.MetaData(), *(sa.Column(c.name, c.type) for c in link_version.c))
+        unkeyed.create(engine)
+        run_online(engine, lambda op: op.backfill_versions("link"))
+        with engine.begin() as conn:
+            conn.execute(sa.delete(link).where(link.c.b_id.is_(None)))
+            conn.execute(sa.insert(link), [{"a_id": 1, "b_id": 2}])
+        run_online(engine, lambda op: op.backfill_versions("link"))
+        run_online(engine, lambda op: op.backfill_versions("link"))  # nothing left to do
+        order = [unkeyed.c.transaction_id, unkeyed.c.b_id.is_(None), unkeyed.c.b_id]
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(unkeyed.c.b_id, unkeyed.c.operation_type).order_by(*order)).all()
+            transactions = conn.execute(sa.select(sa.func.count()).select_from(metadata.tables["transaction"])).scalar()
+        assert [tuple(r) for r in rows] == [(1, INSERT), (None, INSERT), (2, INSERT), (None, DELETE)]
+        assert transactions == 2
 
 
 def test_offline_without_metadata_needs_columns(engine: sa.Engine) -> None:

@@ -34,6 +34,7 @@ from .constructs import (
     CreateTemporaryTableAs,
     Differs,
     DistinctOn,
+    DropTemporaryTableIfExists,
     FullJoinSelect,
     LockForWrite,
     NextTransactionId,
@@ -212,8 +213,8 @@ def backfill_statements(
         statements.append(sa.schema.CreateTable(record.reuse, if_not_exists=True))
     statements += [
         # left over on SQLite (whose DDL a failed migration does not roll back)
-        sa.schema.DropTable(pending, if_exists=True),
-        sa.schema.DropTable(new_tx, if_exists=True),
+        DropTemporaryTableIfExists(pending),
+        DropTemporaryTableIfExists(new_tx),
         CreateTemporaryTableAs(pending, found),
         Analyze(pending, [*table.entity_key, LATEST_TX]),
         sa.schema.CreateTable(new_tx),

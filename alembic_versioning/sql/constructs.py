@@ -153,6 +153,26 @@ def _create_temporary_table_as(element: CreateTemporaryTableAs, compiler: Any, *
     return f"CREATE TEMPORARY TABLE {compiler.preparer.format_table(element.table)} AS {select}"
 
 
+class DropTemporaryTableIfExists(sa.schema.ExecutableDDLElement):
+    """``DROP TABLE IF EXISTS`` of the *temporary* table ``table``, schema-qualified with the
+    session's temporary schema, so that a permanent table of that name is never touched."""
+
+    inherit_cache = False
+
+    def __init__(self, table: sa.Table) -> None:
+        self.table = table
+
+
+@compiles(DropTemporaryTableIfExists)
+def _drop_temporary_table(element: DropTemporaryTableIfExists, compiler: Any, **kw: Any) -> str:
+    return f"DROP TABLE IF EXISTS temp.{compiler.preparer.quote(element.table.name)}"
+
+
+@compiles(DropTemporaryTableIfExists, "postgresql")
+def _drop_temporary_table_postgresql(element: DropTemporaryTableIfExists, compiler: Any, **kw: Any) -> str:
+    return f"DROP TABLE IF EXISTS pg_temp.{compiler.preparer.quote(element.table.name)}"
+
+
 class Analyze(sa.schema.ExecutableDDLElement):
     """``ANALYZE <table>``: statistics for a freshly filled (temporary) table.
 
