@@ -22,14 +22,22 @@ def run(
     counted: int = -1,
 ) -> None:
     """Execute ``statements``: online, log one INFO line with the row count of
-    ``statements[counted]``; offline, emit them as SQL after a comment naming the op.
+    ``statements[counted]``; offline, emit them as SQL after a comment naming the op, between
+    ``BEGIN`` and ``COMMIT`` where the script has no transaction of its own (Alembic's default for
+    SQLite, ``transactional_ddl=False``), so that a failure part-way leaves nothing half done.
 
     ``done`` says what the rows counted are, e.g. ``"rows updated"``.
     """
     if operations.migration_context.as_sql:
-        operations.migration_context.impl.static_output(f"-- {op_name}: {table.qualified_version_name}")
+        impl = operations.migration_context.impl
+        impl.static_output(f"-- {op_name}: {table.qualified_version_name}")
+        own_transaction = not impl.transactional_ddl
+        if own_transaction:
+            impl.emit_begin()
         for statement in statements:
             operations.execute(statement)
+        if own_transaction:
+            impl.emit_commit()
         return
     bind = operations.get_bind()
     counts = [

@@ -6,9 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +18,6 @@ from sqlalchemy_continuum import VersioningManager, make_versioned
 from sqlalchemy_continuum.plugins import TransactionMetaPlugin
 
 from alembic_versioning import DELETE, INSERT, UPDATE, VersioningError
-from alembic_versioning.sql import constructs
 
 from .continuum_app import App, mapped, snapshot, versioned_app, write_history
 from .migrate import render_offline, run, run_online
@@ -152,8 +149,8 @@ def backfill_sql(engine: sa.Engine, call: Any, mode: str, **opts: Any) -> dict[s
 
 @pytest.mark.parametrize("mode", ["online", "offline"])
 def test_plans_where_the_database_has_them(engine: sa.Engine, mode: str) -> None:
-    """Each entity's latest version is read once (``FULL JOIN``); SQLite before 3.39 and offline
-    scripts for SQLite, whose version is unknown, get the equivalent ``UNION ALL``. PostgreSQL
+    """Each entity's latest version is read once (``FULL JOIN``); SQLite, whose ``FULL JOIN``
+    of a subquery is quadratic, gets the equivalent ``UNION ALL``. PostgreSQL
     closes the previous versions by address (``ctid``), elsewhere they are found by key; it
     analyses only the pending table's columns that closing by key joins on."""
     with versioned_app() as app:
@@ -161,9 +158,7 @@ def test_plans_where_the_database_has_them(engine: sa.Engine, mode: str) -> None
         write_history(engine, app, seed=3)
         found = backfill_sql(engine, lambda op: op.backfill_versions("article"), mode, target_metadata=app.metadata)
     sql, close = found["pending"], found["close"]
-    full_join = engine.dialect.name == "postgresql" or (
-        mode == "online" and sqlite3.sqlite_version_info >= constructs.SQLITE_FULL_JOIN
-    )
+    full_join = engine.dialect.name == "postgresql"
     assert ("FULL OUTER JOIN" in sql, "UNION ALL" in sql) == (full_join, not full_join)
     by_address = engine.dialect.name == "postgresql"
     assert ("ctid = ANY(ARRAY(SELECT" in close, "FROM _av_backfill_pending WHERE" in close) == (
@@ -172,25 +167,6 @@ def test_plans_where_the_database_has_them(engine: sa.Engine, mode: str) -> None
     )
     columns = " (id, _av_latest_tx)" if by_address else ""
     assert found["analyze"] == f"ANALYZE _av_backfill_pending{columns}"
-
-
-@pytest.mark.parametrize("mode", ["online", "offline"])
-@pytest.mark.parametrize("mod_tracker", [False, True])
-def test_sqlite_without_full_join(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, mod_tracker: bool
-) -> None:
-    """The ``UNION ALL`` form SQLite before 3.39 gets writes what Continuum writes, too."""
-    monkeypatch.setattr(constructs, "SQLITE_FULL_JOIN", (999,))
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    try:
-        with versioned_app() as app:
-            app.metadata.create_all(engine)
-            call = lambda op: op.backfill_versions("article")  # noqa: E731
-            assert "UNION ALL" in backfill_sql(engine, call, mode, target_metadata=app.metadata)["pending"]
-            app.metadata.drop_all(engine)
-        test_equals_what_continuum_writes(engine, mode, mod_tracker, {})
-    finally:
-        engine.dispose()
 
 
 def test_one_transaction_for_all_new_versions_and_idempotent(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from itertools import groupby
 from typing import Any
 
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 from alembic_versioning import DELETE, UPDATE, VersioningError
 
 from .continuum_app import App, versioned_app, write_history
-from .migrate import run, run_online
+from .migrate import execute_script, render_offline, run, run_online
 
 Row = dict[str, Any]
 
@@ -49,7 +50,8 @@ def reference_vacuum(
                 continue
             if survivors and previous is not None and previous is not survivors[-1] and row["operation_type"] == UPDATE:
                 for c in flagged:
-                    row[f"{c}_mod"] = row[c] != survivors[-1][c]
+                    if c not in compared:
+                        row[f"{c}_mod"] = row[c] != survivors[-1][c]
             survivors.append(row)
         result += survivors
     return result
@@ -158,6 +160,68 @@ def test_ignore_columns_recomputes_follower_flags(engine: sa.Engine, caplog: pyt
             run_online(engine, lambda op: op.vacuum_versions("article", ignore_columns=["content"]))
         assert rows(engine, table) == after
         assert "vacuum_versions article_version: 0 futile versions removed" in caplog.text
+
+
+@pytest.mark.parametrize("ignore", [True, False], ids=["ignore_columns", "dropped-column"])
+def test_a_change_and_change_back_after_a_futile_run_is_kept(engine: sa.Engine, ignore: bool) -> None:
+    """A content-only version (futile without content) followed by a version whose name was
+    changed and changed back within its transaction (``name_mod`` true, values equal): the
+    latter flags a compared column, so it is kept, with its flag, and the chain stays intact."""
+    with versioned_app(mod_tracker=True) as app:
+        app.metadata.create_all(engine)
+        with Session(engine) as session:
+            article = app.Article(id=1, name="p", content="x")
+            session.add(article)
+            session.commit()
+            article.content = "y"
+            session.commit()
+            article.name = "q"
+            session.flush()
+            article.name = "p"
+            session.commit()
+    if not ignore:
+        drop_content(engine, mod_tracker=True)
+    version = sa.Table("article_version", sa.MetaData(), autoload_with=engine)
+    before = rows(engine, version)
+    flagged = ["name", "content", "score"] if ignore else ["name", "score"]
+    expected = reference_vacuum(before, ["id"], ["name", "score"], flagged, validity=True)
+    assert [r["transaction_id"] for r in expected] == [before[0]["transaction_id"], before[2]["transaction_id"]]
+    for _ in range(2):  # idempotent
+        run_online(
+            engine, lambda op: op.vacuum_versions("article", **({"ignore_columns": ["content"]} if ignore else {}))
+        )
+        after = rows(engine, version)
+        assert after == expected
+    assert after[0]["end_transaction_id"] == after[1]["transaction_id"] and after[1]["end_transaction_id"] is None
+    assert after[1]["name_mod"] is True or after[1]["name_mod"] == 1
+
+
+def test_offline_sqlite_script_is_atomic_per_operation(tmp_path: Any) -> None:
+    """Alembic's SQLite scripts have no transaction (``transactional_ddl=False``): each operation
+    brings its own, so a failure part-way (here the DELETE, after the relinking UPDATE) leaves the
+    history as it was. With ``transactional_ddl=True`` the script's own transaction does."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'offline.db'}")
+    try:
+        with versioned_app() as app:
+            app.metadata.create_all(engine)
+            content_only_history(engine, app)
+            table = app.version("Article")
+            with engine.begin() as conn:
+                conn.exec_driver_sql(
+                    "CREATE TRIGGER keep_versions BEFORE DELETE ON article_version "
+                    "BEGIN SELECT RAISE(ABORT, 'versions are kept'); END"
+                )
+            before = rows(engine, table)
+            vacuum = lambda op: op.vacuum_versions("article", ignore_columns=["content"])  # noqa: E731
+            script = render_offline(engine, vacuum, target_metadata=app.metadata)
+            assert "-- vacuum_versions: article_version\n\nBEGIN;\n" in script and script.rstrip().endswith("COMMIT;")
+            with pytest.raises(sqlite3.IntegrityError, match="versions are kept"):
+                execute_script(engine, script)
+            assert rows(engine, table) == before
+            script = render_offline(engine, vacuum, target_metadata=app.metadata, transactional_ddl=True)
+            assert "BEGIN;" not in script
+    finally:
+        engine.dispose()
 
 
 def test_composite_keys_and_custom_names(engine: sa.Engine) -> None:

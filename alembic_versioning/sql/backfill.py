@@ -96,8 +96,9 @@ def pending_versions(table: VersionedTable, version: sa.Table, live: sa.Table, c
     Columns: the entity key, ``columns`` (new values), the operation type, the latest
     version's transaction id (NULL when there is none) and, per column, the latest value.
     With a primary key, one ``FULL JOIN`` of the live rows with the latest versions reads each
-    once; an association table without one (whose key columns may be NULL) and SQLite before
-    3.39 get the ``UNION ALL`` of the live rows' and the deleted entities' versions.
+    once; an association table without one (whose key columns may be NULL) and SQLite (see
+    :class:`~alembic_versioning.sql.constructs.FullJoinSelect`) get the ``UNION ALL`` of the live
+    rows' and the deleted entities' versions.
     """
     data = [c for c in columns if c not in table.entity_key]
     latest = latest_versions(table, version)

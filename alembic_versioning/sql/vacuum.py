@@ -2,13 +2,15 @@
 
 A futile version is an UPDATE whose compared data columns all equal (NULL-safely) those of the
 entity's previous version in transaction order, that previous version not being a DELETE, and
-whose mod flags, where it has them, flag none of those columns. Three
-statements, each classifying the rows afresh (none of them changes what the classification
-reads: data columns, transaction ids, operation types):
+whose mod flags, where it has them, flag none of those columns. Three statements, each
+classifying the rows afresh (none of them changes what the classification reads: data
+columns, transaction ids, operation types, the compared columns' flags):
 
 1. validity strategy: each surviving version followed by a run of futile ones takes the run's
    end id, so the chain skips the run;
-2. with mod flags: the version after a run gets its flags recomputed against the survivor;
+2. with flagged columns left out of the comparison: the version after a run gets their flags
+   recomputed against the survivor (those of the compared columns stand: the run equals the
+   survivor in them);
 3. the futile versions are deleted.
 """
 
@@ -90,8 +92,11 @@ def relink_update(table: VersionedTable, version: sa.Table, classified: sa.Subqu
     )
 
 
-def follower_flags_update(table: VersionedTable, version: sa.Table, classified: sa.Subquery) -> sa.Update:
-    """Recompute the flags of each version that follows a futile run, against the survivor."""
+def follower_flags_update(
+    table: VersionedTable, version: sa.Table, classified: sa.Subquery, flagged: Sequence[str]
+) -> sa.Update:
+    """Recompute the ``flagged`` columns' flags of each version that follows a futile run,
+    against the survivor."""
     names = table.naming
     c = classified.c
     tx = c[names.transaction_column_name]
@@ -100,7 +105,7 @@ def follower_flags_update(table: VersionedTable, version: sa.Table, classified: 
         sa.select(
             classified,
             sa.func.lag(tx).over(**window).label("_av_survivor_tx"),
-            *(sa.func.lag(c[col]).over(**window).label(f"_av_survivor_{i}") for i, col in enumerate(table.mod_columns)),
+            *(sa.func.lag(c[col]).over(**window).label(f"_av_survivor_{i}") for i, col in enumerate(flagged)),
         )
         .where(c[FUTILE] == constant(0))
         .subquery("survivors")
@@ -111,7 +116,7 @@ def follower_flags_update(table: VersionedTable, version: sa.Table, classified: 
         version.c[table.mod_column(col)]: mod_flag_expression(
             s, table, col, s[f"_av_survivor_{i}"], has_previous, "keep"
         )
-        for i, col in enumerate(table.mod_columns)
+        for i, col in enumerate(flagged)
     }
     return (
         sa.update(version)
@@ -137,7 +142,10 @@ def vacuum_statements(table: VersionedTable, compared: Sequence[str]) -> list[sa
     statements: list[sa.Executable] = []
     if table.strategy == "validity":
         statements.append(relink_update(table, version, classified))
-    if table.mod_columns:
-        statements.append(follower_flags_update(table, version, classified))
+    # A futile run equals the survivor in the compared columns, so the follower's flags of those
+    # stand (rewriting them would also change what the next statement classifies as futile).
+    ignored_flags = [c for c in table.mod_columns if c not in compared]
+    if ignored_flags:
+        statements.append(follower_flags_update(table, version, classified, ignored_flags))
     statements.append(futile_delete(table, version, classified))
     return statements
