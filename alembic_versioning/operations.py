@@ -95,6 +95,7 @@ class VersionedTableOp(MigrateOperation):
         return again
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
+        """``(operation name, schema, live table)``: what ``alembic check`` reports."""
         return (self.op_name, self.schema, self.table_name)
 
     def arguments(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic.operations import Operations
 
 from .errors import VersioningError, require_supported
-from .model import VersionedTable
+from .model import Strategy, VersionedTable
 from .operations import VersionedTableOp
 from .reflection import describe_version_table, missing_version_table, reflect_table
 
@@ -58,8 +58,8 @@ def resolve(
 
     Offline, the op's explicit arguments (``primary_key``, and ``columns`` / ``mod_columns``
     given here, as autogenerate renders them) describe the table as of the migration's
-    revision; ``target_metadata`` (the head revision) only fills in what they leave out, and
-    the column types.
+    revision; ``target_metadata`` (the head revision) only fills in what they leave out: the
+    column types and, unless ``strategy=`` is given, the strategy.
     """
     require_supported(operations.migration_context.dialect, f"op.{op.op_name}({op.table_name!r})")
     catalog = Catalog(operations)
@@ -90,6 +90,12 @@ def resolve(
         primary_key=op.primary_key,
         columns=tuple(columns or ()),
         mod_columns=tuple(mod_columns or ()),
-        strategy=op.strategy or "validity",
+        strategy=op.strategy or _strategy_of(table, op),
         types={c.name: c.type for c in table.c} if table is not None else {},
     )
+
+
+def _strategy_of(table: sa.Table | None, op: VersionedTableOp) -> Strategy:
+    """The strategy ``table`` (from ``target_metadata``) shows; validity when it is not known."""
+    subquery = table is not None and op.naming.end_transaction_column_name not in table.c
+    return "subquery" if subquery else "validity"

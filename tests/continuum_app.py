@@ -164,6 +164,23 @@ def write_history(
             session.commit()
 
 
+def article_transactions(engine: sa.Engine, app: App, *transactions: dict[str, Any] | list[dict[str, Any]]) -> None:
+    """Article 1 through Continuum's ORM: created with the first transaction's values, then each
+    further transaction's changes committed; a list of changes is flushed one by one within one
+    transaction (e.g. a value changed and changed back)."""
+    first, *rest = transactions
+    with Session(engine) as session:
+        article = app.Article(id=1, **first)
+        session.add(article)
+        session.commit()
+        for transaction in rest:
+            for changes in transaction if isinstance(transaction, list) else [transaction]:
+                for name, value in changes.items():
+                    setattr(article, name, value)
+                session.flush()
+            session.commit()
+
+
 def snapshot(engine: sa.Engine, table: sa.Table) -> list[tuple[Any, ...]]:
     """All rows of ``table`` as plain tuples (booleans normalised), in primary-key order."""
     with engine.connect() as conn:

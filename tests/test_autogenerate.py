@@ -10,7 +10,6 @@ from alembic.autogenerate import compare_metadata, produce_migrations, render_py
 from alembic.migration import MigrationContext
 from alembic.operations import ops as alembic_ops
 from alembic.util import CommandError
-from sqlalchemy.orm import Session
 
 from alembic_versioning import (
     BackfillVersionsOp,
@@ -19,7 +18,7 @@ from alembic_versioning import (
 )
 from alembic_versioning.autogenerate.options import Options
 
-from .continuum_app import App, versioned_app, write_history
+from .continuum_app import App, article_transactions, versioned_app, write_history
 from .migrate import run_online
 
 PLUGINS = ["alembic.autogenerate.*", "alembic_versioning.*"]
@@ -75,14 +74,7 @@ def test_value_changed_and_changed_back_in_one_transaction(engine: sa.Engine, mo
     documented: the vacuum check (opt-in) reports it."""
     with versioned_app(mod_tracker=mod_tracker) as app:
         app.metadata.create_all(engine)
-        with Session(engine) as session:
-            article = app.Article(id=1, name="a")
-            session.add(article)
-            session.commit()
-            article.name = "b"
-            session.flush()
-            article.name = "a"
-            session.commit()
+        article_transactions(engine, app, {"name": "a"}, [{"name": "b"}, {"name": "a"}])
         version = app.version("Article")
         with engine.connect() as conn:
             assert conn.execute(sa.select(version.c.name, version.c.operation_type)).all() == [("a", 0), ("a", 1)]

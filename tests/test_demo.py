@@ -27,7 +27,9 @@ def run_demo(url: str, generated: Path) -> str:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     last = result.stdout.splitlines()[-1]
-    fixed = re.fullmatch(r"OK: version tables repaired \((\d+) rows fixed\)", last)
+    fixed = re.fullmatch(
+        r"OK: version tables repaired \((\d+) rows fixed by 0002, then the drift autogenerate found\)", last
+    )
     assert fixed and int(fixed[1]) > 0, last
     return result.stdout
 

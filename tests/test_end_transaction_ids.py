@@ -179,3 +179,21 @@ def test_offline_needs_a_primary_key_without_target_metadata(engine: sa.Engine) 
     script = render_offline(engine, lambda op: op.update_end_transaction_ids("article", primary_key=["id"]))
     assert "-- update_end_transaction_ids: article_version" in script
     assert "UPDATE article_version SET end_transaction_id" in script
+
+
+def test_offline_explicit_arguments_take_the_strategy_from_target_metadata(engine: sa.Engine) -> None:
+    """``primary_key=[...]`` describes the table offline; the subquery strategy of the version
+    table in ``target_metadata`` still holds: no end ids to repair, none written by a backfill."""
+    with versioned_app(strategy="subquery") as app:
+
+        def chains(op: Any) -> None:
+            op.update_end_transaction_ids("article", primary_key=["id"])
+
+        with pytest.raises(VersioningError, match="subquery strategy"):
+            render_offline(engine, chains, target_metadata=app.metadata)
+
+        def backfill(op: Any) -> None:
+            op.backfill_versions("article", primary_key=["id"], columns=["name"], mod_columns=[])
+
+        script = render_offline(engine, backfill, target_metadata=app.metadata)
+        assert "INSERT INTO article_version" in script and "end_transaction_id" not in script

@@ -207,3 +207,53 @@ def test_no_flags_at_all_is_refused(engine: sa.Engine) -> None:
             run_online(engine, lambda op: op.update_mod_flags("article"))
         with pytest.raises(VersioningError, match="insert_flags='some'"):
             run_online(engine, lambda op: op.update_mod_flags("article", insert_flags="some"))
+
+
+def test_null_flags_count_as_unset(engine: sa.Engine) -> None:
+    """Flags written NULL (a hand-made or migrated flag column without NOT NULL): the drift check
+    counts a NULL flag on a changed value as missing, vacuum takes an unchanged version with NULL
+    flags for futile, and update_mod_flags sets them."""
+    from alembic_versioning.model import Naming
+    from alembic_versioning.reflection import describe_version_table, reflect_table
+    from alembic_versioning.sql.checks import history_check
+
+    metadata = sa.MetaData()
+    sa.Table("note", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("body", sa.Text))
+    version = sa.Table(
+        "note_version",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("body", sa.Text),
+        sa.Column("transaction_id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("end_transaction_id", sa.BigInteger),
+        sa.Column("operation_type", sa.SmallInteger, nullable=False),
+        sa.Column("body_mod", sa.Boolean, nullable=True),
+    )
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(version),
+            [
+                {"id": 1, "body": "a", "transaction_id": 1, "end_transaction_id": 2, "operation_type": INSERT},
+                {"id": 1, "body": "b", "transaction_id": 2, "end_transaction_id": 3, "operation_type": UPDATE},
+                {"id": 1, "body": "b", "transaction_id": 3, "end_transaction_id": None, "operation_type": UPDATE},
+            ],
+        )  # every body_mod NULL
+
+    def check() -> Any:
+        with engine.connect() as conn:
+            reflected = reflect_table(conn, "note_version", None)
+            assert reflected is not None
+            table = describe_version_table(reflected, name="note", naming=Naming())
+            assert table.mod_columns == ("body",)
+            return conn.execute(history_check(table, chains=True, mod_flags=True, futile=True)).one()
+
+    assert (check().missing_flags, check().futile) == (1, 1)
+    run_online(engine, lambda op: op.vacuum_versions("note"))
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(version.c.transaction_id, version.c.end_transaction_id)).all() == [
+            (1, 2),
+            (2, None),
+        ]
+    run_online(engine, lambda op: op.update_mod_flags("note"))
+    assert tuple(check()) == (0, 0, 0)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from alembic_versioning import DELETE, UPDATE, VersioningError
 
-from .continuum_app import App, versioned_app, write_history
+from .continuum_app import App, article_transactions, versioned_app, write_history
 from .migrate import execute_script, render_offline, run, run_online
 
 Row = dict[str, Any]
@@ -137,14 +137,9 @@ def test_equals_continuum_excluding_the_column(engine: sa.Engine, tmp_path: Any)
 def test_ignore_columns_recomputes_follower_flags(engine: sa.Engine, caplog: pytest.LogCaptureFixture) -> None:
     with versioned_app(mod_tracker=True) as app:
         app.metadata.create_all(engine)
-        with Session(engine) as session:
-            a = app.Article(id=1, name="a", content="x")
-            session.add(a)
-            session.commit()
-            a.content = "y"  # futile when content is ignored
-            session.commit()
-            a.name = "b"  # content unchanged here: content_mod false, true once compared with "x"
-            session.commit()
+        # content "y" is futile when content is ignored; then name "b" with content unchanged:
+        # content_mod false, true once compared with "x"
+        article_transactions(engine, app, {"name": "a", "content": "x"}, {"content": "y"}, {"name": "b"})
         table = app.version("Article")
         before = rows(engine, table)
         assert [r["content_mod"] for r in before] == [True, True, False]
@@ -169,16 +164,9 @@ def test_a_change_and_change_back_after_a_futile_run_is_kept(engine: sa.Engine, 
     latter flags a compared column, so it is kept, with its flag, and the chain stays intact."""
     with versioned_app(mod_tracker=True) as app:
         app.metadata.create_all(engine)
-        with Session(engine) as session:
-            article = app.Article(id=1, name="p", content="x")
-            session.add(article)
-            session.commit()
-            article.content = "y"
-            session.commit()
-            article.name = "q"
-            session.flush()
-            article.name = "p"
-            session.commit()
+        article_transactions(
+            engine, app, {"name": "p", "content": "x"}, {"content": "y"}, [{"name": "q"}, {"name": "p"}]
+        )
     if not ignore:
         drop_content(engine, mod_tracker=True)
     version = sa.Table("article_version", sa.MetaData(), autoload_with=engine)

@@ -50,6 +50,11 @@ def _differs_postgresql(element: Differs, compiler: SQLCompiler, **kw: Any) -> s
     return compiler.process(left.is_distinct_from(right), **kw)
 
 
+def unset(flag: ColumnElement[bool]) -> ColumnElement[bool]:
+    """Whether a mod flag is not true: false or NULL (``flag IS NOT true``)."""
+    return flag.is_not(sa.true())
+
+
 def constant(value: int) -> ColumnElement[int]:
     """An integer written into the SQL text, so offline scripts need no bound parameters."""
     return sa.literal_column(str(int(value)), sa.SmallInteger)

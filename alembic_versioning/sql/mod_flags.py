@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..model import DELETE, UPDATE, VersionedTable
-from .constructs import Differs, constant
+from .constructs import Differs, constant, unset
 from .history import History, history
 
 InsertFlags = Literal["keep", "non_null", "all"]
@@ -55,8 +55,8 @@ def expected_flags(
 
 
 def missing_flags(h: History, columns: Sequence[str]) -> ColumnElement[bool]:
-    """Whether a version lacks a flag the data proves: false on a DELETE, or on an UPDATE whose
-    value differs from the previous version's.
+    """Whether a version lacks a flag the data proves: false (or NULL) on a DELETE, or on an
+    UPDATE whose value differs from the previous version's.
 
     The converse, a true flag on an unchanged value, is not counted: Continuum's ORM writes it
     when an attribute is changed and changed back within one transaction. (The same rows
@@ -65,15 +65,12 @@ def missing_flags(h: History, columns: Sequence[str]) -> ColumnElement[bool]:
     op = h.c[h.table.naming.operation_type_column_name]
     flags = [h.c[h.table.mod_column(c)] for c in columns]
     return sa.or_(
-        sa.and_(op == constant(DELETE), sa.not_(sa.and_(*flags))),
+        sa.and_(op == constant(DELETE), sa.or_(*(unset(flag) for flag in flags))),
         sa.and_(
             op == constant(UPDATE),
             h.previous_tx.is_not(None),
             sa.or_(
-                *(
-                    sa.and_(sa.not_(flag), Differs(h.c[c], h.previous(c)))
-                    for c, flag in zip(columns, flags, strict=True)
-                )
+                *(sa.and_(unset(flag), Differs(h.c[c], h.previous(c))) for c, flag in zip(columns, flags, strict=True))
             ),
         ),
     )

@@ -2,9 +2,9 @@
 
 A futile version is an UPDATE whose compared data columns all equal (NULL-safely) those of the
 entity's previous version in transaction order, that previous version not being a DELETE, and
-whose mod flags, where it has them, flag none of those columns. Three statements, each
-classifying the rows afresh (none of them changes what the classification reads: data
-columns, transaction ids, operation types, the compared columns' flags):
+whose mod flags, where it has them, flag none of those columns (false or NULL). Up to three
+statements, each classifying the rows afresh (none of them changes what the classification
+reads: data columns, transaction ids, operation types, the compared columns' flags):
 
 1. validity strategy: each surviving version followed by a run of futile ones takes the run's
    end id, so the chain skips the run;
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..model import DELETE, UPDATE, VersionedTable
-from .constructs import Differs, constant
+from .constructs import Differs, constant, unset
 from .history import History, history, same_version
 from .mod_flags import mod_flag_expression
 
@@ -41,7 +41,7 @@ def is_futile(h: History, compared: Sequence[str]) -> ColumnElement[bool]:
         h.previous_op.is_not(None),
         h.previous_op != constant(DELETE),
         *(~Differs(h.c[c], h.previous(c)) for c in compared),
-        *(sa.not_(flag) for flag in flagged),
+        *(unset(flag) for flag in flagged),
     )
 
 

@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     if failures:
         print("\n".join(f"FAILED: {failure}" for failure in failures))
         return 1
-    print(f"OK: version tables repaired ({broken_rows} rows fixed)")
+    print(f"OK: version tables repaired ({broken_rows} rows fixed by 0002, then the drift autogenerate found)")
     return 0
 
 
