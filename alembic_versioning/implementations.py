@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic.operations import Operations
 
 from .errors import VersioningError
 from .execution import run
+from .model import VersionedTable
 from .operations import BackfillVersionsOp, UpdateEndTransactionIdsOp, UpdateModFlagsOp, VacuumVersionsOp
 from .resolve import Catalog, resolve
 from .sql.backfill import backfill_statements
 from .sql.chains import end_transaction_update
+from .sql.constructs import LockForWrite
 from .sql.mod_flags import mod_flags_update
 from .sql.vacuum import vacuum_statements
 from .transactions import transaction_record
@@ -24,7 +27,7 @@ def update_end_transaction_ids(operations: Operations, op: UpdateEndTransactionI
             f"column: table {table.name!r} uses the subquery strategy, which has no end ids to "
             f"repair. Pass end_transaction_column_name=... if the column is renamed."
         )
-    run(operations, op.op_name, table, [end_transaction_update(table)], "rows updated")
+    run(operations, op.op_name, table, [writers_lock(operations, table), end_transaction_update(table)], "rows updated")
 
 
 @Operations.implementation_for(UpdateModFlagsOp)
@@ -45,7 +48,11 @@ def update_mod_flags(operations: Operations, op: UpdateModFlagsOp) -> None:
             f"ending in {table.naming.mod_suffix!r}; pass mod_suffix=... if the plugin uses another suffix"
             + (", and columns=[...] offline without target_metadata." if operations.migration_context.as_sql else ".")
         )
-    run(operations, op.op_name, table, [mod_flags_update(table, columns, op.insert_flags)], "rows updated")
+    statements: list[sa.Executable] = [
+        writers_lock(operations, table),
+        mod_flags_update(table, columns, op.insert_flags),
+    ]
+    run(operations, op.op_name, table, statements, "rows updated")
 
 
 @Operations.implementation_for(BackfillVersionsOp)
@@ -82,7 +89,19 @@ def vacuum_versions(operations: Operations, op: VacuumVersionsOp) -> None:
             f"versioned data columns of {table.qualified_version_name!r}; they are {list(table.columns)}."
         )
     compared = [c for c in table.columns if c not in op.ignore_columns]
-    run(operations, op.op_name, table, vacuum_statements(table, compared), "futile versions removed")
+    statements: list[sa.Executable] = [writers_lock(operations, table), *vacuum_statements(table, compared)]
+    run(operations, op.op_name, table, statements, "futile versions removed")
+
+
+def writers_lock(operations: Operations, table: VersionedTable) -> LockForWrite:
+    """Continuum's writers kept off until the migration commits, taken before an op's first write
+    in their own order (transaction, live, version tables) as ``backfill_versions`` takes it: so a
+    writer never chains onto a version the op is changing, and the ops of one migration and the
+    application's writers never wait on each other in a cycle. Tables that do not exist are left out."""
+    catalog = Catalog(operations)
+    schema, name = table.naming.transaction_location(table.schema)
+    tables = [sa.Table(name, sa.MetaData(), schema=schema), table.live_table(()), table.version_table()]
+    return LockForWrite(*(t for t in tables if catalog.exists(t)))
 
 
 def _require_room_per_transaction(catalog: Catalog, version_name: str, op: BackfillVersionsOp) -> None:

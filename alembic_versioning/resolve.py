@@ -34,6 +34,11 @@ class Catalog:
         key = f"{schema}.{name}" if schema else name
         return next((md.tables[key] for md in self.metadata if key in md.tables), None)
 
+    def exists(self, table: sa.Table) -> bool:
+        """Whether ``table`` exists: asked of the database online; offline, where nothing can be
+        read, taken for granted (a versioned database has its live and transaction tables)."""
+        return self.bind is None or sa.inspect(self.bind).has_table(table.name, schema=table.schema)
+
     def require(self, name: str, schema: str | None, why: str) -> sa.Table | None:
         """Like :meth:`table`, but online a missing table is an error saying ``why`` it is needed."""
         table = self.table(name, schema)

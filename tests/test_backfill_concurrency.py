@@ -1,4 +1,5 @@
-"""op.backfill_versions while applications keep writing through Continuum (PostgreSQL).
+"""op.backfill_versions (and every other operation) while applications keep writing through
+Continuum (PostgreSQL).
 
 Behaviour under test: before it reads anything, ``backfill_versions`` takes a ``SHARE ROW
 EXCLUSIVE`` table lock (``LOCK TABLE article, article_version ...``), so writers that want to
@@ -48,7 +49,7 @@ import sqlalchemy as sa
 from alembic.operations import Operations
 from sqlalchemy.orm import Session
 
-from .continuum_app import App, versioned_app
+from .continuum_app import App, article_transactions, versioned_app
 from .migrate import run_online
 
 LIVE_ROWS = 2000
@@ -329,6 +330,28 @@ def check_writers(engine: sa.Engine, app: App, writers: list[Writer], before: di
 # --- tests ------------------------------------------------------------------------------------
 
 
+def migrate_in_background(
+    engine: sa.Engine, migration: Callable[[Operations], None]
+) -> tuple[threading.Thread, list[BaseException]]:
+    """Run ``migration`` in a thread; return once it has finished or waits for a lock. The
+    thread and the errors it raised (filled in when it ends)."""
+    errors: list[BaseException] = []
+
+    def migrate() -> None:
+        try:
+            run_online(engine, migration)
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            errors.append(error)
+
+    thread = threading.Thread(target=migrate, name="migration", daemon=True)
+    thread.start()
+    with engine.connect() as watcher:
+        end = time.monotonic() + JOIN_TIMEOUT
+        while thread.is_alive() and not waiting_lock_requests(watcher) and time.monotonic() < end:
+            time.sleep(0.01)
+    return thread, errors
+
+
 def backfill(op: Operations) -> None:
     op.backfill_versions("article")
 
@@ -402,21 +425,8 @@ def test_writer_holding_an_older_transaction_id(engine: sa.Engine, flavour: str)
             session.add(app.Translation(article_id=1, lang="en", title="first"))
             session.flush()
             writer_tx = app.manager.unit_of_work(session).current_transaction.id
-            errors: list[BaseException] = []
-
-            def migrate() -> None:
-                try:
-                    run_online(engine, backfill)
-                except BaseException as error:  # noqa: BLE001
-                    errors.append(error)
-
-            migration = threading.Thread(target=migrate, name="migration", daemon=True)
-            migration.start()
             # Let the migration finish, or get as far as waiting for a lock.
-            with engine.connect() as watcher:
-                end = time.monotonic() + JOIN_TIMEOUT
-                while migration.is_alive() and not waiting_lock_requests(watcher) and time.monotonic() < end:
-                    time.sleep(0.01)
+            migration, errors = migrate_in_background(engine, backfill)
             session.get(app.Article, entity).name = "changed by the writer"
             session.commit()
         migration.join(JOIN_TIMEOUT)
@@ -437,3 +447,86 @@ def test_writer_holding_an_older_transaction_id(engine: sa.Engine, flavour: str)
         records = transaction_count(engine)
         run_online(engine, backfill)
         assert transaction_count(engine) == records
+
+
+def every_repair(op: Operations) -> None:
+    """A migration running every operation on ``article``, the backfill last."""
+    op.update_end_transaction_ids("article")
+    op.update_mod_flags("article")
+    op.vacuum_versions("article", ignore_columns=["content"])
+    op.backfill_versions("article")
+
+
+def test_every_operation_in_one_migration_while_writers_write(engine: sa.Engine) -> None:
+    """Each operation takes the writers' lock (transaction, live, version tables, in Continuum's
+    order) before its first write: no deadlock between the operations' row locks and writers
+    queued on the backfill's lock, no writer transaction lost, every invariant afterwards.
+
+    The writers mostly change ``content`` alone, so each migration's vacuum (ignoring
+    ``content``) has versions to delete and relink while they write."""
+    entities, seconds = 200, 4.0
+    with flavoured_app(engine, "orm-mod-tracker") as app:
+        app.metadata.create_all(engine)
+        with Session(engine) as session:
+            session.add_all([app.Article(id=i, name="n", content="c") for i in range(1, entities + 1)])
+            session.commit()
+        stop, failures, commits = threading.Event(), [], [0] * WRITERS
+
+        def write(index: int) -> None:
+            rng = random.Random(index)
+            with Session(engine) as session:
+                while not stop.is_set():
+                    try:
+                        for i in rng.sample(range(index + 1, entities + 1, WRITERS), 3):
+                            article = session.get(app.Article, i)
+                            article.content = f"c{rng.randint(0, 99)}"
+                            if rng.random() < 0.2:
+                                article.name = f"n{rng.randint(0, 3)}"
+                        session.commit()
+                        commits[index] += 1
+                    except sa.exc.DBAPIError as error:
+                        failures.append(f"writer: {error.orig}")
+                        session.rollback()
+
+        threads = [threading.Thread(target=write, args=(k,), daemon=True) for k in range(WRITERS)]
+        for thread in threads:
+            thread.start()
+        migrations, end = 0, time.monotonic() + seconds
+        try:
+            while time.monotonic() < end:
+                try:
+                    run_online(engine, every_repair)
+                    migrations += 1
+                except sa.exc.DBAPIError as error:
+                    failures.append(f"migration: {error.orig}")
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(JOIN_TIMEOUT)
+        assert not failures, failures[:5]
+        assert migrations >= 3 and min(commits) >= 3, (migrations, commits)
+        check_invariants(engine, app)
+
+
+@pytest.mark.parametrize("repair", ["update_end_transaction_ids", "vacuum_versions"])
+def test_a_repair_waits_for_a_writer_in_flight(engine: sa.Engine, repair: str) -> None:
+    """A writer has flushed (its new version chained onto the latest one, uncommitted) when the
+    repair starts: the repair waits for it and then works on the committed history, instead of
+    undoing the writer's end id (the chain repair) or deleting the version it chained onto
+    (vacuum: that version is futile once ``content`` is ignored)."""
+    with flavoured_app(engine, "orm") as app:
+        app.metadata.create_all(engine)
+        article_transactions(engine, app, {"name": "a", "content": "x"}, {"content": "y"})
+        if repair == "update_end_transaction_ids":  # a stale end id on the open version
+            with engine.begin() as conn:
+                conn.exec_driver_sql("UPDATE article_version SET end_transaction_id = transaction_id")
+        with Session(engine) as writer:
+            writer.get(app.Article, 1).name = "b"
+            writer.flush()
+            options = {"ignore_columns": ["content"]} if repair == "vacuum_versions" else {}
+            migration, errors = migrate_in_background(engine, lambda op: getattr(op, repair)("article", **options))
+            assert migration.is_alive(), "the repair did not wait for the writer"
+            writer.commit()
+        migration.join(JOIN_TIMEOUT)
+        assert not migration.is_alive() and not errors, errors
+        check_invariants(engine, app)
