@@ -87,6 +87,20 @@ def manager_naming(
     )
 
 
+def _association_tables(manager: Any) -> set[sa.Table]:
+    """The ``secondary`` tables of the versioned models' relationships: Continuum lists them in
+    ``association_tables``; sqlalchemy-history versions them too but keeps no such list."""
+    listed = getattr(manager, "association_tables", None)
+    if listed is not None:
+        return set(listed)
+    return {
+        relationship.secondary
+        for model in manager.version_class_map
+        for relationship in sa.inspect(model).relationships
+        if isinstance(relationship.secondary, sa.Table)
+    }
+
+
 def tables_from_manager(
     manager: Any, metadata: sa.MetaData | Sequence[sa.MetaData], default_schema: str | None = None
 ) -> list[VersionedTable]:
@@ -108,7 +122,7 @@ def tables_from_manager(
             strategy=manager.option(model, "strategy"),
             mod_tracker=_mod_tracker(manager) is not None,
         )
-    for live in getattr(manager, "association_tables", ()):  # sqlalchemy-history has none
+    for live in _association_tables(manager):
         naming = manager_naming(manager, None, live.schema, default_schema)
         key = sa.Table(naming.version_table_name(live.name), sa.MetaData(), schema=live.schema).key
         if live.metadata in metadatas and key in live.metadata.tables and key not in found:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import produce_migrations
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.pool import StaticPool
 from sqlalchemy_history import make_versioned
 from sqlalchemy_history.plugins import PropertyModTrackerPlugin
@@ -24,24 +24,42 @@ class Base(DeclarativeBase):
     pass
 
 
+article_tag = sa.Table(
+    "article_tag",
+    Base.metadata,
+    sa.Column("article_id", sa.Integer, sa.ForeignKey("article.id"), primary_key=True),
+    sa.Column("tag_id", sa.Integer, sa.ForeignKey("tag.id"), primary_key=True),
+)
+
+
+class Tag(Base):
+    __tablename__ = "tag"
+    __versioned__: dict[str, object] = {}
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+
+
 class Article(Base):
     __tablename__ = "article"
     __versioned__: dict[str, object] = {}
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     name: Mapped[str | None]
+    tags: Mapped[list[Tag]] = relationship(secondary=article_tag)
 
 
 sa.orm.configure_mappers()
-(table,) = find_versioned_tables(Base.metadata)
-assert (table.name, table.mod_columns, table.strategy) == ("article", ("name",), "validity"), table
+found = {t.name: t for t in find_versioned_tables(Base.metadata)}
+assert sorted(found) == ["article", "article_tag", "tag"], sorted(found)
+table = found["article"]
+assert (table.mod_columns, table.strategy, found["article_tag"].association) == (("name",), "validity", True), table
 
 engine = sa.create_engine(sys.argv[1] if len(sys.argv) > 1 else "sqlite://", poolclass=StaticPool)
 Base.metadata.create_all(engine)
 with Session(engine) as session:
-    article = Article(id=1, name="x")
+    article = Article(id=1, name="x", tags=[Tag(id=1), Tag(id=2)])
     session.add(article)
     session.commit()
     article.name = "y"
+    article.tags = article.tags[:1]
     session.commit()
 
 
@@ -60,6 +78,12 @@ with engine.begin() as conn:
 assert [op.op_name for op in diff()] == ["backfill_versions"]
 with engine.begin() as conn:
     Operations(MigrationContext.configure(conn)).backfill_versions("article")
+assert diff() == []
+with engine.begin() as conn:  # a link removed behind sqlalchemy-history's back
+    conn.exec_driver_sql("DELETE FROM article_tag")
+assert [(op.op_name, op.table_name) for op in diff()] == [("backfill_versions", "article_tag")]
+with engine.begin() as conn:
+    Operations(MigrationContext.configure(conn)).backfill_versions("article_tag")
 assert diff() == []
 with Session(engine) as session:
     raw = session.get(Article, 2)
