@@ -497,6 +497,11 @@ def describe_environment(url: str) -> dict[str, Any]:
             ).all()
         )
     engine.dispose()
+    return {"code": code_version(), "postgresql": version, "settings": settings, **machine()}
+
+
+def machine() -> dict[str, str]:
+    """Python version, CPU (model and cores), memory and OS of this machine."""
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         with open("/proc/cpuinfo") as f:
@@ -505,9 +510,6 @@ def describe_environment(url: str) -> dict[str, Any]:
                 cpu = names[0]
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {
-        "code": code_version(),
-        "postgresql": version,
-        "settings": settings,
         "python": platform.python_version(),
         "cpu": f"{cpu}, {os.cpu_count()} cores",
         "memory": f"{mem_gib:.0f} GiB",
