@@ -296,3 +296,43 @@ def test_offline_script_matches_online(postgresql_proc: Any) -> None:
         before = _result(offline, app)
         execute_script(offline, render_offline(offline, backfill_both(True), target_metadata=app.metadata))
         assert _result(offline, app) == before
+
+
+def _update_then_delete(op: Operations) -> None:
+    op.execute("UPDATE article SET name = 'x' WHERE id = 1")  # the triggers: UPDATE version, then
+    op.execute("DELETE FROM article WHERE id = 1")  # still an UPDATE, closed on its own id
+
+
+def _triggers_off_for_a_bulk_change(op: Operations) -> None:
+    op.execute("UPDATE article SET name = 'touched' WHERE id = 2")  # a version under the record
+    op.execute("ALTER TABLE article DISABLE TRIGGER article_trigger")
+    op.execute("UPDATE article SET name = 'bulk' WHERE id = 2")
+    op.execute("ALTER TABLE article ENABLE TRIGGER article_trigger")
+
+
+@pytest.mark.parametrize("writes", [_update_then_delete, _triggers_off_for_a_bulk_change], ids=["defect", "bulk"])
+@pytest.mark.parametrize("mode", ["online", "offline"])
+def test_backfill_after_the_migrations_own_writes(pg_engine: sa.Engine, writes: Any, mode: str) -> None:
+    """A first backfill creates the migration's record, the migration writes rows the triggers
+    version under it (wrongly: Continuum's update-then-delete defect; or not at all: triggers
+    off), then a second backfill: the entity's version under the record is brought up to date in
+    place (one version per entity and transaction), and the history is correct."""
+    engine = pg_engine
+    with native_app(engine) as app:
+        with Session(engine) as session:
+            session.add_all([app.Article(id=i, name=f"a{i}") for i in (1, 2)])
+            session.commit()
+        with engine.begin() as conn:  # a translation without a version: the first backfill's work
+            conn.execute(sa.insert(app.Translation.__table__).values(article_id=1, lang="en", title="t"))
+        records = transaction_ids(engine)
+
+        def migration(op: Operations) -> None:
+            op.backfill_versions("translation", native_versioning=True)
+            writes(op)
+            op.backfill_versions("article", native_versioning=True)
+
+        run(engine, migration, mode, target_metadata=app.metadata)
+        assert len(transaction_ids(engine)) == len(records) + 1
+        assert_history_correct(engine, app)
+        run_online(engine, backfill_both())  # nothing left to do
+        assert len(transaction_ids(engine)) == len(records) + 1

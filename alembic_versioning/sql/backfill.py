@@ -49,7 +49,7 @@ from .constructs import (
 #: Names of the temporary tables holding the new transaction id and the versions to write.
 PENDING_TRANSACTION = "_av_backfill_transaction"
 PENDING_VERSIONS = "_av_backfill_pending"
-OPERATION, LATEST_TX, LATEST_ROW = "_av_operation", "_av_latest_tx", "_av_latest_row"
+OPERATION, LATEST_TX, LATEST_ROW, LATEST_OP = "_av_operation", "_av_latest_tx", "_av_latest_row", "_av_latest_op"
 
 
 @dataclass(frozen=True)
@@ -109,11 +109,12 @@ def pending_versions(table: VersionedTable, version: sa.Table, live: sa.Table, c
 
 
 def _latest_columns(table: VersionedTable, latest: sa.Subquery, data: list[str]) -> list[ColumnElement[Any]]:
-    """The pending row's columns about the latest version: its transaction id, its address and
-    its values (``_av_latest_<i>``, what new mod flags are compared with)."""
+    """The pending row's columns about the latest version: its transaction id, its address, its
+    operation type and its values (``_av_latest_<i>``, what new mod flags are compared with)."""
     return [
         latest.c[table.naming.transaction_column_name].label(LATEST_TX),
         latest.c[LATEST_ROW],
+        latest.c[table.naming.operation_type_column_name].label(LATEST_OP),
         *(latest.c[c].label(f"_av_latest_{i}") for i, c in enumerate(data)),
     ]
 
@@ -189,6 +190,35 @@ def new_mod_flag(pending: sa.Table, column: str, index: int) -> ColumnElement[bo
     )
 
 
+def merge_into_own_version(
+    table: VersionedTable, version: sa.Table, pending: sa.Table, data: Sequence[str], own: ColumnElement[bool]
+) -> sa.Update:
+    """Bring each entity's version under the migration's own (native) transaction record up to
+    date with the live row: its values, the operation type (a DELETE when the row is gone, an
+    INSERT stays one), its flags (also set where the value changed), and open."""
+    names = table.naming
+    op = pending.c[OPERATION]
+    stored_op = version.c[names.operation_type_column_name]
+    values: dict[Any, ColumnElement[Any]] = {version.c[c]: pending.c[c] for c in data}
+    values[stored_op] = sa.case(
+        (op == constant(DELETE), constant(DELETE)),
+        (pending.c[LATEST_OP] == constant(INSERT), constant(INSERT)),
+        else_=constant(UPDATE),
+    )
+    if table.strategy == "validity":  # the entity's latest version: open (the triggers may have closed it on itself)
+        values[version.c[names.end_transaction_column_name]] = sa.null()
+    for i, c in enumerate(data):
+        if c in table.mod_columns:
+            flag = version.c[table.mod_column(c)]
+            values[flag] = sa.or_(op == constant(DELETE), flag, Differs(pending.c[c], pending.c[f"_av_latest_{i}"]))
+    tx = version.c[names.transaction_column_name]
+    return (
+        sa.update(version)
+        .values(values)
+        .where(*same_entity(table, version.c, pending.c), tx == pending.c[LATEST_TX], own)
+    )
+
+
 def backfill_statements(
     table: VersionedTable, live: sa.Table, columns: Sequence[str], record: TransactionRecord
 ) -> tuple[list[sa.Executable], int]:
@@ -237,15 +267,24 @@ def backfill_statements(
             sa.insert(meta).from_select(["transaction_id", "key", "value"], sa.select(new_tx.c.id, k, v))
             for k, v in record.meta
         ]
+    # Native versioning shares the migration's transaction record: an entity may already have a
+    # version under it (written by the triggers earlier in the migration). That version is
+    # brought up to date in place, as the triggers themselves do, instead of closed and followed.
+    own = pending.c[LATEST_TX] == new_id
+    elsewhere = (
+        [sa.or_(pending.c[LATEST_TX].is_(None), pending.c[LATEST_TX] != new_id)] if record.reuse is not None else []
+    )
     if table.strategy == "validity":
         tx, end = version.c[names.transaction_column_name], version.c[names.end_transaction_column_name]
         close = sa.update(version).values({end: new_id})
         statements.append(
             UpdateAtAddresses.of(
-                close.where(AddressIn(version, sa.select(pending.c[LATEST_ROW])), has_new),
-                close.where(*same_entity(table, version.c, pending.c), tx == pending.c[LATEST_TX], has_new),
+                close.where(AddressIn(version, sa.select(pending.c[LATEST_ROW]).where(*elsewhere)), has_new),
+                close.where(*same_entity(table, version.c, pending.c), tx == pending.c[LATEST_TX], *elsewhere, has_new),
             )
         )
+    if record.reuse is not None:
+        statements.append(merge_into_own_version(table, version, pending, data, own))
     new_values: dict[str, ColumnElement[Any]] = {k: pending.c[k] for k in table.entity_key}
     new_values.update({c: pending.c[c] for c in data})
     new_values[names.transaction_column_name] = new_id
@@ -253,7 +292,8 @@ def backfill_statements(
     new_values.update(
         {table.mod_column(c): new_mod_flag(pending, c, i) for i, c in enumerate(data) if c in table.mod_columns}
     )
-    statements.append(sa.insert(version).from_select(list(new_values), sa.select(*new_values.values()).where(has_new)))
+    inserted = sa.select(*new_values.values()).where(*elsewhere, has_new)
+    statements.append(sa.insert(version).from_select(list(new_values), inserted))
     inserting = len(statements) - 1
     statements += [sa.schema.DropTable(new_tx), sa.schema.DropTable(pending)]
     return statements, inserting
