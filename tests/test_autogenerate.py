@@ -190,6 +190,9 @@ def test_vacuum_is_opt_in_and_checks_can_be_switched_off(engine: sa.Engine) -> N
         assert [f[0] for f in opted_in] == ["update_end_transaction_ids", "vacuum_versions"]
         assert ours(produce(engine, app.metadata, alembic_versioning={"disable": ["chains"]})) == []
         assert ours(produce(engine, app.metadata, alembic_versioning={"skip_tables": ["translation"]})) == []
+        default_schema = "public" if engine.dialect.name == "postgresql" else "main"  # qualified by the default
+        skip = {"skip_tables": [f"{default_schema}.translation"]}
+        assert ours(produce(engine, app.metadata, alembic_versioning=skip)) == []
 
         def exclude_translation(obj: Any, name: str, type_: str, reflected: bool, compare_to: Any) -> bool:
             return not name.startswith("translation")

@@ -51,9 +51,11 @@ class Options:
         """Whether ``check`` runs."""
         return check not in self.disable and (check != "vacuum" or self.vacuum)
 
-    def skips(self, table: VersionedTable) -> bool:
-        """Whether ``table`` is left out."""
-        return table.name in self.skip_tables or table.qualified_name in self.skip_tables
+    def skips(self, table: VersionedTable, default_schema: str | None = None) -> bool:
+        """Whether ``table`` is left out: named bare, or qualified with its schema (the database's
+        ``default_schema`` for a table without one)."""
+        schema = table.schema or default_schema
+        return table.name in self.skip_tables or f"{schema}.{table.name}" in self.skip_tables
 
     @classmethod
     def from_settings(cls, *sources: Mapping[str, Any]) -> Options:

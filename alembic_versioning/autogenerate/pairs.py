@@ -40,7 +40,7 @@ def versioned_pairs(autogen_context: Any, options: Options, schemas: Iterable[st
         table
         for table in find_versioned_tables(autogen_context.metadata, managers=options.managers, default_schema=default)
         if (table.schema in wanted or (table.schema == default and None in wanted))
-        and not options.skips(table)
+        and not options.skips(table, default)
         and _included(autogen_context, table.name, table.schema)
         and _included(autogen_context, table.version_name, table.schema)
     ]
