@@ -11,6 +11,7 @@ from .errors import VersioningError
 from .model import DELETE, INSERT, UPDATE, Naming, VersionedTable
 from .operations import (
     BackfillVersionsOp,
+    RepairOnDowngradeOp,
     UpdateEndTransactionIdsOp,
     UpdateModFlagsOp,
     VacuumVersionsOp,
@@ -23,6 +24,7 @@ __all__ = [
     "UPDATE",
     "BackfillVersionsOp",
     "Naming",
+    "RepairOnDowngradeOp",
     "UpdateEndTransactionIdsOp",
     "UpdateModFlagsOp",
     "VacuumVersionsOp",

@@ -125,14 +125,17 @@ class UpdateEndTransactionIdsOp(VersionedTableOp):
         *,
         schema: str | None = None,
         primary_key: Sequence[str] | None = None,
+        strategy: Strategy | None = None,
         **naming: Unpack[NamingOptions],
     ) -> None:
         """Rebuild ``end_transaction_id`` of ``table_name``'s version table.
 
         Per entity, in transaction order, each version's end id becomes the next version's
         transaction id and the last version's becomes NULL; only differing rows are written.
+        ``strategy="validity"`` tells an offline run so where ``target_metadata`` (another
+        revision) shows the subquery strategy.
         """
-        cls.run(operations, table_name, naming, schema=schema, primary_key=primary_key)
+        cls.run(operations, table_name, naming, schema=schema, primary_key=primary_key, strategy=strategy)
 
 
 @Operations.register_operation("update_mod_flags")
@@ -371,3 +374,22 @@ __all__ = [
     "VersionedDataOp",
     "VersionedTableOp",
 ]
+
+
+class RepairOnDowngradeOp(MigrateOperation):
+    """A repair that only a downgrade needs: nothing on upgrade; its :meth:`reverse` is ``repair``.
+
+    Autogenerate puts it first in the upgrade, so that the repair comes last in the downgrade,
+    after Alembic has brought back the columns the upgrade dropped (an end-transaction or mod
+    flag column comes back empty) or dropped the columns it added.
+    """
+
+    def __init__(self, repair: VersionedTableOp) -> None:
+        self.repair = repair
+
+    def reverse(self) -> VersionedTableOp:
+        return self.repair
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        """``("repair_on_downgrade", *the repair's tuple)``."""
+        return ("repair_on_downgrade", *self.repair.to_diff_tuple())

@@ -415,6 +415,64 @@ def test_render_as_batch(engine: sa.Engine, tmp_path: Path) -> None:
             assert dict(conn.execute(latest).all()) == live
 
 
+@pytest.mark.parametrize(
+    ("after", "repair", "column"),
+    [
+        ({"mod_tracker": True, "strategy": "subquery"}, "update_end_transaction_ids", "end_transaction_id"),
+        ({"mod_tracker": False}, "update_mod_flags", "name_mod"),
+    ],
+    ids=["validity-to-subquery", "tracker-off"],
+)
+def test_downgrade_rebuilds_the_columns_it_brings_back(
+    engine: sa.Engine, tmp_path: Path, after: dict[str, Any], repair: str, column: str
+) -> None:
+    """The upgrade drops the end-transaction column or the mod flags; the downgrade brings them
+    back empty, then repairs them (the op autogenerate put first in the upgrade comes last in the
+    downgrade): at the old revision, the history is what Continuum wrote (but for INSERT versions'
+    flags, which record what the application assigned: rebuilt as ``value IS NOT NULL``)."""
+
+    def history(app: App) -> list[tuple[Any, ...]]:
+        version = app.version("Article")
+        insert, flags = version.c.keys().index("operation_type"), version.c.keys().index("name_mod")
+        return [row[:flags] if row[insert] == 0 else row for row in snapshot(engine, version)]
+
+    with versioned_app(mod_tracker=True) as before:
+        before.metadata.create_all(engine)
+        write_history(engine, before, seed=4)
+        written = history(before)
+    with versioned_app(**after) as app:
+        project = Project(tmp_path / "project", app.metadata, managed(app))
+        upgrade, downgrade = upgrade_and_downgrade(Path(project.revision(engine, "switch").path).read_text())
+        assert f"pass  # on downgrade, once the schema is back: {repair}('article')" in upgrade
+        assert downgrade.index(f"op.{repair}('article'") > downgrade.index(f"'{column}'")
+        project.run(engine, command.upgrade, "head")
+        assert project.check_failure(engine) is None
+        project.run(engine, command.downgrade, "-1")
+    with versioned_app(mod_tracker=True) as before:
+        assert history(before) == written
+        assert Project(tmp_path / "before", before.metadata, managed(before)).check_failure(engine) is None
+
+
+def test_downgrade_vacuums_what_a_backfill_wrote_for_a_column_dropped_again(engine: sa.Engine, tmp_path: Path) -> None:
+    """With vacuum opted in: ``score`` becomes versioned (added to the version table, backfilled);
+    downgrading drops it again and removes the versions that backfill wrote, now futile, so
+    upgrade/downgrade cycles do not pile up versions."""
+    with versioned_app(exclude=("score",)) as before:
+        before.metadata.create_all(engine)
+        write_history(engine, before, seed=6)
+        written = snapshot(engine, before.version("Article"))
+    with versioned_app() as app:
+        project = Project(tmp_path / "project", app.metadata, managed(app, vacuum=True))
+        _, downgrade = upgrade_and_downgrade(Path(project.revision(engine, "version score").path).read_text())
+        assert downgrade.index("op.vacuum_versions('article'") > downgrade.index("op.drop_column('article_version'")
+        for _ in range(2):
+            project.run(engine, command.upgrade, "head")
+            assert project.check_failure(engine) is None
+            project.run(engine, command.downgrade, "-1")
+    with versioned_app(exclude=("score",)) as before:
+        assert snapshot(engine, before.version("Article")) == written
+
+
 # -- Options from the config files ---------------------------------------------------------------
 
 

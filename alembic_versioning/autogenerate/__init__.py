@@ -17,7 +17,7 @@ from ..operations import BackfillVersionsOp
 from ..reflection import uses_native_versioning
 from ..transactions import transaction_table
 from .drift import drift_ops
-from .migration import predicted_ops, schema_changes
+from .migration import downgrade_repairs, predicted_ops, schema_changes
 from .options import options_for
 from .pairs import versioned_pairs
 
@@ -31,6 +31,7 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
         require_supported(autogen_context.dialect, f"autogenerate, versioned table {table.name!r}")
         if changes.touches(table):
             found = predicted_ops(table, changes, options)
+            upgrade_ops.ops[0:0] = downgrade_repairs(table, changes, options)  # last in the downgrade
         else:
             found = drift_ops(connection, table, options)
         for op in found:

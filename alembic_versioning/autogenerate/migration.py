@@ -15,6 +15,7 @@ from alembic.operations import ops as alembic_ops
 from ..model import VersionedTable
 from ..operations import (
     BackfillVersionsOp,
+    RepairOnDowngradeOp,
     UpdateEndTransactionIdsOp,
     UpdateModFlagsOp,
     VacuumVersionsOp,
@@ -131,3 +132,50 @@ def predicted_ops(table: VersionedTable, changes: SchemaChanges, options: Option
             )
         )
     return [make_op(cls, table, finding, **extra) for check, cls, extra, finding in found if options.enabled(check)]
+
+
+def downgrade_repairs(table: VersionedTable, changes: SchemaChanges, options: Options) -> list[RepairOnDowngradeOp]:
+    """The repairs the migration's *downgrade* implies for ``table``: an end-transaction column
+    or mod flags the upgrade drops come back empty (rebuild them), and versioned columns the
+    upgrade adds and backfills leave futile versions once dropped again (vacuum, if opted in).
+    Each op describes the table as the downgrade leaves it."""
+    live, version = (table.schema, table.name), (table.schema, table.version_name)
+    if version in changes.dropped or version in changes.created or live in changes.created:
+        return []
+    names = table.naming
+    removed, added = changes.removed.get(version, []), changes.added.get(version, [])
+    found: list[VersionedTableOp] = []
+    if names.end_transaction_column_name in removed and options.enabled("chains"):
+        found.append(
+            make_op(
+                UpdateEndTransactionIdsOp,
+                table,
+                f"{names.end_transaction_column_name} is back, empty: rebuild the validity chain",
+                strategy="validity",
+            )
+        )
+    flags = [c[: -len(names.mod_suffix)] for c in removed if c.endswith(names.mod_suffix)]
+    flags = [c for c in flags if c in table.columns or c in removed]
+    if flags and options.enabled("mod_flags"):
+        found.append(
+            make_op(
+                UpdateModFlagsOp,
+                table,
+                f"mod flag(s) for {_listing(flags)} are back, false: recompute them",
+                columns=flags,
+                insert_flags="non_null",
+            )
+        )
+    versioned = [c for c in added if c in table.columns]
+    if versioned and options.enabled("backfill") and options.enabled("vacuum"):
+        remaining = [c for c in table.columns if c not in versioned]
+        found.append(
+            make_op(
+                VacuumVersionsOp,
+                table,
+                f"column(s) {_listing(versioned)} dropped again: the versions the backfill wrote are futile",
+                columns=remaining,
+                mod_columns=[c for c in table.mod_columns if c in remaining],
+            )
+        )
+    return [RepairOnDowngradeOp(op) for op in found]

@@ -8,6 +8,7 @@ from alembic.autogenerate.render import renderers
 
 from ..operations import (
     BackfillVersionsOp,
+    RepairOnDowngradeOp,
     UpdateEndTransactionIdsOp,
     UpdateModFlagsOp,
     VacuumVersionsOp,
@@ -28,3 +29,9 @@ def render_versioned_table_op(autogen_context: Any, op: VersionedTableOp) -> lis
 
 for _op_class in (BackfillVersionsOp, UpdateEndTransactionIdsOp, UpdateModFlagsOp, VacuumVersionsOp):
     renderers.dispatch_for(_op_class)(render_versioned_table_op)
+
+
+@renderers.dispatch_for(RepairOnDowngradeOp)
+def render_repair_on_downgrade(autogen_context: Any, op: RepairOnDowngradeOp) -> list[str]:
+    """Nothing to do on upgrade: a ``pass`` saying what the downgrade will repair."""
+    return [f"pass  # on downgrade, once the schema is back: {op.repair.op_name}({op.repair.table_name!r})"]
