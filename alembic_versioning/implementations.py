@@ -15,7 +15,7 @@ from .sql.chains import end_transaction_update
 from .sql.constructs import LockForWrite
 from .sql.mod_flags import mod_flags_update
 from .sql.vacuum import vacuum_statements
-from .transactions import transaction_record
+from .transactions import transaction_record, transaction_table
 
 
 @Operations.implementation_for(UpdateEndTransactionIdsOp)
@@ -99,8 +99,7 @@ def writers_lock(operations: Operations, table: VersionedTable) -> LockForWrite:
     writer never chains onto a version the op is changing, and the ops of one migration and the
     application's writers never wait on each other in a cycle. Tables that do not exist are left out."""
     catalog = Catalog(operations)
-    schema, name = table.naming.transaction_location(table.schema)
-    tables = [sa.Table(name, sa.MetaData(), schema=schema), table.live_table(()), table.version_table()]
+    tables = [transaction_table(table), table.live_table(()), table.version_table()]
     return LockForWrite(*(t for t in tables if catalog.exists(t)))
 
 

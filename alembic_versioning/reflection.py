@@ -58,6 +58,11 @@ def missing_version_table(name: str, schema: str | None, naming: Naming) -> Vers
     )
 
 
+def strategy_of(version: sa.Table, naming: Naming) -> Strategy:
+    """The strategy a version table's columns show: validity when it has the end-transaction column."""
+    return "validity" if naming.end_transaction_column_name in version.c else "subquery"
+
+
 def describe_version_table(
     version: sa.Table,
     *,
@@ -86,7 +91,7 @@ def describe_version_table(
                 f"The {where} has no column {column!r}; pass {option}=... with the name the versioning manager uses."
             )
     end = naming.end_transaction_column_name
-    found: Strategy = "validity" if end in cols else "subquery"
+    found = strategy_of(version, naming)
     if strategy is not None and strategy != found:
         raise VersioningError(
             f"The {where} has {'a' if found == 'validity' else 'no'} column {end!r}, so it "

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from alembic.operations import Operations
 
 from .errors import VersioningError, require_supported
-from .model import Strategy, VersionedTable
+from .model import VersionedTable
 from .operations import VersionedTableOp
-from .reflection import describe_version_table, missing_version_table, reflect_table
+from .reflection import describe_version_table, missing_version_table, reflect_table, strategy_of
 
 
 class Catalog:
@@ -95,12 +95,6 @@ def resolve(
         primary_key=op.primary_key,
         columns=tuple(columns or ()),
         mod_columns=tuple(mod_columns or ()),
-        strategy=op.strategy or _strategy_of(table, op),
+        strategy=op.strategy or (strategy_of(table, op.naming) if table is not None else "validity"),
         types={c.name: c.type for c in table.c} if table is not None else {},
     )
-
-
-def _strategy_of(table: sa.Table | None, op: VersionedTableOp) -> Strategy:
-    """The strategy ``table`` (from ``target_metadata``) shows; validity when it is not known."""
-    subquery = table is not None and op.naming.end_transaction_column_name not in table.c
-    return "subquery" if subquery else "validity"
