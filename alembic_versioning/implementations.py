@@ -9,6 +9,7 @@ from .errors import VersioningError
 from .execution import run
 from .model import VersionedTable
 from .operations import BackfillVersionsOp, UpdateEndTransactionIdsOp, UpdateModFlagsOp, VacuumVersionsOp
+from .reflection import no_room_for_backfill, one_version_per_transaction
 from .resolve import Catalog, resolve
 from .sql.backfill import backfill_statements
 from .sql.chains import end_transaction_update
@@ -104,15 +105,8 @@ def writers_lock(operations: Operations, table: VersionedTable) -> LockForWrite:
 
 
 def _require_room_per_transaction(catalog: Catalog, version_name: str, op: BackfillVersionsOp) -> None:
-    """Refuse a version table whose primary key is the transaction column alone: Continuum's
-    shape for an association table without a primary key, which holds one version per
-    transaction, while a backfill writes all its versions in one."""
+    """Refuse a version table that holds one version per transaction (see
+    :func:`~alembic_versioning.reflection.one_version_per_transaction`)."""
     version = catalog.table(version_name, op.schema)
-    key = [c.name for c in version.primary_key.columns] if version is not None else []
-    if key == [op.naming.transaction_column_name]:
-        raise VersioningError(
-            f"{version_name!r} (table {op.table_name!r}) has the primary key ({key[0]}) alone, so it holds "
-            f"one version per transaction, and backfill_versions writes all its versions in one. Give "
-            f"{op.table_name!r} a primary key (Continuum then keys {version_name!r} on it and {key[0]}), "
-            f"or drop that primary key constraint of {version_name!r}."
-        )
+    if version is not None and one_version_per_transaction(version, op.naming):
+        raise VersioningError(no_room_for_backfill(op.table_name, op.naming))

@@ -63,6 +63,25 @@ def strategy_of(version: sa.Table, naming: Naming) -> Strategy:
     return "validity" if naming.end_transaction_column_name in version.c else "subquery"
 
 
+def one_version_per_transaction(version: sa.Table, naming: Naming) -> bool:
+    """Whether ``version`` is keyed on the transaction column alone: Continuum's shape for an
+    association table without a primary key, which holds one version per transaction, while
+    ``backfill_versions`` writes all its versions in one."""
+    return [c.name for c in version.primary_key.columns] == [naming.transaction_column_name]
+
+
+def no_room_for_backfill(name: str, naming: Naming) -> str:
+    """Why ``backfill_versions`` cannot write ``name``'s versions, and the fix (see
+    :func:`one_version_per_transaction`)."""
+    version, column = naming.version_table_name(name), naming.transaction_column_name
+    return (
+        f"{version!r} (table {name!r}) has the primary key ({column}) alone, so it holds one version "
+        f"per transaction, and backfill_versions writes all its versions in one. Give {name!r} a primary "
+        f"key (Continuum then keys {version!r} on it and {column}), or drop that primary key constraint "
+        f"of {version!r}."
+    )
+
+
 def describe_version_table(
     version: sa.Table,
     *,

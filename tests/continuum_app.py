@@ -115,6 +115,38 @@ def mapped(manager: VersioningManager, base: type[DeclarativeBase]) -> Iterator[
         base.registry.dispose()
 
 
+@contextmanager
+def keyless_links() -> Iterator[tuple[sa.MetaData, VersioningManager]]:
+    """``a`` and ``b`` related through ``link``, an association table without a primary key."""
+    manager = VersioningManager()
+    make_versioned(manager=manager, user_cls=None)
+
+    class Base(DeclarativeBase):
+        pass
+
+    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
+    link = sa.Table(
+        "link",
+        Base.metadata,
+        sa.Column("a_id", sa.Integer, sa.ForeignKey("a.id")),
+        sa.Column("b_id", sa.Integer, sa.ForeignKey("b.id")),
+    )
+
+    class B(Base):
+        __tablename__ = "b"
+        __versioned__: dict[str, Any] = {}
+        id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+
+    class A(Base):
+        __tablename__ = "a"
+        __versioned__: dict[str, Any] = {}
+        id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+        bs: Mapped[list[B]] = relationship(secondary=link)
+
+    with mapped(manager, Base):
+        yield Base.metadata, manager
+
+
 def write_history(
     engine: sa.Engine, app: App, *, seed: int = 0, transactions: int = 12, many_to_many: bool = False
 ) -> None:

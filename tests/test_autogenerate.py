@@ -18,7 +18,7 @@ from alembic_versioning import (
 )
 from alembic_versioning.autogenerate.options import Options
 
-from .continuum_app import App, article_transactions, versioned_app, write_history
+from .continuum_app import App, article_transactions, keyless_links, versioned_app, write_history
 from .migrate import run_online
 
 PLUGINS = ["alembic.autogenerate.*", "alembic_versioning.*"]
@@ -230,6 +230,32 @@ def test_new_version_table_for_an_existing_table(engine: sa.Engine) -> None:
         assert produce(engine, app.metadata).upgrade_ops.is_empty()
         with engine.connect() as conn:
             assert conn.scalar(sa.select(sa.func.count()).select_from(version)) == 4
+
+
+def test_no_backfill_where_the_version_table_has_no_room(engine: sa.Engine) -> None:
+    """An association table without a primary key gets a version table keyed on the transaction
+    column alone, where a backfill cannot write its versions (one transaction): rather than a
+    migration that fails, autogenerate warns, naming the fix, for a new version table and for
+    drift alike, and still repairs the other tables."""
+    with keyless_links() as (metadata, manager):
+        link_version = metadata.tables["link_version"]
+        metadata.create_all(engine, tables=[t for t in metadata.sorted_tables if t is not link_version])
+        manager.options["versioning"] = False  # raw writes: Continuum versions Core statements on links too
+        with engine.begin() as conn:
+            conn.execute(sa.insert(metadata.tables["a"]), [{"id": 1}])
+            conn.execute(sa.insert(metadata.tables["b"]), [{"id": 1}, {"id": 2}])
+            conn.execute(sa.insert(metadata.tables["link"]), [{"a_id": 1, "b_id": 1}, {"a_id": 1, "b_id": 2}])
+        fix = r": 'link_version' \(table 'link'\) has the primary key \(transaction_id\) alone.* Give 'link' a"
+        with pytest.warns(UserWarning, match=r"leaves out backfill_versions\('link'\) \(link_version is new: .*" + fix):
+            script = produce(engine, metadata)
+        assert sorted(table for _, table, _ in ours(script)) == ["a", "b"]
+        assert [op.table_name for op in script.upgrade_ops.ops if isinstance(op, alembic_ops.CreateTableOp)] == [
+            "link_version"
+        ]
+        link_version.create(engine)
+        drift = r"\(2 live rows without a current version\)"
+        with pytest.warns(UserWarning, match=r"leaves out backfill_versions\('link'\) " + drift + fix):
+            assert sorted(table for _, table, _ in ours(produce(engine, metadata))) == ["a", "b"]
 
 
 def test_columns_added_dropped_and_flags_predicted(engine: sa.Engine) -> None:

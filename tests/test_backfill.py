@@ -3,23 +3,20 @@ what Continuum's ORM writes for the same change."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
-from sqlalchemy_continuum import VersioningManager, make_versioned
+from sqlalchemy.orm import Session
 from sqlalchemy_continuum.plugins import TransactionMetaPlugin
 
 from alembic_versioning import DELETE, INSERT, UPDATE, VersioningError
 
-from .continuum_app import App, mapped, snapshot, versioned_app, write_history
+from .continuum_app import App, keyless_links, snapshot, versioned_app, write_history
 from .migrate import render_offline, run, run_online
 
 CUSTOM_NAMES = {
@@ -459,38 +456,6 @@ def test_association_table(engine: sa.Engine) -> None:
         with Session(engine) as session:
             tag = session.get(app.Tag, 2)
             assert tag is not None and [v.operation_type for v in tag.versions] == [INSERT]
-
-
-@contextlib.contextmanager
-def keyless_links() -> Iterator[tuple[sa.MetaData, VersioningManager]]:
-    """``a`` and ``b`` related through ``link``, an association table without a primary key."""
-    manager = VersioningManager()
-    make_versioned(manager=manager, user_cls=None)
-
-    class Base(DeclarativeBase):
-        pass
-
-    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
-    link = sa.Table(
-        "link",
-        Base.metadata,
-        sa.Column("a_id", sa.Integer, sa.ForeignKey("a.id")),
-        sa.Column("b_id", sa.Integer, sa.ForeignKey("b.id")),
-    )
-
-    class B(Base):
-        __tablename__ = "b"
-        __versioned__: dict[str, Any] = {}
-        id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-
-    class A(Base):
-        __tablename__ = "a"
-        __versioned__: dict[str, Any] = {}
-        id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-        bs: Mapped[list[B]] = relationship(secondary=link)
-
-    with mapped(manager, Base):
-        yield Base.metadata, manager
 
 
 def test_association_table_without_primary_key(engine: sa.Engine) -> None:

@@ -12,14 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from alembic import util
+
 from ..errors import require_supported
-from ..operations import BackfillVersionsOp
-from ..reflection import uses_native_versioning
+from ..model import VersionedTable
+from ..operations import BackfillVersionsOp, VersionedTableOp
+from ..reflection import no_room_for_backfill, one_version_per_transaction, uses_native_versioning
 from ..transactions import transaction_table
 from .drift import drift_ops
 from .migration import downgrade_repairs, predicted_ops, schema_changes
 from .options import options_for
-from .pairs import versioned_pairs
+from .pairs import metadata_table, versioned_pairs
 
 
 def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: Iterable[str | None]) -> Any:
@@ -37,8 +40,21 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
         for op in found:
             if isinstance(op, BackfillVersionsOp) and uses_native_versioning(connection, transaction_table(table)):
                 op.native_versioning = True  # rendered, so the script is right offline too
-        upgrade_ops.ops.extend(found)
+        upgrade_ops.ops.extend(_runnable(autogen_context, table, found))
     return None
+
+
+def _runnable(autogen_context: Any, table: VersionedTable, found: list[VersionedTableOp]) -> list[VersionedTableOp]:
+    """``found`` without a backfill its version table has no room for, which would only fail the
+    migration: warned about instead, naming the fix (the drift stays until the table is fixed)."""
+    version = metadata_table(autogen_context, table.version_name, table.schema)
+    if version is None or not one_version_per_transaction(version, table.naming):
+        return found
+    for op in found:
+        if isinstance(op, BackfillVersionsOp):
+            skipped = f"alembic-versioning leaves out backfill_versions({table.name!r}) ({op.finding}): "
+            util.warn(skipped + no_room_for_backfill(table.name, table.naming))
+    return [op for op in found if not isinstance(op, BackfillVersionsOp)]
 
 
 def register_legacy() -> None:

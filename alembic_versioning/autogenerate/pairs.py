@@ -12,7 +12,8 @@ from ..model import VersionedTable
 from .options import Options
 
 
-def _metadata_table(autogen_context: Any, name: str, schema: str | None) -> sa.Table | None:
+def metadata_table(autogen_context: Any, name: str, schema: str | None) -> sa.Table | None:
+    """``schema.name`` in the target MetaData (one of them, when it is a list), or ``None``."""
     metadata = autogen_context.metadata
     key = f"{schema}.{name}" if schema else name
     for md in metadata if isinstance(metadata, (list, tuple)) else [metadata]:
@@ -24,7 +25,7 @@ def _metadata_table(autogen_context: Any, name: str, schema: str | None) -> sa.T
 def _included(autogen_context: Any, name: str, schema: str | None) -> bool:
     if not autogen_context.run_name_filters(name, "table", {"schema_name": schema}):
         return False
-    table = _metadata_table(autogen_context, name, schema)
+    table = metadata_table(autogen_context, name, schema)
     return table is None or bool(autogen_context.run_object_filters(table, name, "table", False, None))
 
 
