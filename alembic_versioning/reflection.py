@@ -91,12 +91,14 @@ def describe_version_table(
     strategy: Strategy | None = None,
     association: bool = False,
     mod_tracker: bool = True,
+    data_columns: Sequence[str] | None = None,
 ) -> VersionedTable:
     """Describe the version table ``version`` of live table ``name``.
 
     A column ``<c><mod_suffix>`` is the mod flag of data column ``c`` when it is boolean (or of
-    unknown type) and ``mod_tracker`` is not false (the versioning manager has no tracker); an
-    application's ``price_mod`` integer stays a data column.
+    unknown type), ``mod_tracker`` is not false (the versioning manager has no tracker) and
+    ``data_columns`` (the data columns an op names) does not name it: an application's
+    ``price_mod`` integer, or boolean named as data, stays a data column.
 
     Raises :class:`~alembic_versioning.errors.VersioningError` naming the missing column and the option to pass when
     the table does not have the shape ``naming`` and ``strategy`` say it should.
@@ -128,7 +130,8 @@ def describe_version_table(
             raise VersioningError(f"The {where} has no primary-key column(s) {unknown}; fix primary_key=[...].")
     internal = {tx, end, naming.operation_type_column_name}
     data = [c for c in cols if c not in internal and c not in key]
-    flags = {c for c in data if isinstance(cols[c].type, FLAG_TYPES)} if mod_tracker else set()
+    named = set(data_columns or ())
+    flags = {c for c in data if isinstance(cols[c].type, FLAG_TYPES) and c not in named} if mod_tracker else set()
     mod_flags = {c + naming.mod_suffix for c in data if c + naming.mod_suffix in flags}
     columns = tuple(c for c in data if c not in mod_flags)
     mods = tuple(c for c in columns if c + naming.mod_suffix in mod_flags)

@@ -59,7 +59,8 @@ def resolve(
     columns: Sequence[str] | None = None,
     mod_columns: Sequence[str] | None = None,
 ) -> VersionedTable:
-    """The versioned table ``op`` names, checked against the database when online.
+    """The versioned table ``op`` names, checked against the database when online (where the
+    ``columns`` given here stay data columns even when named like a mod flag).
 
     Offline, the op's explicit arguments (``primary_key``, and ``columns`` / ``mod_columns``
     given here, as autogenerate renders them) describe the table as of the migration's
@@ -80,7 +81,12 @@ def resolve(
         raise missing_version_table(op.table_name, op.schema, op.naming)
     if table is not None and (catalog.online or not op.describes_table()):
         return describe_version_table(
-            table, name=op.table_name, naming=op.naming, primary_key=op.primary_key, strategy=op.strategy
+            table,
+            name=op.table_name,
+            naming=op.naming,
+            primary_key=op.primary_key,
+            strategy=op.strategy,
+            data_columns=columns,
         )
     if op.primary_key is None:
         raise VersioningError(

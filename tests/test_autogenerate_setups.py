@@ -175,3 +175,25 @@ def test_a_data_column_named_like_a_mod_flag(engine: sa.Engine) -> None:
         assert produce(engine, metadata).upgrade_ops.is_empty()
         with pytest.raises(VersioningError, match="has no mod flag columns"):
             run_online(engine, lambda op: op.update_mod_flags("thing"))
+
+
+def test_a_boolean_data_column_named_like_a_mod_flag(engine: sa.Engine) -> None:
+    """``price_mod`` a boolean next to ``price`` under a manager without the mod tracker: data, as
+    the versioning manager says. The generated backfill names its columns, so online it writes
+    ``price_mod``'s live value instead of taking it for a flag (which would leave the drift)."""
+    with thing_app(columns={"price": sa.Integer(), "price_mod": sa.Boolean()}) as (metadata, thing):
+        metadata.create_all(engine)
+        with Session(engine) as session:
+            session.add(thing(id=1, name="a", price=10, price_mod=False))
+            session.commit()
+        assert produce(engine, metadata).upgrade_ops.is_empty()
+        with engine.begin() as conn:
+            conn.execute(sa.update(thing.__table__).values(price_mod=True))
+        script = produce(engine, metadata)
+        assert [f[:2] for f in ours(script)] == [("backfill_versions", "thing")]
+        apply(engine, script)
+        version = metadata.tables["thing_version"]
+        with engine.connect() as conn:
+            flags = conn.execute(sa.select(version.c.price_mod).order_by(version.c.transaction_id)).scalars().all()
+        assert flags == [False, True]
+        assert produce(engine, metadata).upgrade_ops.is_empty()
