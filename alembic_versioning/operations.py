@@ -75,8 +75,10 @@ class VersionedTableOp(MigrateOperation):
 
     def describes_table(self) -> bool:
         """Whether the op's own arguments say all an offline run needs (autogenerate renders
-        them), so that they win over ``target_metadata``, which describes the head revision."""
-        return self.primary_key is not None
+        them), so that they win over ``target_metadata``, which describes the head revision.
+        ``primary_key=[]`` (an association table without one) does not: its entities are keyed
+        by all its data columns, which only ``columns`` or ``target_metadata`` name."""
+        return bool(self.primary_key)
 
     @classmethod
     def run(cls, operations: Operations, table_name: str, naming: NamingOptions, **kwargs: Any) -> None:
@@ -170,6 +172,7 @@ class UpdateModFlagsOp(VersionedTableOp):
         schema: str | None = None,
         primary_key: Sequence[str] | None = None,
         insert_flags: InsertFlags = "keep",
+        strategy: Strategy | None = None,
         **naming: Unpack[NamingOptions],
     ) -> None:
         """Recompute the mod flags of ``columns`` (default: every flagged column).
@@ -178,6 +181,7 @@ class UpdateModFlagsOp(VersionedTableOp):
         transaction order; flags are set and cleared. DELETE versions get all flags true.
         INSERT versions, and UPDATE versions with no previous version, keep their flags
         (``insert_flags="keep"``), or get ``value IS NOT NULL`` (``"non_null"``) or true (``"all"``).
+        ``strategy`` matters offline only, without ``target_metadata`` holding the table.
         """
         cls.run(
             operations,
@@ -187,13 +191,14 @@ class UpdateModFlagsOp(VersionedTableOp):
             insert_flags=insert_flags,
             schema=schema,
             primary_key=primary_key,
+            strategy=strategy,
         )
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
         return (*super().to_diff_tuple(), self.columns)
 
     def describes_table(self) -> bool:
-        return self.primary_key is not None and self.columns is not None
+        return super().describes_table() and self.columns is not None
 
     def arguments(self) -> dict[str, Any]:
         kwargs = super().arguments()
@@ -221,7 +226,7 @@ class VersionedDataOp(VersionedTableOp):
         self.mod_columns = tuple(mod_columns) if mod_columns is not None else None
 
     def describes_table(self) -> bool:
-        return self.primary_key is not None and self.columns is not None
+        return self.primary_key is not None and self.columns is not None and bool(self.primary_key or self.columns)
 
     def arguments(self) -> dict[str, Any]:
         kwargs = super().arguments()

@@ -35,9 +35,12 @@ class Catalog:
         return next((md.tables[key] for md in self.metadata if key in md.tables), None)
 
     def exists(self, table: sa.Table) -> bool:
-        """Whether ``table`` exists: asked of the database online; offline, where nothing can be
-        read, taken for granted (a versioned database has its live and transaction tables)."""
-        return self.bind is None or sa.inspect(self.bind).has_table(table.name, schema=table.schema)
+        """Whether ``table`` exists: asked of the database online; offline, whether
+        ``target_metadata`` holds it, and without one taken for granted (a versioned database
+        has its live and transaction tables)."""
+        if self.bind is not None:
+            return sa.inspect(self.bind).has_table(table.name, schema=table.schema)
+        return not self.metadata or self.table(table.name, table.schema) is not None
 
     def require(self, name: str, schema: str | None, why: str) -> sa.Table | None:
         """Like :meth:`table`, but online a missing table is an error saying ``why`` it is needed."""
@@ -93,6 +96,13 @@ def resolve(
             f"Offline mode cannot reflect {version_name!r} (table {op.table_name!r}) and the "
             f"migration's target_metadata does not hold it: pass primary_key=[...] (and the "
             f"columns the op needs) to op.{op.op_name}(), or give env.py's context.configure() the target_metadata."
+        )
+    if not op.primary_key and not columns:
+        raise VersioningError(
+            f"Offline mode cannot reflect {version_name!r} (table {op.table_name!r}) and the migration's "
+            f"target_metadata does not hold it: with primary_key=[] (no primary key) its entities are keyed "
+            f"by all its data columns, so pass them as columns=[...] where op.{op.op_name}() takes them, or "
+            f"give env.py's context.configure() the target_metadata."
         )
     return VersionedTable(
         name=op.table_name,

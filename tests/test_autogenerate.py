@@ -273,6 +273,8 @@ def test_columns_added_dropped_and_flags_predicted(engine: sa.Engine) -> None:
             ("update_mod_flags", "article"),
             ("backfill_versions", "article"),
         ]
+        # Continuum leaves an association version table's end ids NULL: no chain to rebuild
+        assert [name for name, table, _ in ours(script) if table == "article_tag"] == []
         flags = next(
             op for op in script.upgrade_ops.ops if isinstance(op, UpdateModFlagsOp) and op.table_name == "article"
         )

@@ -494,3 +494,21 @@ def test_association_table_without_primary_key(engine: sa.Engine) -> None:
 def test_offline_without_metadata_needs_columns(engine: sa.Engine) -> None:
     script = render_offline(engine, lambda op: op.backfill_versions("article", primary_key=["id"], columns=["name"]))
     assert "INSERT INTO article_version (id, name, transaction_id, operation_type)" in script
+
+
+def test_a_sequence_behind_the_transaction_ids_fails_and_writes_nothing(pg_engine: sa.Engine) -> None:
+    """A ``transaction_id_seq`` behind the transaction table's ids (ids inserted explicitly, no
+    ``setval``) gives an id that is taken: the backfill stops on the primary key instead of
+    filing its versions under an unrelated transaction."""
+    with versioned_app() as app:
+        app.metadata.create_all(pg_engine)
+        write_history(pg_engine, app)
+        with pg_engine.begin() as conn:
+            conn.execute(sa.update(app.table("article")).values(name="raw"))
+            conn.exec_driver_sql("SELECT setval('transaction_id_seq', 1)")
+        before = [snapshot(pg_engine, table) for table in (app.version("Article"), app.table("transaction"))]
+        with pytest.raises(
+            sa.exc.IntegrityError, match=r"duplicate key value violates unique constraint \"transaction_pkey\""
+        ):
+            run_online(pg_engine, lambda op: op.backfill_versions("article"))
+        assert [snapshot(pg_engine, table) for table in (app.version("Article"), app.table("transaction"))] == before

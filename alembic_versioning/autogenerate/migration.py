@@ -97,7 +97,7 @@ def predicted_ops(table: VersionedTable, changes: SchemaChanges, options: Option
     names = table.naming
     added = changes.added.get(version, [])
     found: list[tuple[str, type[VersionedTableOp], dict[str, Any], str]] = []
-    if names.end_transaction_column_name in added:
+    if names.end_transaction_column_name in added and not table.association:  # see downgrade_repairs
         found.append(
             ("chains", UpdateEndTransactionIdsOp, {}, f"{names.end_transaction_column_name} added (validity strategy)")
         )
@@ -145,7 +145,8 @@ def downgrade_repairs(table: VersionedTable, changes: SchemaChanges, options: Op
     names = table.naming
     removed, added = changes.removed.get(version, []), changes.added.get(version, [])
     found: list[VersionedTableOp] = []
-    if names.end_transaction_column_name in removed and options.enabled("chains"):
+    # Continuum never fills an association version table's end ids (the drift check skips them too)
+    if names.end_transaction_column_name in removed and options.enabled("chains") and not table.association:
         found.append(
             make_op(
                 UpdateEndTransactionIdsOp,

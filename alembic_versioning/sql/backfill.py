@@ -255,11 +255,11 @@ def backfill_statements(
         ),
     ]
     values = {"issued_at": UtcNow(), **record.values}
+    # Only a reused record (native versioning's) may exist already; a new id that does (a sequence
+    # behind the table's ids) fails on the primary key rather than join an unrelated transaction.
+    unrecorded = [~sa.exists().where(txt.c.id == new_tx.c.id)] if record.reuse is not None else []
     statements.append(
-        sa.insert(txt).from_select(
-            ["id", *values],
-            sa.select(new_tx.c.id, *values.values()).where(~sa.exists().where(txt.c.id == new_tx.c.id)),
-        )
+        sa.insert(txt).from_select(["id", *values], sa.select(new_tx.c.id, *values.values()).where(*unrecorded))
     )
     if record.meta_table is not None:
         meta = record.meta_table

@@ -269,7 +269,9 @@ def _next_transaction_id(element: NextTransactionId, compiler: SQLCompiler, **kw
     if compiler.dialect.supports_sequences:
         new: ColumnElement[Any] = element.sequence.next_value()
     else:
-        new = sa.select(sa.func.coalesce(sa.func.max(element.transaction_id), 0) + 1).scalar_subquery()
+        new = sa.select(
+            sa.func.coalesce(sa.func.max(element.transaction_id), constant(0)) + constant(1)
+        ).scalar_subquery()
     if element.reuse is not None:
         new = sa.func.coalesce(sa.select(sa.func.max(element.reuse)).scalar_subquery(), new)
     return compiler.process(new, **kw)

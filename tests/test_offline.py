@@ -1,0 +1,123 @@
+"""Offline (``alembic upgrade --sql``) scripts do what the operations do online, in the set-ups
+where the op's arguments or ``target_metadata`` say less than the database would."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import render_python_code
+from alembic.migration import MigrationContext
+
+from alembic_versioning import VersioningError
+
+from .continuum_app import keyless_links, versioned_app, write_history
+from .migrate import execute_script, render_offline
+from .test_autogenerate import produce
+from .test_autogenerate_setups import thing_app
+
+#: A bound parameter in named style (``:name``), not a ``::type`` cast.
+BOUND_PARAMETER = re.compile(r"(?<![:\w]):[A-Za-z_]\w*")
+
+
+def render_generated(engine: sa.Engine, code: str, **opts: Any) -> str:
+    """The ``--sql`` script of a generated ``upgrade()`` body."""
+    body = "import alembic_versioning\n" + code.replace("\n    ", "\n")
+    return render_offline(engine, lambda op: exec(body, {"op": op, "sa": sa}), **opts)
+
+
+def test_scripts_need_no_literal_binds(engine: sa.Engine) -> None:
+    """An ``env.py`` without ``literal_binds=True`` still gets scripts without bound parameters
+    (SQLite's next transaction id was ``coalesce(max(id), ?) + ?``)."""
+    with versioned_app(mod_tracker=True) as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app)
+        version = app.version("Article")
+        with engine.begin() as conn:
+            conn.execute(sa.update(app.table("article")).values(name="raw"))
+            conn.execute(sa.update(version).values(end_transaction_id=None, name_mod=sa.not_(version.c.name_mod)))
+        script = produce(engine, app.metadata)
+        code = render_python_code(script.upgrade_ops, migration_context=MigrationContext.configure(engine.connect()))
+        assert {"update_end_transaction_ids", "update_mod_flags", "backfill_versions"} <= set(
+            re.findall(r"op\.(\w+)\('article'", code)
+        )
+        sql = render_generated(engine, code, target_metadata=app.metadata, literal_binds=False)
+        assert not BOUND_PARAMETER.search(sql), sql
+        execute_script(engine, sql)
+        assert produce(engine, app.metadata).upgrade_ops.is_empty()
+
+
+def test_mod_flags_of_a_subquery_table_without_target_metadata(engine: sa.Engine) -> None:
+    """The generated ``update_mod_flags`` names the subquery strategy, so its script needs no
+    ``target_metadata`` (it selected the validity strategy's end column, which is not there)."""
+    with versioned_app(mod_tracker=True, strategy="subquery") as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app)
+        version = app.version("Article")
+        with engine.begin() as conn:
+            conn.execute(sa.update(version).values(name_mod=sa.false()))
+        code = render_python_code(produce(engine, app.metadata).upgrade_ops)
+        assert re.search(r"op\.update_mod_flags\('article'.*strategy='subquery'", code.replace("\n", " "))
+        execute_script(engine, render_generated(engine, code))
+        assert produce(engine, app.metadata).upgrade_ops.is_empty()
+
+
+def test_keyless_association_end_ids_offline(engine: sa.Engine) -> None:
+    """``primary_key=[]`` keys entities by all data columns: with ``target_metadata`` the script
+    rebuilds each link's chain on its own (it chained all links into one); without, the op
+    asks for what it lacks instead of guessing."""
+    with keyless_links() as (metadata, manager):
+        metadata.create_all(engine)
+        link, link_version = metadata.tables["link"], metadata.tables["link_version"]
+        manager.options["versioning"] = False
+        rows = [
+            {"a_id": 1, "b_id": 1, "transaction_id": 1, "end_transaction_id": None, "operation_type": 0},
+            {"a_id": 1, "b_id": 2, "transaction_id": 2, "end_transaction_id": 9, "operation_type": 0},
+        ]
+        with engine.begin() as conn:
+            conn.execute(sa.insert(metadata.tables["a"]), [{"id": 1}])
+            conn.execute(sa.insert(metadata.tables["b"]), [{"id": 1}, {"id": 2}])
+            conn.execute(sa.insert(link), [{"a_id": 1, "b_id": 1}, {"a_id": 1, "b_id": 2}])
+            conn.execute(sa.insert(link_version), rows)
+        call = lambda op: op.update_end_transaction_ids("link", primary_key=[])  # noqa: E731
+        with pytest.raises(VersioningError, match=r"primary_key=\[\] .* keyed by all its data columns"):
+            render_offline(engine, call)
+        execute_script(engine, render_offline(engine, call, target_metadata=metadata))
+        with engine.connect() as conn:
+            ends = conn.execute(sa.select(link_version.c.end_transaction_id).order_by(link_version.c.transaction_id))
+            assert ends.scalars().all() == [None, None]
+
+
+def test_the_lock_leaves_out_tables_target_metadata_lacks(pg_engine: sa.Engine) -> None:
+    """Models in schema ``app`` with Continuum's transaction table in the default schema: the
+    hand-written op names no ``transaction_table``, and its script locked ``app.transaction``,
+    which does not exist. Offline, the lock takes the tables ``target_metadata`` holds."""
+    with pg_engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA app")
+    with thing_app(table_args={"schema": "app"}) as (metadata, thing):
+        metadata.create_all(pg_engine)
+        version = metadata.tables["app.thing_version"]
+        with pg_engine.begin() as conn:
+            conn.execute(sa.insert(metadata.tables["app.thing"]), [{"id": 1, "name": "b"}])
+            conn.execute(
+                sa.insert(version),
+                [
+                    {"id": 1, "name": "a", "transaction_id": 1, "end_transaction_id": None, "operation_type": 0},
+                    {"id": 1, "name": "b", "transaction_id": 2, "end_transaction_id": None, "operation_type": 1},
+                ],
+            )
+        script = render_offline(
+            pg_engine,
+            lambda op: (
+                op.update_end_transaction_ids("thing", schema="app"),
+                op.vacuum_versions("thing", schema="app"),
+            ),
+            target_metadata=metadata,
+        )
+        assert "LOCK TABLE app.thing, app.thing_version IN SHARE ROW EXCLUSIVE MODE" in script
+        execute_script(pg_engine, script)
+        with pg_engine.connect() as conn:
+            ends = conn.execute(sa.select(version.c.end_transaction_id).order_by(version.c.transaction_id))
+            assert ends.scalars().all() == [2, None]
