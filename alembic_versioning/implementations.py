@@ -51,7 +51,7 @@ def update_mod_flags(operations: Operations, op: UpdateModFlagsOp) -> None:
         )
     statements: list[sa.Executable] = [
         writers_lock(operations, table),
-        mod_flags_update(table, columns, op.insert_flags),
+        mod_flags_update(table, columns, op.insert_flags, op.keep_true),
     ]
     run(operations, op.op_name, table, statements, "rows updated")
 

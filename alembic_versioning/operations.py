@@ -152,6 +152,7 @@ class UpdateModFlagsOp(VersionedTableOp):
         columns: Sequence[str] | None = None,
         *,
         insert_flags: InsertFlags = "keep",
+        keep_true: bool = False,
         **kw: Any,
     ) -> None:
         super().__init__(table_name, **kw)
@@ -161,6 +162,7 @@ class UpdateModFlagsOp(VersionedTableOp):
                 f"insert_flags={insert_flags!r} for table {table_name!r}: use 'keep', 'non_null' or 'all'."
             )
         self.insert_flags: InsertFlags = insert_flags
+        self.keep_true = keep_true
 
     @classmethod
     def update_mod_flags(
@@ -172,13 +174,16 @@ class UpdateModFlagsOp(VersionedTableOp):
         schema: str | None = None,
         primary_key: Sequence[str] | None = None,
         insert_flags: InsertFlags = "keep",
+        keep_true: bool = False,
         strategy: Strategy | None = None,
         **naming: Unpack[NamingOptions],
     ) -> None:
         """Recompute the mod flags of ``columns`` (default: every flagged column).
 
         Each version is compared NULL-safely with the entity's previous version in
-        transaction order; flags are set and cleared. DELETE versions get all flags true.
+        transaction order; flags are set and cleared (with ``keep_true=True`` only set: a
+        true flag stays, as Continuum's ORM writes one for a value changed and changed back in
+        one transaction). DELETE versions get all flags true.
         INSERT versions, and UPDATE versions with no previous version, keep their flags
         (``insert_flags="keep"``), or get ``value IS NOT NULL`` (``"non_null"``) or true (``"all"``).
         ``strategy`` matters offline only, without ``target_metadata`` holding the table.
@@ -189,6 +194,7 @@ class UpdateModFlagsOp(VersionedTableOp):
             naming,
             columns=columns,
             insert_flags=insert_flags,
+            keep_true=keep_true,
             schema=schema,
             primary_key=primary_key,
             strategy=strategy,
@@ -206,6 +212,8 @@ class UpdateModFlagsOp(VersionedTableOp):
             kwargs["columns"] = list(self.columns)
         if self.insert_flags != "keep":
             kwargs["insert_flags"] = self.insert_flags
+        if self.keep_true:
+            kwargs["keep_true"] = True
         return kwargs
 
 

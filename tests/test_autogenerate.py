@@ -18,7 +18,7 @@ from alembic_versioning import (
 )
 from alembic_versioning.autogenerate.options import Options
 
-from .continuum_app import App, article_transactions, keyless_links, versioned_app, write_history
+from .continuum_app import App, article_transactions, keyless_links, snapshot, versioned_app, write_history
 from .migrate import run_online
 
 PLUGINS = ["alembic.autogenerate.*", "alembic_versioning.*"]
@@ -90,6 +90,31 @@ def test_value_changed_and_changed_back_in_one_transaction(engine: sa.Engine, mo
         run_online(engine, lambda op: op.vacuum_versions("article"))
         with engine.connect() as conn:
             assert conn.execute(sa.select(version.c.name, version.c.end_transaction_id)).all() == [("a", None)]
+
+
+def test_repairing_flags_keeps_the_true_flag_of_a_changed_back_value(engine: sa.Engine) -> None:
+    """Drift in one flag, next to Continuum's change-and-change-back version (vacuum on): the
+    generated ``update_mod_flags`` sets the missing flag and keeps the true one (clearing it made
+    that version futile, so the next autogenerate found a vacuum to do). One round settles it."""
+    vacuum = {"alembic_versioning": {"vacuum": True}}
+    with versioned_app(mod_tracker=True) as app:
+        app.metadata.create_all(engine)
+        article_transactions(
+            engine, app, {"name": "a", "content": "x"}, [{"name": "b"}, {"name": "a"}], {"content": "y"}
+        )
+        assert ours(produce(engine, app.metadata, **vacuum)) == []
+        version = app.version("Article")
+        before = snapshot(engine, version)
+        with engine.begin() as conn:
+            conn.execute(sa.update(version).where(version.c.transaction_id == 3).values(content_mod=False))
+        script = produce(engine, app.metadata, **vacuum)
+        assert [(name, finding) for name, _, finding in ours(script)] == [
+            ("update_mod_flags", "1 version missing mod flags its data shows")
+        ]
+        assert "keep_true=True" in render_python_code(script.upgrade_ops)
+        apply(engine, script)
+        assert produce(engine, app.metadata, **vacuum).upgrade_ops.is_empty()
+        assert snapshot(engine, version) == before
 
 
 def test_by_convention_no_diff_on_association_tables(engine: sa.Engine) -> None:

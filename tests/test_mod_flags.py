@@ -257,3 +257,30 @@ def test_null_flags_count_as_unset(engine: sa.Engine) -> None:
         ]
     run_online(engine, lambda op: op.update_mod_flags("note"))
     assert tuple(check()) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("mode", ["online", "offline"])
+def test_keep_true_only_sets_flags(engine: sa.Engine, mode: str) -> None:
+    """``keep_true=True`` sets the flags the data shows missing and clears none: a true flag on
+    an unchanged value (all of them here, set by hand) stays, false ones are derived."""
+    with versioned_app(mod_tracker=True) as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app, seed=2)
+        table = app.version("Article")
+        truth = snapshot(engine, table)
+        flags = _flags(table, "Article")
+        with engine.begin() as conn:  # UPDATE versions: every flag true, but the first one false
+            conn.execute(sa.update(table).where(table.c.operation_type == UPDATE).values({f: True for f in flags}))
+            conn.execute(sa.update(table).where(table.c.operation_type == UPDATE).values({flags[0]: False}))
+        run(engine, lambda op: op.update_mod_flags("article", keep_true=True), mode, target_metadata=app.metadata)
+        kept = snapshot(engine, table)
+        name_mod = [c.name for c in table.c].index("name_mod")
+        for repaired, written in zip(kept, truth, strict=True):
+            if written[[c.name for c in table.c].index("operation_type")] == UPDATE:
+                assert repaired[:name_mod] == written[:name_mod]  # data untouched
+                assert repaired[name_mod] == written[name_mod]  # false: derived (true or false)
+                assert all(repaired[name_mod + 1 :])  # true flags kept
+            else:
+                assert repaired == written
+        run(engine, lambda op: op.update_mod_flags("article"), mode, target_metadata=app.metadata)
+        assert snapshot(engine, table) == truth  # without keep_true the unchanged values' flags clear

@@ -83,6 +83,7 @@ def drift_ops(connection: sa.engine.Connection, table: VersionedTable, options: 
                         "versions missing mod flags their data shows",
                     )
                 ),
+                keep_true=True,  # set what was found missing; a true flag may be Continuum's own
             )
         )
     if options.enabled("backfill"):

@@ -76,8 +76,11 @@ def missing_flags(h: History, columns: Sequence[str]) -> ColumnElement[bool]:
     )
 
 
-def mod_flags_update(table: VersionedTable, columns: Sequence[str], insert_flags: InsertFlags = "keep") -> sa.Update:
-    """Recompute the flags of ``columns`` against each entity's previous version.
+def mod_flags_update(
+    table: VersionedTable, columns: Sequence[str], insert_flags: InsertFlags = "keep", keep_true: bool = False
+) -> sa.Update:
+    """Recompute the flags of ``columns`` against each entity's previous version (with
+    ``keep_true``, a true flag stays true: only the flags :func:`missing_flags` counts are set).
 
     The previous version is found by transaction order, not through the end column, so
     this works for both strategies and on broken chains. Only rows whose flags change
@@ -85,7 +88,10 @@ def mod_flags_update(table: VersionedTable, columns: Sequence[str], insert_flags
     """
     version = table.version_table()
     h = history(table, version, columns, previous_tx=True)
-    new_flags = {version.c[flag]: value for flag, value in expected_flags(h, columns, insert_flags).items()}
+    expected = expected_flags(h, columns, insert_flags)
+    if keep_true:
+        expected = {flag: sa.or_(h.c[flag].is_(sa.true()), value) for flag, value in expected.items()}
+    new_flags = {version.c[flag]: value for flag, value in expected.items()}
     return (
         sa.update(version)
         .values(new_flags)
