@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata, produce_migrations, render_py
 from alembic.migration import MigrationContext
 from alembic.operations import ops as alembic_ops
 from alembic.util import CommandError
+from sqlalchemy.orm import Session
 
 from alembic_versioning import (
     BackfillVersionsOp,
@@ -115,6 +116,29 @@ def test_repairing_flags_keeps_the_true_flag_of_a_changed_back_value(engine: sa.
         apply(engine, script)
         assert produce(engine, app.metadata, **vacuum).upgrade_ops.is_empty()
         assert snapshot(engine, version) == before
+
+
+def test_documented_limit_a_collection_change_with_a_same_value_assignment(engine: sa.Engine) -> None:
+    """Documented in autogenerate.rst: Continuum writes an article version equal to the previous
+    one, every flag false, when ``tags`` changes in the flush that assigns ``name`` its own value
+    (each alone writes none). With vacuum on it reads as futile; vacuumed, the history is what
+    Continuum writes for the tag change alone."""
+    with versioned_app(mod_tracker=True) as app:
+        app.metadata.create_all(engine)
+        with Session(engine) as session:
+            session.add_all([app.Article(id=1, name="a"), app.Tag(id=1, label="t")])
+            session.commit()
+            article = session.get(app.Article, 1)
+            article.tags = [session.get(app.Tag, 1)]
+            article.name = "a"
+            session.commit()
+        assert ours(produce(engine, app.metadata)) == []
+        found = ours(produce(engine, app.metadata, alembic_versioning={"vacuum": True}))
+        assert found == [("vacuum_versions", "article", "1 futile version (identical to the previous one)")]
+        run_online(engine, lambda op: op.vacuum_versions("article"))
+        version = app.version("Article")
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(version.c.operation_type, version.c.end_transaction_id)).all() == [(0, None)]
 
 
 def test_by_convention_no_diff_on_association_tables(engine: sa.Engine) -> None:
