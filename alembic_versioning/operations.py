@@ -31,13 +31,15 @@ class NamingOptions(TypedDict, total=False):
     transaction_sequence: str
 
 
-def make_naming(table_name: str, options: NamingOptions) -> Naming:
-    """Validate naming keyword arguments into a :class:`Naming`."""
+def make_naming(table_name: str, options: NamingOptions, arguments: Sequence[str] = ()) -> Naming:
+    """Validate naming keyword arguments into a :class:`Naming` (``arguments``: the op's own
+    keyword arguments, named in the error for an unknown one)."""
     unknown = set(options) - set(NamingOptions.__annotations__)
     if unknown:
+        own = f"its arguments are {sorted(arguments)} and " if arguments else ""
         raise VersioningError(
             f"Unknown option(s) {sorted(unknown)} for table {table_name!r}; "
-            f"naming options are {sorted(NamingOptions.__annotations__)}."
+            f"{own}naming options are {sorted(NamingOptions.__annotations__)}."
         )
     naming = Naming(**options)
     if naming.version_table_format.count("%s") != 1:
@@ -55,6 +57,9 @@ class VersionedTableOp(MigrateOperation):
     op_name: str = ""
     #: What autogenerate found, rendered as a comment above the op.
     finding: str | None = None
+    #: Whether the op compares every versioned data column (offline without ``target_metadata``
+    #: it then needs ``columns=[...]``).
+    reads_data = False
 
     def __init__(
         self,
@@ -83,7 +88,7 @@ class VersionedTableOp(MigrateOperation):
     @classmethod
     def run(cls, operations: Operations, table_name: str, naming: NamingOptions, **kwargs: Any) -> None:
         """Build the op from a call's arguments and invoke it."""
-        operations.invoke(cls(table_name, naming=make_naming(table_name, naming), **kwargs))
+        operations.invoke(cls(table_name, naming=make_naming(table_name, naming, list(kwargs)), **kwargs))
 
     def reverse(self) -> VersionedTableOp:
         """A data repair's downgrade is the same repair.
@@ -220,6 +225,8 @@ class UpdateModFlagsOp(VersionedTableOp):
 class VersionedDataOp(VersionedTableOp):
     """An op that reads every versioned data column: offline, without ``target_metadata``,
     it needs them listed (``columns``, and ``mod_columns`` for those with flags)."""
+
+    reads_data = True
 
     def __init__(
         self,

@@ -29,6 +29,8 @@ def reflect_table(connection: sa.engine.Connection, name: str, schema: str | Non
     a few catalog queries per table instead of the dozen a full reflection makes.
     """
     inspector = sa.inspect(connection)
+    if schema is not None and schema not in inspector.get_schema_names():
+        return None  # SQLite would fail on an unknown schema (database) instead
     try:
         found = inspector.get_columns(name, schema)
     except sa.exc.NoSuchTableError:

@@ -97,12 +97,13 @@ def resolve(
             f"migration's target_metadata does not hold it: pass primary_key=[...] (and the "
             f"columns the op needs) to op.{op.op_name}(), or give env.py's context.configure() the target_metadata."
         )
-    if not op.primary_key and not columns:
+    if (op.reads_data and columns is None) or (not op.primary_key and not columns):
+        keyless = " (with primary_key=[], no primary key, they also key its entities)" if not op.primary_key else ""
         raise VersioningError(
             f"Offline mode cannot reflect {version_name!r} (table {op.table_name!r}) and the migration's "
-            f"target_metadata does not hold it: with primary_key=[] (no primary key) its entities are keyed "
-            f"by all its data columns, so pass them as columns=[...] where op.{op.op_name}() takes them, or "
-            f"give env.py's context.configure() the target_metadata."
+            f"target_metadata does not hold it: op.{op.op_name}() needs its versioned data columns{keyless}. "
+            f"Pass them as columns=[...] (and mod_columns=[...], those with flags) where op.{op.op_name}() "
+            f"takes them, or give env.py's context.configure() the target_metadata."
         )
     return VersionedTable(
         name=op.table_name,

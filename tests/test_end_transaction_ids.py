@@ -151,6 +151,14 @@ def test_subquery_strategy_is_refused(engine: sa.Engine) -> None:
         ),
         (lambda op: op.update_end_transaction_ids("article", version_table_format="v"), "must contain '%s'"),
         (lambda op: op.update_end_transaction_ids("article", colour="red"), r"Unknown option\(s\) \['colour'\]"),
+        (
+            lambda op: op.update_mod_flags("article", insertflags="all"),
+            r"Unknown option\(s\) \['insertflags'\] .*its arguments are \[.*'insert_flags'.*'keep_true'",
+        ),
+        (
+            lambda op: op.update_end_transaction_ids("article", schema="other"),
+            "Unknown table 'article' in schema 'other'",
+        ),
     ],
 )
 def test_bad_input_is_refused_and_writes_nothing(engine: sa.Engine, call: Any, message: str) -> None:

@@ -28,9 +28,10 @@ target_metadata = models.Base.metadata
 #: Alembic's own comparators plus the version-table drift checks of alembic_versioning.
 AUTOGENERATE_PLUGINS = ["alembic.autogenerate.*", "alembic_versioning.*"]
 
-#: The drift checks' options (also readable from an [alembic_versioning] section of alembic.ini):
-#: "vacuum": True would also look for futile versions, whose repair deletes history.
-VERSIONING_OPTIONS = {"vacuum": False, "skip_tables": [], "disable": []}
+#: The drift checks' options, also read from an [alembic_versioning] section of alembic.ini; a key
+#: given here wins over that section, even at its default, so only what env.py means to decide goes
+#: here. E.g. {"vacuum": True} would also look for futile versions, whose repair deletes history.
+VERSIONING_OPTIONS: dict[str, object] = {}
 
 
 def run_migrations_offline() -> None:
