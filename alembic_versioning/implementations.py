@@ -76,7 +76,8 @@ def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
     if not table.primary_key:
         _require_room_per_transaction(catalog, table.version_name, op)
     record = transaction_record(operations, catalog, op)
-    statements, inserting = backfill_statements(table, table.live_table(columns), columns, record)
+    live_types = {c.name: c.type for c in live.c} if live is not None else None
+    statements, inserting = backfill_statements(table, table.live_table(columns, live_types), columns, record)
     run(operations, op.op_name, table, statements, "versions written", counted=inserting)
 
 

@@ -117,9 +117,13 @@ class VersionedTable:
         cols += [sa.Column(self.mod_column(c), sa.Boolean) for c in self.mod_columns]
         return sa.Table(self.version_name, sa.MetaData(), *cols, schema=self.schema)
 
-    def live_table(self, columns: Sequence[str] | None = None) -> sa.Table:
-        """A Core table for the live table's versioned columns (or just ``columns`` of them)."""
-        cols = [sa.Column(name, self.types.get(name, sa.types.NULLTYPE), primary_key=True) for name in self.primary_key]
+    def live_table(
+        self, columns: Sequence[str] | None = None, types: Mapping[str, TypeEngine] | None = None
+    ) -> sa.Table:
+        """A Core table for the live table's versioned columns (or just ``columns`` of them), of
+        the live table's own ``types`` where given, else of the version table's."""
+        known = {**self.types, **(types or {})}
+        cols = [sa.Column(name, known.get(name, sa.types.NULLTYPE), primary_key=True) for name in self.primary_key]
         data = self.columns if columns is None else columns
-        cols += [sa.Column(name, self.types.get(name, sa.types.NULLTYPE)) for name in data]
+        cols += [sa.Column(name, known.get(name, sa.types.NULLTYPE)) for name in data]
         return sa.Table(self.name, sa.MetaData(), *cols, schema=self.schema)

@@ -87,9 +87,9 @@ def drift_ops(connection: sa.engine.Connection, table: VersionedTable, options: 
             )
         )
     if options.enabled("backfill"):
-        live_columns = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
-        columns = [c for c in table.columns if c in live_columns]
-        live = table.live_table(columns)
+        live_types = {c["name"]: c["type"] for c in inspector.get_columns(table.name, schema=table.schema)}
+        columns = [c for c in table.columns if c in live_types]
+        live = table.live_table(columns, live_types)
         pending: Any = connection.execute(backfill_check(table, live, columns)).one()
         finding = _counted(
             (pending.missing, "live row without a current version", "live rows without a current version"),

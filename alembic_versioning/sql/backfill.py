@@ -42,6 +42,7 @@ from .constructs import (
     UnlessDistinctOn,
     UpdateAtAddresses,
     UtcNow,
+    as_version_type,
     constant,
     same_entity,
 )
@@ -102,10 +103,20 @@ def pending_versions(table: VersionedTable, version: sa.Table, live: sa.Table, c
     """
     data = [c for c in columns if c not in table.entity_key]
     latest = latest_versions(table, version)
+    live = _in_version_types(live, version, [*table.entity_key, *data])
     union = _pending_union(table, latest, live, data)
     if not table.primary_key:
         return union
     return FullJoinSelect.of(_pending_full_join(table, latest, live, data), union)
+
+
+def _in_version_types(live: sa.Table, version: sa.Table, columns: Sequence[str]) -> Any:
+    """``live``, or where a column's type is not its version column's (see
+    :func:`~alembic_versioning.sql.constructs.as_version_type`) a subquery of it in those types."""
+    values = {c: as_version_type(live.c[c], version.c[c].type) for c in columns}
+    if all(value is live.c[c] for c, value in values.items()):
+        return live
+    return sa.select(*(value.label(c) for c, value in values.items())).subquery(live.name)
 
 
 def _latest_columns(table: VersionedTable, latest: sa.Subquery, data: list[str]) -> list[ColumnElement[Any]]:

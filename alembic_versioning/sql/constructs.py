@@ -50,6 +50,16 @@ def _differs_postgresql(element: Differs, compiler: SQLCompiler, **kw: Any) -> s
     return compiler.process(left.is_distinct_from(right), **kw)
 
 
+def as_version_type(value: ColumnElement[Any], version_type: Any) -> ColumnElement[Any]:
+    """A live column's ``value`` in its version column's type, where the two are different enum
+    types (sqlalchemy-history gives version tables enums of their own, ``history_<name>``, which
+    PostgreSQL neither compares nor assigns to the live enum): converted by way of text."""
+    live_type = value.type
+    if isinstance(live_type, sa.Enum) and isinstance(version_type, sa.Enum) and live_type.name != version_type.name:
+        return sa.cast(sa.cast(value, sa.Text), version_type)
+    return value
+
+
 def unset(flag: ColumnElement[bool]) -> ColumnElement[bool]:
     """Whether a mod flag is not true: false or NULL (``flag IS NOT true``)."""
     return flag.is_not(sa.true())

@@ -3,6 +3,7 @@ ORM listeners, so it must not share a process with the Continuum tests. Exits no
 
 from __future__ import annotations
 
+import io
 import sys
 
 import sqlalchemy as sa
@@ -43,6 +44,8 @@ class Article(Base):
     __versioned__: dict[str, object] = {}
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     name: Mapped[str | None]
+    # sqlalchemy-history gives the version table an enum of its own, history_status
+    status: Mapped[str] = mapped_column(sa.Enum("draft", "published", name="status"), default="draft")
     tags: Mapped[list[Tag]] = relationship(secondary=article_tag)
 
 
@@ -50,7 +53,11 @@ sa.orm.configure_mappers()
 found = {t.name: t for t in find_versioned_tables(Base.metadata)}
 assert sorted(found) == ["article", "article_tag", "tag"], sorted(found)
 table = found["article"]
-assert (table.mod_columns, table.strategy, found["article_tag"].association) == (("name",), "validity", True), table
+assert (table.mod_columns, table.strategy, found["article_tag"].association) == (
+    ("name", "status"),
+    "validity",
+    True,
+), table
 
 engine = sa.create_engine(sys.argv[1] if len(sys.argv) > 1 else "sqlite://", poolclass=StaticPool)
 Base.metadata.create_all(engine)
@@ -74,10 +81,29 @@ def diff() -> list[object]:
 
 assert diff() == [], "a history sqlalchemy-history wrote must give no diff"
 with engine.begin() as conn:
-    conn.execute(sa.insert(Article.__table__), [{"id": 2, "name": "raw"}])
+    conn.execute(sa.insert(Article.__table__), [{"id": 2, "name": "raw", "status": "draft"}])
+    conn.execute(sa.update(Article.__table__).where(Article.__table__.c.id == 1).values(status="published"))
 assert [op.op_name for op in diff()] == ["backfill_versions"]
 with engine.begin() as conn:
     Operations(MigrationContext.configure(conn)).backfill_versions("article")
+assert diff() == []
+with engine.connect() as conn:
+    version = Base.metadata.tables["article_version"]
+    latest = sa.select(version.c.id, version.c.status).where(version.c.end_transaction_id.is_(None))
+    assert sorted(conn.execute(latest).all()) == [(1, "published"), (2, "draft")]
+with engine.begin() as conn:  # offline too: the script converts the live enum as the op does online
+    conn.execute(sa.update(Article.__table__).where(Article.__table__.c.id == 2).values(status="published"))
+buffer = io.StringIO()
+offline = MigrationContext.configure(
+    dialect_name=engine.dialect.name,
+    opts={"as_sql": True, "output_buffer": buffer, "literal_binds": True, "target_metadata": Base.metadata},
+)
+Operations(offline).backfill_versions("article")
+with engine.begin() as conn:
+    if engine.dialect.name == "sqlite":
+        conn.connection.driver_connection.executescript(buffer.getvalue())
+    else:
+        conn.exec_driver_sql(buffer.getvalue())
 assert diff() == []
 with engine.begin() as conn:  # a link removed behind sqlalchemy-history's back
     conn.exec_driver_sql("DELETE FROM article_tag")
@@ -87,5 +113,5 @@ with engine.begin() as conn:
 assert diff() == []
 with Session(engine) as session:
     raw = session.get(Article, 2)
-    assert raw is not None and [v.name for v in raw.versions] == ["raw"]
+    assert raw is not None and [(v.name, v.status) for v in raw.versions] == [("raw", "draft"), ("raw", "published")]
 print("OK")
