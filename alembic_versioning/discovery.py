@@ -8,6 +8,7 @@ is only looked up in a module the application has already imported.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -111,8 +112,14 @@ def tables_from_manager(
     """
     metadatas = _metadata_list(metadata)
     found: dict[str, VersionedTable] = {}
+    hierarchies: dict[str, set[str]] = {}  # live table -> the tables joined-table inheritance joins it with
     for model, version_cls in manager.version_class_map.items():
-        live, version = sa.inspect(model).local_table, version_cls.__table__
+        mapper = sa.inspect(model)
+        live, version = mapper.local_table, version_cls.__table__
+        joined = {t.name for t in mapper.tables if isinstance(t, sa.Table)}
+        if len(joined) > 1:
+            for name in joined:
+                hierarchies.setdefault(name, set()).update(joined - {name})
         if live.metadata not in metadatas or version.key in found:
             continue
         found[version.key] = describe_version_table(
@@ -122,6 +129,9 @@ def tables_from_manager(
             strategy=manager.option(model, "strategy"),
             mod_tracker=_mod_tracker(manager) is not None,
         )
+    for key, table in found.items():
+        if table.name in hierarchies:
+            found[key] = dataclasses.replace(table, joined_with=tuple(sorted(hierarchies[table.name])))
     for live in _association_tables(manager):
         naming = manager_naming(manager, None, live.schema, default_schema)
         key = sa.Table(naming.version_table_name(live.name), sa.MetaData(), schema=live.schema).key

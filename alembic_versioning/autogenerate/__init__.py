@@ -16,7 +16,7 @@ from alembic import util
 
 from ..errors import require_supported
 from ..model import VersionedTable
-from ..operations import BackfillVersionsOp, VersionedTableOp
+from ..operations import BackfillVersionsOp, VacuumVersionsOp, VersionedTableOp
 from ..reflection import no_room_for_backfill, one_version_per_transaction, uses_native_versioning
 from ..transactions import transaction_table
 from .drift import drift_ops
@@ -45,16 +45,25 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
 
 
 def _runnable(autogen_context: Any, table: VersionedTable, found: list[VersionedTableOp]) -> list[VersionedTableOp]:
-    """``found`` without a backfill its version table has no room for, which would only fail the
-    migration: warned about instead, naming the fix (the drift stays until the table is fixed)."""
+    """``found`` without the repairs that could only fail or do harm, each warned about instead,
+    naming the fix (the drift stays until it is dealt with): a backfill its version table has no
+    room for, and the backfill and vacuum of a table joined-table inheritance versions together
+    with others (each table alone would split or break the versions Continuum writes together)."""
     version = metadata_table(autogen_context, table.version_name, table.schema)
-    if version is None or not one_version_per_transaction(version, table.naming):
-        return found
+    harmful: tuple[type[VersionedTableOp], ...] = ()
+    why = ""
+    if version is not None and one_version_per_transaction(version, table.naming):
+        harmful, why = (BackfillVersionsOp,), no_room_for_backfill(table.name, table.naming)
+    elif table.joined_with:
+        harmful = (BackfillVersionsOp, VacuumVersionsOp)
+        why = (
+            f"joined-table inheritance versions {table.name!r} together with {list(table.joined_with)}, and the "
+            f"backfill and the vacuum treat each table alone; repair them by hand, and add them to skip_tables."
+        )
     for op in found:
-        if isinstance(op, BackfillVersionsOp):
-            skipped = f"alembic-versioning leaves out backfill_versions({table.name!r}) ({op.finding}): "
-            util.warn(skipped + no_room_for_backfill(table.name, table.naming))
-    return [op for op in found if not isinstance(op, BackfillVersionsOp)]
+        if isinstance(op, harmful):
+            util.warn(f"alembic-versioning leaves out {op.op_name}({table.name!r}) ({op.finding}): {why}")
+    return [op for op in found if not isinstance(op, harmful)]
 
 
 def register_legacy() -> None:
