@@ -112,14 +112,15 @@ def tables_from_manager(
     """
     metadatas = _metadata_list(metadata)
     found: dict[str, VersionedTable] = {}
-    hierarchies: dict[str, set[str]] = {}  # live table -> the tables joined-table inheritance joins it with
+    versioned = {sa.inspect(model).local_table for model in manager.version_class_map}
+    hierarchies: dict[str, set[str]] = {}  # live table key -> the versioned tables joined with it
     for model, version_cls in manager.version_class_map.items():
         mapper = sa.inspect(model)
         live, version = mapper.local_table, version_cls.__table__
-        joined = {t.name for t in mapper.tables if isinstance(t, sa.Table)}
+        joined = {t.key for t in mapper.tables if t in versioned}
         if len(joined) > 1:
-            for name in joined:
-                hierarchies.setdefault(name, set()).update(joined - {name})
+            for key in joined:
+                hierarchies.setdefault(key, set()).update(joined - {key})
         if live.metadata not in metadatas or version.key in found:
             continue
         found[version.key] = describe_version_table(
@@ -130,8 +131,9 @@ def tables_from_manager(
             mod_tracker=_mod_tracker(manager) is not None,
         )
     for key, table in found.items():
-        if table.name in hierarchies:
-            found[key] = dataclasses.replace(table, joined_with=tuple(sorted(hierarchies[table.name])))
+        live_key = sa.Table(table.name, sa.MetaData(), schema=table.schema).key
+        if live_key in hierarchies:
+            found[key] = dataclasses.replace(table, joined_with=tuple(sorted(hierarchies[live_key])))
     for live in _association_tables(manager):
         naming = manager_naming(manager, None, live.schema, default_schema)
         key = sa.Table(naming.version_table_name(live.name), sa.MetaData(), schema=live.schema).key

@@ -76,8 +76,8 @@ class VersionedTable:
     strategy: Strategy = "validity"
     association: bool = False
     types: Mapping[str, TypeEngine] = field(default_factory=dict, compare=False)
-    #: The other live tables of a joined-table inheritance hierarchy whose versions Continuum writes
-    #: together with this table's (one version class over several version tables).
+    #: The other versioned live tables (``schema.name`` keys) of a joined-table inheritance hierarchy,
+    #: whose versions Continuum writes together with this table's (one version class, several tables).
     joined_with: tuple[str, ...] = ()
 
     @property

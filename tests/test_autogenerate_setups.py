@@ -4,6 +4,7 @@ versioning switched on for existing tables, strategy and tracker switches, unrel
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -248,3 +249,38 @@ def test_joined_table_inheritance_gets_no_backfill_or_vacuum(engine: sa.Engine) 
         left_out = sorted(re.findall(r"leaves out (\w+)\('(\w+)'\)", " ".join(str(w.message) for w in caught)))
         assert left_out == [("backfill_versions", "doc"), ("backfill_versions", "item"), ("vacuum_versions", "doc")]
         assert "versions 'item' together with ['doc']" in " ".join(str(w.message) for w in caught)
+
+
+def test_an_unversioned_parent_is_no_joined_versioning(engine: sa.Engine) -> None:
+    """``Doc(Item)`` with only ``Doc`` versioned: one version table, ``doc_version``, written alone,
+    so its backfill is emitted as for any table (no inheritance warning)."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    manager = VersioningManager()
+    make_versioned(manager=manager, user_cls=None)
+    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
+
+    class Item(Base):
+        __tablename__ = "item"
+        __mapper_args__ = {"polymorphic_on": "kind", "polymorphic_identity": "item"}
+        id = sa.Column(sa.Integer, primary_key=True, autoincrement=False)
+        kind = sa.Column(sa.String(20))
+
+    class Doc(Item):
+        __tablename__ = "doc"
+        __versioned__: dict[str, Any] = {}
+        __mapper_args__ = {"polymorphic_identity": "doc"}
+        id = sa.Column(sa.Integer, sa.ForeignKey("item.id"), primary_key=True)
+        body = sa.Column(sa.String(50))
+
+    with mapped(manager, Base):
+        Base.metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.insert(Base.metadata.tables["item"]), [{"id": 1, "kind": "doc"}])
+            conn.execute(sa.insert(Base.metadata.tables["doc"]), [{"id": 1, "body": "raw"}])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            found = ours(produce(engine, Base.metadata, alembic_versioning={"managers": [manager]}))
+        assert [(name, table) for name, table, _ in found] == [("backfill_versions", "doc")]

@@ -46,7 +46,7 @@ def assert_autogenerate_loop(output: str, generated: Path) -> None:
         r"import alembic_versioning  # noqa: F401",
         r"def upgrade\(\) -> None:",
         r"# 1 version whose end id is not the next version's transaction id\n"
-        r" +op\.update_end_transaction_ids\('article', primary_key=\['id'\]\)",
+        r" +op\.update_end_transaction_ids\('article', primary_key=\['id'\], strategy='validity'\)",
         r"# 2 live rows without a current version, 1 stale current version\n"
         r" +op\.backfill_versions\('article', primary_key=\['id'\], columns=\['title', 'body', 'status'\],",
         r"# 1 version .*mod flags.*\n +op\.update_mod_flags\('translation',",

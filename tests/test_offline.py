@@ -90,10 +90,10 @@ def test_keyless_association_end_ids_offline(engine: sa.Engine) -> None:
             assert ends.scalars().all() == [None, None]
 
 
-def test_the_lock_leaves_out_tables_target_metadata_lacks(pg_engine: sa.Engine) -> None:
-    """Models in schema ``app`` with Continuum's transaction table in the default schema: the
-    hand-written op names no ``transaction_table``, and its script locked ``app.transaction``,
-    which does not exist. Offline, the lock takes the tables ``target_metadata`` holds."""
+def test_the_lock_names_the_transaction_table_it_is_given(pg_engine: sa.Engine) -> None:
+    """Models in schema ``app`` with Continuum's transaction table in the default schema: with
+    ``transaction_table=`` (autogenerate renders it) the offline lock takes all three tables,
+    as online, and the script runs."""
     with pg_engine.begin() as conn:
         conn.exec_driver_sql("CREATE SCHEMA app")
     with thing_app(table_args={"schema": "app"}) as (metadata, thing):
@@ -108,15 +108,13 @@ def test_the_lock_leaves_out_tables_target_metadata_lacks(pg_engine: sa.Engine) 
                     {"id": 1, "name": "b", "transaction_id": 2, "end_transaction_id": None, "operation_type": 1},
                 ],
             )
-        script = render_offline(
-            pg_engine,
-            lambda op: (
-                op.update_end_transaction_ids("thing", schema="app"),
-                op.vacuum_versions("thing", schema="app"),
-            ),
-            target_metadata=metadata,
-        )
-        assert "LOCK TABLE app.thing, app.thing_version IN SHARE ROW EXCLUSIVE MODE" in script
+
+        def repairs(op: Any) -> None:
+            op.update_end_transaction_ids("thing", schema="app", transaction_table="public.transaction")
+            op.vacuum_versions("thing", schema="app", transaction_table="public.transaction")
+
+        script = render_offline(pg_engine, repairs, target_metadata=metadata)
+        assert "LOCK TABLE public.transaction, app.thing, app.thing_version IN SHARE ROW EXCLUSIVE MODE" in script
         execute_script(pg_engine, script)
         with pg_engine.connect() as conn:
             ends = conn.execute(sa.select(version.c.end_transaction_id).order_by(version.c.transaction_id))

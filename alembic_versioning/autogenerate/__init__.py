@@ -16,8 +16,8 @@ from alembic import util
 
 from ..errors import require_supported
 from ..model import VersionedTable
-from ..operations import BackfillVersionsOp, VacuumVersionsOp, VersionedTableOp
-from ..reflection import no_room_for_backfill, one_version_per_transaction, uses_native_versioning
+from ..operations import BackfillVersionsOp, RepairOnDowngradeOp, VacuumVersionsOp, VersionedTableOp
+from ..reflection import no_room_for_backfill, one_version_per_transaction, reflect_table, uses_native_versioning
 from ..transactions import transaction_table
 from .drift import drift_ops
 from .migration import downgrade_repairs, predicted_ops, schema_changes
@@ -34,7 +34,9 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
         require_supported(autogen_context.dialect, f"autogenerate, versioned table {table.name!r}")
         if changes.touches(table):
             found = predicted_ops(table, changes, options)
-            upgrade_ops.ops[0:0] = downgrade_repairs(table, changes, options)  # last in the downgrade
+            repairs = _runnable(autogen_context, table, downgrade_repairs(table, changes, options))
+            # first in the upgrade, in reverse: the downgrade runs them last, in order
+            upgrade_ops.ops[0:0] = [RepairOnDowngradeOp(op) for op in reversed(repairs)]
         else:
             found = drift_ops(connection, table, options)
         for op in found:
@@ -50,6 +52,11 @@ def _runnable(autogen_context: Any, table: VersionedTable, found: list[Versioned
     room for, and the backfill and vacuum of a table joined-table inheritance versions together
     with others (each table alone would split or break the versions Continuum writes together)."""
     version = metadata_table(autogen_context, table.version_name, table.schema)
+    connection = autogen_context.connection
+    if version is not None and one_version_per_transaction(version, table.naming) and connection is not None:
+        # the database's key decides where the table exists (its constraint may have been dropped)
+        in_database = reflect_table(connection, table.version_name, table.schema)
+        version = version if in_database is None else in_database
     harmful: tuple[type[VersionedTableOp], ...] = ()
     why = ""
     if version is not None and one_version_per_transaction(version, table.naming):

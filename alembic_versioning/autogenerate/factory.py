@@ -18,8 +18,8 @@ def make_op(cls: type[Op], table: VersionedTable, finding: str, **extra: Any) ->
         kwargs["columns"] = table.mod_columns
     if issubclass(cls, VersionedDataOp):
         kwargs.update(columns=table.columns, mod_columns=table.mod_columns)
-    if table.strategy == "subquery":
-        kwargs["strategy"] = table.strategy
+    # explicit either way: offline, a missing strategy comes from target_metadata, the head revision's
+    kwargs["strategy"] = table.strategy
     op = cls(table.name, **{**kwargs, **extra})
     op.finding = finding
     return op

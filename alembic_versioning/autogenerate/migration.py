@@ -12,10 +12,9 @@ from typing import Any
 
 from alembic.operations import ops as alembic_ops
 
-from ..model import VersionedTable
+from ..model import Strategy, VersionedTable
 from ..operations import (
     BackfillVersionsOp,
-    RepairOnDowngradeOp,
     UpdateEndTransactionIdsOp,
     UpdateModFlagsOp,
     VacuumVersionsOp,
@@ -134,25 +133,41 @@ def predicted_ops(table: VersionedTable, changes: SchemaChanges, options: Option
     return [make_op(cls, table, finding, **extra) for check, cls, extra, finding in found if options.enabled(check)]
 
 
-def downgrade_repairs(table: VersionedTable, changes: SchemaChanges, options: Options) -> list[RepairOnDowngradeOp]:
-    """The repairs the migration's *downgrade* implies for ``table``: an end-transaction column
-    or mod flags the upgrade drops come back empty (rebuild them), and versioned columns the
-    upgrade adds and backfills leave futile versions once dropped again (vacuum, if opted in).
+def downgrade_repairs(table: VersionedTable, changes: SchemaChanges, options: Options) -> list[VersionedTableOp]:
+    """The repairs the migration's *downgrade* implies for ``table`` (in run order): an
+    end-transaction column or mod flags the upgrade drops come back empty (rebuild them),
+    versioned columns the upgrade adds and backfills leave futile versions once dropped again
+    (vacuum, if opted in), and versioned columns the upgrade drops come back empty (backfill).
     Each op describes the table as the downgrade leaves it."""
     live, version = (table.schema, table.name), (table.schema, table.version_name)
     if version in changes.dropped or version in changes.created or live in changes.created:
         return []
     names = table.naming
     removed, added = changes.removed.get(version, []), changes.added.get(version, [])
+    end = names.end_transaction_column_name
+    before: Strategy = "validity" if end in removed else "subquery" if end in added else table.strategy
     found: list[VersionedTableOp] = []
     # Continuum never fills an association version table's end ids (the drift check skips them too)
-    if names.end_transaction_column_name in removed and options.enabled("chains") and not table.association:
+    if end in removed and options.enabled("chains") and not table.association:
         found.append(
             make_op(
-                UpdateEndTransactionIdsOp,
+                UpdateEndTransactionIdsOp, table, f"{end} is back, empty: rebuild the validity chain", strategy=before
+            )
+        )
+    back = versioned_columns_removed(table, removed)
+    columns = [*(c for c in table.columns if c not in added), *back]
+    flagged = [c for c in table.mod_columns if table.mod_column(c) not in added]
+    mod_columns = [c for c in columns if table.mod_column(c) in removed or c in flagged]
+    versioned = [c for c in added if c in table.columns]
+    if versioned and options.enabled("backfill") and options.enabled("vacuum"):
+        found.append(
+            make_op(
+                VacuumVersionsOp,
                 table,
-                f"{names.end_transaction_column_name} is back, empty: rebuild the validity chain",
-                strategy="validity",
+                f"column(s) {_listing(versioned)} dropped again: the versions the backfill wrote are futile",
+                columns=columns,
+                mod_columns=mod_columns,
+                strategy=before,
             )
         )
     flags = [c[: -len(names.mod_suffix)] for c in removed if c.endswith(names.mod_suffix)]
@@ -165,18 +180,18 @@ def downgrade_repairs(table: VersionedTable, changes: SchemaChanges, options: Op
                 f"mod flag(s) for {_listing(flags)} are back, false: recompute them",
                 columns=flags,
                 insert_flags="non_null",
+                strategy=before,
             )
         )
-    versioned = [c for c in added if c in table.columns]
-    if versioned and options.enabled("backfill") and options.enabled("vacuum"):
-        remaining = [c for c in table.columns if c not in versioned]
+    if back and options.enabled("backfill"):
         found.append(
             make_op(
-                VacuumVersionsOp,
+                BackfillVersionsOp,
                 table,
-                f"column(s) {_listing(versioned)} dropped again: the versions the backfill wrote are futile",
-                columns=remaining,
-                mod_columns=[c for c in table.mod_columns if c in remaining],
+                f"column(s) {_listing(back)} back in {table.version_name}, empty: versions with the live values",
+                columns=columns,
+                mod_columns=mod_columns,
+                strategy=before,
             )
         )
-    return [RepairOnDowngradeOp(op) for op in found]
+    return found

@@ -22,7 +22,10 @@ def render_versioned_table_op(autogen_context: Any, op: VersionedTableOp) -> lis
     """``op.<name>('<table>', ...)``, every non-default argument explicit, after a comment
     saying what autogenerate found; adds the import that registers the operations."""
     autogen_context.imports.add(IMPORT)
-    arguments = ", ".join([repr(op.table_name), *(f"{k}={v!r}" for k, v in op.arguments().items())])
+    kwargs = op.arguments()
+    if "strategy" in kwargs:  # last: it describes the table as of this revision, after its columns
+        kwargs["strategy"] = kwargs.pop("strategy")
+    arguments = ", ".join([repr(op.table_name), *(f"{k}={v!r}" for k, v in kwargs.items())])
     call = f"{autogen_context.opts.get('alembic_module_prefix', 'op.')}{op.op_name}({arguments})"
     return [f"# {op.finding}", call] if op.finding else [call]
 
