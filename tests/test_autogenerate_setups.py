@@ -19,6 +19,7 @@ from sqlalchemy_continuum.transaction import TransactionBase
 
 from alembic_versioning import VersionedTableOp, VersioningError
 from alembic_versioning.autogenerate.options import Options
+from alembic_versioning.operations import RepairOnDowngradeOp
 
 from .continuum_app import mapped, versioned_app, write_history
 from .migrate import run_online
@@ -201,86 +202,123 @@ def test_a_boolean_data_column_named_like_a_mod_flag(engine: sa.Engine) -> None:
         assert produce(engine, metadata).upgrade_ops.is_empty()
 
 
+@contextmanager
+def joined_app(
+    *, note: bool = False, versioned_parent: bool = True, schema: str | None = None, plain_doc: str | None = None
+) -> Iterator[Any]:
+    """``Doc(Item)`` under joined-table inheritance and a manager of their own (``Item``
+    unversioned with ``versioned_parent=False``; ``doc.note`` with ``note``; with ``plain_doc``,
+    an unrelated versioned model on a table ``doc`` in that schema)."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    manager = VersioningManager()
+    make_versioned(manager=manager, user_cls=None)
+    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
+    item: dict[str, Any] = {
+        "__tablename__": "item",
+        "__table_args__": {"schema": schema},
+        "__mapper_args__": {"polymorphic_on": "kind", "polymorphic_identity": "item"},
+        "id": sa.Column(sa.Integer, primary_key=True, autoincrement=False),
+        "kind": sa.Column(sa.String(20)),
+        "name": sa.Column(sa.String(50)),
+        **({"__versioned__": {}} if versioned_parent else {}),
+    }
+    Item = type("Item", (Base,), item)
+    doc: dict[str, Any] = {
+        "__tablename__": "doc",
+        "__table_args__": {"schema": schema},
+        "__versioned__": {},
+        "__mapper_args__": {"polymorphic_identity": "doc"},
+        "id": sa.Column(sa.Integer, sa.ForeignKey(f"{schema}.item.id" if schema else "item.id"), primary_key=True),
+        "body": sa.Column(sa.String(50)),
+        **({"note": sa.Column(sa.String(50))} if note else {}),
+    }
+    Doc = type("Doc", (Item,), doc)
+    if plain_doc:
+        plain = {"__tablename__": "doc", "__table_args__": {"schema": plain_doc}, "__versioned__": {}}
+        type("PlainDoc", (Base,), {**plain, "id": sa.Column(sa.Integer, primary_key=True, autoincrement=False)})
+    with mapped(manager, Base):
+        yield Base.metadata, manager, Doc
+
+
+def _left_out(caught: Any) -> list[tuple[str, str]]:
+    """The ``(op, table)`` pairs the warnings ``caught`` say autogenerate left out."""
+    return sorted(re.findall(r"leaves out (\w+)\('(\w+)'\)", " ".join(str(w.message) for w in caught)))
+
+
 def test_joined_table_inheritance_gets_no_backfill_or_vacuum(engine: sa.Engine) -> None:
     """``Doc(Item)``: one version class over ``item_version`` and ``doc_version``, written together.
     The backfill and vacuum of each table alone would split or break those versions: autogenerate
     leaves them out with a warning (the unchanged half Continuum writes reads as futile, a raw
     insert as missing versions) and still repairs what is safe per table, a broken chain."""
-
-    class Base(DeclarativeBase):
-        pass
-
-    manager = VersioningManager()
-    make_versioned(manager=manager, user_cls=None)
-    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
-
-    class Item(Base):
-        __tablename__ = "item"
-        __versioned__: dict[str, Any] = {}
-        __mapper_args__ = {"polymorphic_on": "kind", "polymorphic_identity": "item"}
-        id = sa.Column(sa.Integer, primary_key=True, autoincrement=False)
-        kind = sa.Column(sa.String(20))
-        name = sa.Column(sa.String(50))
-
-    class Doc(Item):
-        __tablename__ = "doc"
-        __versioned__: dict[str, Any] = {}
-        __mapper_args__ = {"polymorphic_identity": "doc"}
-        id = sa.Column(sa.Integer, sa.ForeignKey("item.id"), primary_key=True)
-        body = sa.Column(sa.String(50))
-
-    vacuum = {"alembic_versioning": {"vacuum": True, "managers": [manager]}}
-    with mapped(manager, Base):
-        Base.metadata.create_all(engine)
+    with joined_app() as (metadata, manager, Doc):
+        vacuum = {"alembic_versioning": {"vacuum": True, "managers": [manager]}}
+        metadata.create_all(engine)
         with Session(engine) as session:
             session.add(Doc(id=1, name="a", body="b"))
             session.commit()
             session.get(Doc, 1).name = "a2"  # Continuum writes doc_version's unchanged half too
             session.commit()
-        with pytest.warns(UserWarning, match=r"leaves out vacuum_versions\('doc'\) .*joined-table inheritance"):
-            assert ours(produce(engine, Base.metadata, **vacuum)) == []
-        with engine.begin() as conn:
-            conn.execute(sa.insert(Base.metadata.tables["item"]), [{"id": 2, "kind": "doc", "name": "raw"}])
-            conn.execute(sa.insert(Base.metadata.tables["doc"]), [{"id": 2, "body": "raw"}])
-            conn.execute(sa.update(Base.metadata.tables["item_version"]).values(end_transaction_id=None))
         with pytest.warns(UserWarning) as caught:
-            found = ours(produce(engine, Base.metadata, **vacuum))
+            assert ours(produce(engine, metadata, **vacuum)) == []
+        assert _left_out(caught) == [("vacuum_versions", "doc")]
+        with engine.begin() as conn:
+            conn.execute(sa.insert(metadata.tables["item"]), [{"id": 2, "kind": "doc", "name": "raw"}])
+            conn.execute(sa.insert(metadata.tables["doc"]), [{"id": 2, "body": "raw"}])
+            conn.execute(sa.update(metadata.tables["item_version"]).values(end_transaction_id=None))
+        with pytest.warns(UserWarning) as caught:
+            found = ours(produce(engine, metadata, **vacuum))
         assert [(name, table) for name, table, _ in found] == [("update_end_transaction_ids", "item")]
-        left_out = sorted(re.findall(r"leaves out (\w+)\('(\w+)'\)", " ".join(str(w.message) for w in caught)))
-        assert left_out == [("backfill_versions", "doc"), ("backfill_versions", "item"), ("vacuum_versions", "doc")]
+        assert _left_out(caught) == [
+            ("backfill_versions", "doc"),
+            ("backfill_versions", "item"),
+            ("vacuum_versions", "doc"),
+        ]
         assert "versions 'item' together with ['doc']" in " ".join(str(w.message) for w in caught)
+
+
+def test_joined_table_inheritance_downgrade_gets_no_vacuum(engine: sa.Engine) -> None:
+    """Versioning ``doc.note`` predicts a backfill (left out) and, vacuum opted in, a downgrade
+    vacuum of ``doc_version`` alone, which would delete the half of a version Continuum wrote
+    with ``item_version``'s: left out as well."""
+    with joined_app() as (metadata, _, Doc):
+        metadata.create_all(engine)
+        with Session(engine) as session:
+            session.add(Doc(id=1, name="a", body="b"))
+            session.commit()
+    with joined_app(note=True) as (metadata, manager, _):
+        with pytest.warns(UserWarning) as caught:
+            script = produce(engine, metadata, alembic_versioning={"vacuum": True, "managers": [manager]})
+        assert _left_out(caught) == [("backfill_versions", "doc"), ("vacuum_versions", "doc")]
+        assert not [op for op in script.upgrade_ops.ops if isinstance(op, (VersionedTableOp, RepairOnDowngradeOp))]
 
 
 def test_an_unversioned_parent_is_no_joined_versioning(engine: sa.Engine) -> None:
     """``Doc(Item)`` with only ``Doc`` versioned: one version table, ``doc_version``, written alone,
     so its backfill is emitted as for any table (no inheritance warning)."""
-
-    class Base(DeclarativeBase):
-        pass
-
-    manager = VersioningManager()
-    make_versioned(manager=manager, user_cls=None)
-    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
-
-    class Item(Base):
-        __tablename__ = "item"
-        __mapper_args__ = {"polymorphic_on": "kind", "polymorphic_identity": "item"}
-        id = sa.Column(sa.Integer, primary_key=True, autoincrement=False)
-        kind = sa.Column(sa.String(20))
-
-    class Doc(Item):
-        __tablename__ = "doc"
-        __versioned__: dict[str, Any] = {}
-        __mapper_args__ = {"polymorphic_identity": "doc"}
-        id = sa.Column(sa.Integer, sa.ForeignKey("item.id"), primary_key=True)
-        body = sa.Column(sa.String(50))
-
-    with mapped(manager, Base):
-        Base.metadata.create_all(engine)
+    with joined_app(versioned_parent=False) as (metadata, manager, _):
+        metadata.create_all(engine)
         with engine.begin() as conn:
-            conn.execute(sa.insert(Base.metadata.tables["item"]), [{"id": 1, "kind": "doc"}])
-            conn.execute(sa.insert(Base.metadata.tables["doc"]), [{"id": 1, "body": "raw"}])
+            conn.execute(sa.insert(metadata.tables["item"]), [{"id": 1, "kind": "doc"}])
+            conn.execute(sa.insert(metadata.tables["doc"]), [{"id": 1, "body": "raw"}])
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            found = ours(produce(engine, Base.metadata, alembic_versioning={"managers": [manager]}))
+            found = ours(produce(engine, metadata, alembic_versioning={"managers": [manager]}))
+        assert [(name, table) for name, table, _ in found] == [("backfill_versions", "doc")]
+
+
+def test_a_same_named_table_in_another_schema_is_no_joined_versioning(pg_engine: sa.Engine) -> None:
+    """``a.doc`` joins ``a.item``; ``b.doc``, versioned under the same manager, stands alone."""
+    with pg_engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA a")
+        conn.exec_driver_sql("CREATE SCHEMA b")
+    with joined_app(schema="a", plain_doc="b") as (metadata, manager, _):
+        metadata.create_all(pg_engine)
+        with pg_engine.begin() as conn:
+            conn.execute(sa.insert(metadata.tables["b.doc"]), [{"id": 1}])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            found = ours(produce(pg_engine, metadata, alembic_versioning={"managers": [manager]}, include_schemas=True))
         assert [(name, table) for name, table, _ in found] == [("backfill_versions", "doc")]
