@@ -74,7 +74,7 @@ def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
             )
         columns = [c for c in columns if c in live_names]
     if not table.primary_key:
-        _require_room_per_transaction(catalog, table.version_name, op)
+        _require_room_per_transaction(catalog, op)
     record = transaction_record(operations, catalog, op)
     live_types = {c.name: c.type for c in live.c} if live is not None else None
     statements, inserting = backfill_statements(table, table.live_table(columns, live_types), columns, record)
@@ -105,9 +105,9 @@ def writers_lock(operations: Operations, table: VersionedTable) -> LockForWrite:
     return LockForWrite(*(t for t in tables if catalog.exists(t)))
 
 
-def _require_room_per_transaction(catalog: Catalog, version_name: str, op: BackfillVersionsOp) -> None:
+def _require_room_per_transaction(catalog: Catalog, op: BackfillVersionsOp) -> None:
     """Refuse a version table that holds one version per transaction (see
     :func:`~alembic_versioning.reflection.one_version_per_transaction`)."""
-    version = catalog.table(version_name, op.schema)
+    version = catalog.table(op.naming.version_table_name(op.table_name), op.schema)
     if version is not None and one_version_per_transaction(version, op.naming):
         raise VersioningError(no_room_for_backfill(op.table_name, op.naming))

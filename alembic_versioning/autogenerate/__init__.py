@@ -51,15 +51,9 @@ def _runnable(autogen_context: Any, table: VersionedTable, found: list[Versioned
     naming the fix (the drift stays until it is dealt with): a backfill its version table has no
     room for, and the backfill and vacuum of a table joined-table inheritance versions together
     with others (each table alone would split or break the versions Continuum writes together)."""
-    version = metadata_table(autogen_context, table.version_name, table.schema)
-    connection = autogen_context.connection
-    if version is not None and one_version_per_transaction(version, table.naming) and connection is not None:
-        # the database's key decides where the table exists (its constraint may have been dropped)
-        in_database = reflect_table(connection, table.version_name, table.schema)
-        version = version if in_database is None else in_database
     harmful: tuple[type[VersionedTableOp], ...] = ()
     why = ""
-    if version is not None and one_version_per_transaction(version, table.naming):
+    if _one_version_per_transaction(autogen_context, table):
         harmful, why = (BackfillVersionsOp,), no_room_for_backfill(table.name, table.naming)
     elif table.joined_with:
         harmful = (BackfillVersionsOp, VacuumVersionsOp)
@@ -71,6 +65,18 @@ def _runnable(autogen_context: Any, table: VersionedTable, found: list[Versioned
         if isinstance(op, harmful):
             util.warn(f"alembic-versioning leaves out {op.op_name}({table.name!r}) ({op.finding}): {why}")
     return [op for op in found if not isinstance(op, harmful)]
+
+
+def _one_version_per_transaction(autogen_context: Any, table: VersionedTable) -> bool:
+    """Whether ``table``'s version table is keyed on the transaction column alone: as the models
+    describe it, unless the database holds it with another key (the user dropped the constraint);
+    only looked up in the database when the models say so."""
+    version = metadata_table(autogen_context, table.version_name, table.schema)
+    if version is None or not one_version_per_transaction(version, table.naming):
+        return False
+    connection = autogen_context.connection
+    in_database = reflect_table(connection, table.version_name, table.schema) if connection is not None else None
+    return in_database is None or one_version_per_transaction(in_database, table.naming)
 
 
 def register_legacy() -> None:
