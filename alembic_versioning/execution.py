@@ -19,10 +19,10 @@ def run(
     table: VersionedTable,
     statements: Sequence[sa.Executable],
     done: str,
-    counted: int = -1,
+    counted: Sequence[int] = (-1,),
 ) -> None:
-    """Execute ``statements``: online, log one INFO line with the row count of
-    ``statements[counted]``; offline, emit them as SQL after a comment naming the op, between
+    """Execute ``statements``: online, log one INFO line with the rows counted by the statements
+    at the indexes ``counted`` (summed); offline, emit them as SQL after a comment naming the op, between
     ``BEGIN`` and ``COMMIT`` where the script has no transaction of its own (Alembic's default for
     SQLite, ``transactional_ddl=False``), so that a failure part-way leaves nothing half done.
 
@@ -43,4 +43,4 @@ def run(
     counts = [
         bind.execute(statement, execution_options={"preserve_rowcount": True}).rowcount for statement in statements
     ]
-    log.info("%s %s: %d %s", op_name, table.qualified_version_name, counts[counted], done)
+    log.info("%s %s: %d %s", op_name, table.qualified_version_name, sum(counts[i] for i in counted), done)

@@ -11,7 +11,7 @@ from .model import VersionedTable
 from .operations import BackfillVersionsOp, UpdateEndTransactionIdsOp, UpdateModFlagsOp, VacuumVersionsOp
 from .reflection import no_room_for_backfill, one_version_per_transaction
 from .resolve import Catalog, resolve
-from .sql.backfill import backfill_statements
+from .sql.backfill import BackfillPart, backfill_statements
 from .sql.chains import end_transaction_update
 from .sql.constructs import LockForWrite
 from .sql.mod_flags import mod_flags_update
@@ -60,11 +60,26 @@ def update_mod_flags(operations: Operations, op: UpdateModFlagsOp) -> None:
 def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
     table = resolve(operations, op, columns=op.columns, mod_columns=op.mod_columns)
     catalog = Catalog(operations)
-    live = catalog.require(
-        op.table_name, op.schema, f"backfill_versions compares its rows with {table.qualified_version_name!r}"
-    )
+    parts = [_backfill_part(catalog, op, table)]
+    parts += [_backfill_part(catalog, op, _joined_table(operations, catalog, op, table, name)) for name in op.joined]
+    if not table.primary_key:
+        _require_room_per_transaction(catalog, op)
+    record = transaction_record(operations, catalog, op)
+    if op.joined and record.reuse is not None:
+        raise VersioningError(
+            f"backfill_versions({op.table_name!r}, joined={list(op.joined)}) under Continuum's native "
+            f"versioning is not supported: its triggers write each table alone. Backfill through the ORM."
+        )
+    statements, inserting = backfill_statements(parts, record)
+    run(operations, op.op_name, table, statements, "versions written", counted=inserting)
+
+
+def _backfill_part(catalog: Catalog, op: BackfillVersionsOp, table: VersionedTable) -> BackfillPart:
+    """``table`` with its live table: the versioned columns the live table has, in its types."""
+    why = f"backfill_versions compares its rows with {table.qualified_version_name!r}"
+    live = catalog.require(table.name, table.schema, why)
     columns = list(table.columns)
-    if live is not None and (catalog.online or not op.describes_table()):
+    if live is not None and (catalog.online or not op.describes_table() or table.name != op.table_name):
         live_names = {c.name for c in live.c}
         missing_key = [k for k in table.entity_key if k not in live_names]
         if missing_key:
@@ -73,12 +88,31 @@ def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
                 f"key: the live and version tables must share the primary key (pass primary_key=[...])."
             )
         columns = [c for c in columns if c in live_names]
-    if not table.primary_key:
-        _require_room_per_transaction(catalog, op)
-    record = transaction_record(operations, catalog, op)
     live_types = {c.name: c.type for c in live.c} if live is not None else None
-    statements, inserting = backfill_statements(table, table.live_table(columns, live_types), columns, record)
-    run(operations, op.op_name, table, statements, "versions written", counted=inserting)
+    return BackfillPart(table, table.live_table(columns, live_types), columns)
+
+
+def _joined_table(
+    operations: Operations, catalog: Catalog, op: BackfillVersionsOp, base: VersionedTable, name: str
+) -> VersionedTable:
+    """The table ``name`` of ``op``'s hierarchy (``joined``), described like ``op``'s own: from the
+    database online, from ``target_metadata`` offline; keyed like the base table."""
+    version_name = op.naming.version_table_name(name)
+    if not catalog.online and catalog.table(version_name, op.schema) is None:
+        raise VersioningError(
+            f"Offline mode cannot reflect {version_name!r} (joined={list(op.joined)} of table "
+            f"{op.table_name!r}) and the migration's target_metadata does not hold it: give env.py's "
+            f"context.configure() the target_metadata."
+        )
+    joined = BackfillVersionsOp(name, schema=op.schema, naming=op.naming, strategy=op.strategy)
+    table = resolve(operations, joined)
+    if len(table.primary_key) != len(base.primary_key) or not base.primary_key:
+        raise VersioningError(
+            f"joined={list(op.joined)} for table {op.table_name!r}: {name!r} has the primary key "
+            f"{list(table.primary_key)} and {op.table_name!r} {list(base.primary_key)}; the tables of a "
+            f"joined-table inheritance hierarchy share the base table's key, column for column."
+        )
+    return table
 
 
 @Operations.implementation_for(VacuumVersionsOp)

@@ -264,12 +264,19 @@ class BackfillVersionsOp(VersionedDataOp):
         transaction: Mapping[str, Any] | None = None,
         meta: Mapping[str, Any] | None = None,
         native_versioning: bool | None = None,
+        joined: Sequence[str] = (),
         **kw: Any,
     ) -> None:
         super().__init__(table_name, **kw)
         self.transaction = dict(transaction or {})
         self.meta = dict(meta or {})
         self.native_versioning = native_versioning
+        self.joined = tuple(joined)
+        if isinstance(joined, str) or table_name in self.joined:
+            raise VersioningError(
+                f"joined={joined!r} for table {table_name!r}: list the other tables of its joined-table "
+                f"inheritance hierarchy, e.g. joined=['doc'], without {table_name!r} itself."
+            )
         if "id" in self.transaction:
             raise VersioningError(
                 f"transaction={{'id': ...}} for table {table_name!r}: the new transaction's id comes "
@@ -290,6 +297,7 @@ class BackfillVersionsOp(VersionedDataOp):
         mod_columns: Sequence[str] | None = None,
         native_versioning: bool | None = None,
         strategy: Strategy | None = None,
+        joined: Sequence[str] = (),
         **naming: Unpack[NamingOptions],
     ) -> None:
         """Write the versions that make ``table_name``'s version table reflect its live rows.
@@ -302,6 +310,10 @@ class BackfillVersionsOp(VersionedDataOp):
         ``issued_at``, which defaults to now in naive UTC; ``meta``: ``transaction_meta`` rows).
         Nothing is written when nothing differs. ``columns``, ``mod_columns``, ``strategy`` and
         ``native_versioning`` matter offline only, where nothing can be reflected.
+
+        ``joined`` names the other versioned tables of a joined-table inheritance hierarchy whose
+        base table is ``table_name`` (same schema): their versions are written together, as
+        Continuum writes them, one row in each table an entity has a row in, at one transaction.
         """
         cls.run(
             operations,
@@ -315,10 +327,13 @@ class BackfillVersionsOp(VersionedDataOp):
             schema=schema,
             primary_key=primary_key,
             strategy=strategy,
+            joined=joined,
         )
 
     def arguments(self) -> dict[str, Any]:
         kwargs = super().arguments()
+        if self.joined:
+            kwargs["joined"] = list(self.joined)
         for name in ("transaction", "meta"):
             if getattr(self, name):
                 kwargs[name] = getattr(self, name)

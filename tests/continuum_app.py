@@ -218,3 +218,50 @@ def snapshot(engine: sa.Engine, table: sa.Table) -> list[tuple[Any, ...]]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(table).order_by(*table.primary_key.columns)).all()
     return [tuple(bool(v) if isinstance(v, bool) else v for v in row) for row in rows]
+
+
+@contextmanager
+def joined_app(
+    *,
+    note: bool = False,
+    versioned_parent: bool = True,
+    schema: str | None = None,
+    plain_doc: str | None = None,
+    mod_tracker: bool = False,
+    strategy: str = "validity",
+) -> Iterator[tuple[sa.MetaData, VersioningManager, type, type]]:
+    """``Doc(Item)`` under joined-table inheritance and a manager of their own (``Item``
+    unversioned with ``versioned_parent=False``; ``doc.note`` with ``note``; with ``plain_doc``,
+    an unrelated versioned model on a table ``doc`` in that schema): metadata, manager, Item, Doc."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    manager = VersioningManager(options={"strategy": strategy})
+    make_versioned(manager=manager, user_cls=None, plugins=[PropertyModTrackerPlugin()] if mod_tracker else [])
+    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
+    item: dict[str, Any] = {
+        "__tablename__": "item",
+        "__table_args__": {"schema": schema},
+        "__mapper_args__": {"polymorphic_on": "kind", "polymorphic_identity": "item"},
+        "id": sa.Column(sa.Integer, primary_key=True, autoincrement=False),
+        "kind": sa.Column(sa.String(20)),
+        "name": sa.Column(sa.String(50)),
+        **({"__versioned__": {}} if versioned_parent else {}),
+    }
+    Item = type("Item", (Base,), item)
+    doc: dict[str, Any] = {
+        "__tablename__": "doc",
+        "__table_args__": {"schema": schema},
+        "__versioned__": {},
+        "__mapper_args__": {"polymorphic_identity": "doc"},
+        "id": sa.Column(sa.Integer, sa.ForeignKey(f"{schema}.item.id" if schema else "item.id"), primary_key=True),
+        "body": sa.Column(sa.String(50)),
+        **({"note": sa.Column(sa.String(50))} if note else {}),
+    }
+    Doc = type("Doc", (Item,), doc)
+    if plain_doc:
+        plain = {"__tablename__": "doc", "__table_args__": {"schema": plain_doc}, "__versioned__": {}}
+        type("PlainDoc", (Base,), {**plain, "id": sa.Column(sa.Integer, primary_key=True, autoincrement=False)})
+    with mapped(manager, Base):
+        yield Base.metadata, manager, Item, Doc

@@ -21,7 +21,7 @@ from alembic_versioning import VersionedTableOp, VersioningError
 from alembic_versioning.autogenerate.options import Options
 from alembic_versioning.operations import RepairOnDowngradeOp
 
-from .continuum_app import mapped, versioned_app, write_history
+from .continuum_app import joined_app, mapped, versioned_app, write_history
 from .migrate import run_online
 from .test_autogenerate import apply, ours, produce
 
@@ -202,47 +202,6 @@ def test_a_boolean_data_column_named_like_a_mod_flag(engine: sa.Engine) -> None:
         assert produce(engine, metadata).upgrade_ops.is_empty()
 
 
-@contextmanager
-def joined_app(
-    *, note: bool = False, versioned_parent: bool = True, schema: str | None = None, plain_doc: str | None = None
-) -> Iterator[Any]:
-    """``Doc(Item)`` under joined-table inheritance and a manager of their own (``Item``
-    unversioned with ``versioned_parent=False``; ``doc.note`` with ``note``; with ``plain_doc``,
-    an unrelated versioned model on a table ``doc`` in that schema)."""
-
-    class Base(DeclarativeBase):
-        pass
-
-    manager = VersioningManager()
-    make_versioned(manager=manager, user_cls=None)
-    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
-    item: dict[str, Any] = {
-        "__tablename__": "item",
-        "__table_args__": {"schema": schema},
-        "__mapper_args__": {"polymorphic_on": "kind", "polymorphic_identity": "item"},
-        "id": sa.Column(sa.Integer, primary_key=True, autoincrement=False),
-        "kind": sa.Column(sa.String(20)),
-        "name": sa.Column(sa.String(50)),
-        **({"__versioned__": {}} if versioned_parent else {}),
-    }
-    Item = type("Item", (Base,), item)
-    doc: dict[str, Any] = {
-        "__tablename__": "doc",
-        "__table_args__": {"schema": schema},
-        "__versioned__": {},
-        "__mapper_args__": {"polymorphic_identity": "doc"},
-        "id": sa.Column(sa.Integer, sa.ForeignKey(f"{schema}.item.id" if schema else "item.id"), primary_key=True),
-        "body": sa.Column(sa.String(50)),
-        **({"note": sa.Column(sa.String(50))} if note else {}),
-    }
-    Doc = type("Doc", (Item,), doc)
-    if plain_doc:
-        plain = {"__tablename__": "doc", "__table_args__": {"schema": plain_doc}, "__versioned__": {}}
-        type("PlainDoc", (Base,), {**plain, "id": sa.Column(sa.Integer, primary_key=True, autoincrement=False)})
-    with mapped(manager, Base):
-        yield Base.metadata, manager, Doc
-
-
 def _left_out(caught: Any) -> list[tuple[str, str]]:
     """The ``(op, table)`` pairs the warnings ``caught`` say autogenerate left out."""
     return sorted(re.findall(r"leaves out (\w+)\('(\w+)'\)", " ".join(str(w.message) for w in caught)))
@@ -253,7 +212,7 @@ def test_joined_table_inheritance_gets_no_backfill_or_vacuum(engine: sa.Engine) 
     The backfill and vacuum of each table alone would split or break those versions: autogenerate
     leaves them out with a warning (the unchanged half Continuum writes reads as futile, a raw
     insert as missing versions) and still repairs what is safe per table, a broken chain."""
-    with joined_app() as (metadata, manager, Doc):
+    with joined_app() as (metadata, manager, _, Doc):
         vacuum = {"alembic_versioning": {"vacuum": True, "managers": [manager]}}
         metadata.create_all(engine)
         with Session(engine) as session:
@@ -283,12 +242,12 @@ def test_joined_table_inheritance_downgrade_gets_no_vacuum(engine: sa.Engine) ->
     """Versioning ``doc.note`` predicts a backfill (left out) and, vacuum opted in, a downgrade
     vacuum of ``doc_version`` alone, which would delete the half of a version Continuum wrote
     with ``item_version``'s: left out as well."""
-    with joined_app() as (metadata, _, Doc):
+    with joined_app() as (metadata, _, _, Doc):
         metadata.create_all(engine)
         with Session(engine) as session:
             session.add(Doc(id=1, name="a", body="b"))
             session.commit()
-    with joined_app(note=True) as (metadata, manager, _):
+    with joined_app(note=True) as (metadata, manager, _, _):
         with pytest.warns(UserWarning) as caught:
             script = produce(engine, metadata, alembic_versioning={"vacuum": True, "managers": [manager]})
         assert _left_out(caught) == [("backfill_versions", "doc"), ("vacuum_versions", "doc")]
@@ -298,7 +257,7 @@ def test_joined_table_inheritance_downgrade_gets_no_vacuum(engine: sa.Engine) ->
 def test_an_unversioned_parent_is_no_joined_versioning(engine: sa.Engine) -> None:
     """``Doc(Item)`` with only ``Doc`` versioned: one version table, ``doc_version``, written alone,
     so its backfill is emitted as for any table (no inheritance warning)."""
-    with joined_app(versioned_parent=False) as (metadata, manager, _):
+    with joined_app(versioned_parent=False) as (metadata, manager, _, _):
         metadata.create_all(engine)
         with engine.begin() as conn:
             conn.execute(sa.insert(metadata.tables["item"]), [{"id": 1, "kind": "doc"}])
@@ -314,7 +273,7 @@ def test_a_same_named_table_in_another_schema_is_no_joined_versioning(pg_engine:
     with pg_engine.begin() as conn:
         conn.exec_driver_sql("CREATE SCHEMA a")
         conn.exec_driver_sql("CREATE SCHEMA b")
-    with joined_app(schema="a", plain_doc="b") as (metadata, manager, _):
+    with joined_app(schema="a", plain_doc="b") as (metadata, manager, _, _):
         metadata.create_all(pg_engine)
         with pg_engine.begin() as conn:
             conn.execute(sa.insert(metadata.tables["b.doc"]), [{"id": 1}])

@@ -230,39 +230,113 @@ def merge_into_own_version(
     )
 
 
-def backfill_statements(
-    table: VersionedTable, live: sa.Table, columns: Sequence[str], record: TransactionRecord
-) -> tuple[list[sa.Executable], int]:
-    """The statements that write the missing versions of ``table`` in one new transaction, and
-    the index of the one inserting the versions."""
-    names = table.naming
+@dataclass(frozen=True)
+class BackfillPart:
+    """One version table a backfill writes: its description, its live table (the versioned
+    columns, in the live types) and the columns compared."""
+
+    table: VersionedTable
+    live: sa.Table
+    columns: Sequence[str]
+
+    @property
+    def data(self) -> list[str]:
+        """The compared columns that are not the entity key."""
+        return [c for c in self.columns if c not in self.table.entity_key]
+
+
+def _same_key(part: BackfillPart, columns: Any, other: BackfillPart, other_columns: Any) -> list[ColumnElement[bool]]:
+    """``part``'s entity equal to ``other``'s: primary keys paired in order (the tables of a
+    joined-table inheritance hierarchy are keyed like its base table)."""
+    pairs = zip(part.table.entity_key, other.table.entity_key, strict=True)
+    return [columns[k] == other_columns[o] for k, o in pairs]
+
+
+def unchanged_halves(
+    part: BackfillPart, pending: sa.Table, others: Sequence[tuple[BackfillPart, sa.Table]]
+) -> sa.Insert:
+    """Into ``pending``, the versions of ``part`` for entities another table of its hierarchy
+    writes a version of while ``part``'s row is unchanged: Continuum writes every table of a
+    joined-table inheritance hierarchy at each version, an unchanged one as an UPDATE version
+    of the same values (no flag set). Its latest version is found by key, entity by entity."""
+    table, live = part.table, part.live
     version = table.version_table()
-    found = pending_versions(table, version, live, columns)
-    pending = sa.Table(
-        PENDING_VERSIONS,
-        sa.MetaData(),
-        *(sa.Column(c.name, c.type) for c in found.selected_columns),
-        prefixes=["TEMPORARY"],
+    tx = table.naming.transaction_column_name
+    other = version.alias("other")
+    newest = sa.select(sa.func.max(other.c[tx])).where(*same_entity(table, other.c, version.c)).scalar_subquery()
+    latest = sa.select(version, RowAddress(version).label(LATEST_ROW)).where(version.c[tx] == newest).subquery("latest")
+    written_elsewhere = sa.or_(*(sa.exists().where(*_same_key(part, live.c, o, p.c)) for o, p in others))
+    found = (
+        sa.select(
+            *(live.c[k] for k in table.entity_key),
+            *(live.c[c] for c in part.data),
+            constant(UPDATE),
+            *_latest_columns(table, latest, part.data),
+        )
+        .select_from(live.join(latest, sa.and_(*same_entity(table, live.c, latest.c))))
+        .where(written_elsewhere, ~sa.exists().where(*same_entity(table, pending.c, live.c)))
     )
-    data = [c for c in columns if c not in table.entity_key]
+    return sa.insert(pending).from_select([c.name for c in pending.c], found)
+
+
+def same_operation(part: BackfillPart, pending: sa.Table, base: BackfillPart, base_pending: sa.Table) -> sa.Update:
+    """``part``'s new versions take the operation type of the base table's new version of the
+    same entity, as Continuum writes one operation for all tables of a version (a half without
+    a version yet, under an entity that has one, is an UPDATE); a half whose row is gone stays
+    a DELETE."""
+    match = _same_key(part, pending.c, base, base_pending.c)
+    operation = sa.select(base_pending.c[OPERATION]).where(*match).scalar_subquery()
+    return (
+        sa.update(pending)
+        .values({OPERATION: operation})
+        .where(pending.c[OPERATION] != constant(DELETE), sa.exists().where(*match))
+    )
+
+
+def backfill_statements(
+    parts: Sequence[BackfillPart], record: TransactionRecord
+) -> tuple[list[sa.Executable], list[int]]:
+    """The statements that write the missing versions of ``parts`` in one new transaction, and
+    the indexes of those inserting the versions.
+
+    One part is one version table. Several are the tables of a joined-table inheritance
+    hierarchy, its base table first: an entity needing a version in any of them gets one in
+    each table that has its row (or, gone, a version not yet a DELETE), all at the new
+    transaction and of the base table's operation type.
+    """
+    found = [pending_versions(p.table, p.table.version_table(), p.live, p.columns) for p in parts]
+    pendings = [
+        sa.Table(
+            PENDING_VERSIONS if i == 0 else f"{PENDING_VERSIONS}_{i}",
+            sa.MetaData(),
+            *(sa.Column(c.name, c.type) for c in f.selected_columns),
+            prefixes=["TEMPORARY"],
+        )
+        for i, f in enumerate(found)
+    ]
     new_tx = sa.Table(PENDING_TRANSACTION, sa.MetaData(), sa.Column("id", sa.BigInteger), prefixes=["TEMPORARY"])
     new_id = sa.select(new_tx.c.id).scalar_subquery()
-    has_new = sa.exists().select_from(new_tx)
     txt = record.table
     reuse = record.reuse.c.id if record.reuse is not None else None
-    statements: list[sa.Executable] = [LockForWrite(record.table, live, version)]
+    lock = [txt, *(p.live for p in parts), *(p.table.version_table() for p in parts)]
+    statements: list[sa.Executable] = [LockForWrite(*lock)]
     if record.reuse is not None:
         statements.append(sa.schema.CreateTable(record.reuse, if_not_exists=True))
+    # left over on SQLite (whose DDL a failed migration does not roll back)
+    statements += [DropTemporaryTableIfExists(t) for t in (*pendings, new_tx)]
+    for part, pending, select in zip(parts, pendings, found, strict=True):
+        statements += [CreateTemporaryTableAs(pending, select), Analyze(pending, [*part.table.entity_key, LATEST_TX])]
+    paired = list(zip(parts, pendings, strict=True))
+    if len(parts) > 1:
+        statements += [unchanged_halves(p, t, [o for o in paired if o[1] is not t]) for p, t in paired]
+        statements += [same_operation(p, t, parts[0], pendings[0]) for p, t in paired[1:]]
     statements += [
-        # left over on SQLite (whose DDL a failed migration does not roll back)
-        DropTemporaryTableIfExists(pending),
-        DropTemporaryTableIfExists(new_tx),
-        CreateTemporaryTableAs(pending, found),
-        Analyze(pending, [*table.entity_key, LATEST_TX]),
         sa.schema.CreateTable(new_tx),
         sa.insert(new_tx).from_select(
             ["id"],
-            sa.select(NextTransactionId(txt.c.id, record.sequence, reuse)).where(sa.exists().select_from(pending)),
+            sa.select(NextTransactionId(txt.c.id, record.sequence, reuse)).where(
+                sa.or_(*(sa.exists().select_from(t) for t in pendings))
+            ),
         ),
     ]
     values = {"issued_at": UtcNow(), **record.values}
@@ -278,6 +352,23 @@ def backfill_statements(
             sa.insert(meta).from_select(["transaction_id", "key", "value"], sa.select(new_tx.c.id, k, v))
             for k, v in record.meta
         ]
+    inserting = []
+    for part, pending in paired:
+        statements += _write_versions(part, pending, record, new_id, sa.exists().select_from(new_tx))
+        inserting.append(len(statements) - 1)
+    statements += [sa.schema.DropTable(t) for t in (new_tx, *pendings)]
+    return statements, inserting
+
+
+def _write_versions(
+    part: BackfillPart, pending: sa.Table, record: TransactionRecord, new_id: Any, has_new: ColumnElement[bool]
+) -> list[sa.Executable]:
+    """Close the latest versions (validity strategy), bring native versioning's own up to date,
+    and insert the new versions of ``part``, the last statement."""
+    table, data = part.table, part.data
+    names = table.naming
+    version = table.version_table()
+    statements: list[sa.Executable] = []
     # Native versioning shares the migration's transaction record: an entity may already have a
     # version under it (written by the triggers earlier in the migration). That version is
     # brought up to date in place, as the triggers themselves do, instead of closed and followed.
@@ -305,6 +396,4 @@ def backfill_statements(
     )
     inserted = sa.select(*new_values.values()).where(*elsewhere, has_new)
     statements.append(sa.insert(version).from_select(list(new_values), inserted))
-    inserting = len(statements) - 1
-    statements += [sa.schema.DropTable(new_tx), sa.schema.DropTable(pending)]
-    return statements, inserting
+    return statements

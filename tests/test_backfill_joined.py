@@ -1,0 +1,200 @@
+"""op.backfill_versions(base, joined=[...]): joined-table inheritance, checked against Continuum.
+
+``Doc(Item)`` keeps one version class over ``item_version`` and ``doc_version``: each version of a
+``Doc`` is a row in both, at one transaction, of one operation type, even when only one table's
+columns changed. The same changes are made once through Continuum's ORM (the ground truth) and
+once by raw SQL followed by the op; the version tables must then be the same, up to the
+transaction ids, and Continuum's API must read the backfilled versions as its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from alembic_versioning import VersioningError
+
+from .continuum_app import joined_app
+from .migrate import run, run_online
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "validity": {"mod_tracker": True},
+    "subquery": {"mod_tracker": True, "strategy": "subquery"},
+    "no-tracker": {},
+}
+
+#: The raw SQL making the same changes as :func:`change_through_orm`, bypassing Continuum.
+RAW_CHANGES = [
+    "UPDATE item SET name = 'a2' WHERE id = 1",  # only the base table's half changes
+    "UPDATE doc SET body = 'd2' WHERE id = 3",  # only the joined table's half changes
+    "INSERT INTO item (id, kind, name) VALUES (4, 'doc', 'n')",  # a new Doc
+    "INSERT INTO doc (id, body) VALUES (4, 'm')",
+    "DELETE FROM doc WHERE id = 5",  # a Doc deleted
+    "DELETE FROM item WHERE id IN (2, 5)",  # an Item deleted
+]
+
+
+@pytest.fixture(params=list(VARIANTS))
+def app(request: pytest.FixtureRequest) -> Iterator[tuple[sa.MetaData, type, type]]:
+    with joined_app(**VARIANTS[request.param]) as (metadata, _, item, doc):
+        yield metadata, item, doc
+
+
+def create_history(engine: sa.Engine, metadata: sa.MetaData, item: type, doc: type) -> None:
+    """Fresh tables and a first transaction written by Continuum: Docs 1, 3, 5, 7, Items 2, 6."""
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    with Session(engine) as session:
+        session.add_all([doc(id=i, name=n, body=b) for i, n, b in [(1, "a", "b"), (3, "c", "d"), (5, "e", "f")]])
+        session.add_all([item(id=2, name="i"), item(id=6, name="g"), doc(id=7, name="h", body="k")])
+        session.commit()
+
+
+def change_through_orm(engine: sa.Engine, item: type, doc: type) -> None:
+    """:data:`RAW_CHANGES`, in one transaction through Continuum."""
+    with Session(engine) as session:
+        session.get(doc, 1).name = "a2"
+        session.get(doc, 3).body = "d2"
+        session.add(doc(id=4, name="n", body="m"))
+        session.delete(session.get(doc, 5))
+        session.delete(session.get(item, 2))
+        session.commit()
+
+
+def change_raw(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        for statement in RAW_CHANGES:
+            conn.exec_driver_sql(statement)
+
+
+def versions(engine: sa.Engine, metadata: sa.MetaData) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of both version tables, transaction ids replaced by their rank."""
+    found: dict[str, list[tuple[Any, ...]]] = {}
+    with engine.connect() as conn:
+        ids = sorted(
+            {
+                r[0]
+                for t in ("item_version", "doc_version")
+                for r in conn.execute(sa.select(metadata.tables[t].c.transaction_id))
+            }
+        )
+        rank = {tx: i for i, tx in enumerate(ids)}
+        for name in ("item_version", "doc_version"):
+            table = metadata.tables[name]
+            rows = conn.execute(sa.select(table).order_by(table.c.id, table.c.transaction_id)).mappings()
+            found[name] = [
+                tuple(rank.get(v, v) if k in ("transaction_id", "end_transaction_id") else v for k, v in row.items())
+                for row in rows
+            ]
+    return found
+
+
+def backfill(**kw: Any) -> Callable[[Any], None]:
+    return lambda op: op.backfill_versions("item", joined=["doc"], **kw)
+
+
+@pytest.mark.parametrize("mode", ["online", "offline"])
+def test_backfill_writes_what_continuum_writes(
+    engine: sa.Engine, app: tuple[sa.MetaData, type, type], mode: str
+) -> None:
+    metadata, item, doc = app
+    create_history(engine, metadata, item, doc)
+    change_through_orm(engine, item, doc)
+    expected = versions(engine, metadata)
+    assert len(expected["doc_version"]) == 4 + 4  # every Doc changed has both halves at the new transaction
+
+    create_history(engine, metadata, item, doc)
+    change_raw(engine)
+    run(engine, backfill(), mode, target_metadata=metadata)
+    assert versions(engine, metadata) == expected
+
+    with engine.connect() as conn:
+        records = conn.exec_driver_sql('SELECT count(*) FROM "transaction"').scalar_one()
+    run(engine, backfill(), mode, target_metadata=metadata)  # nothing left: nothing written, no record
+    assert versions(engine, metadata) == expected
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql('SELECT count(*) FROM "transaction"').scalar_one() == records == 2
+
+
+def test_continuum_reads_the_backfilled_versions(engine: sa.Engine, app: tuple[sa.MetaData, type, type]) -> None:
+    """``versions``, ``previous``, ``changeset``, ``revert()`` and a further ORM change on top."""
+    metadata, item, doc = app
+    create_history(engine, metadata, item, doc)
+    change_raw(engine)
+    run_online(engine, backfill())
+    with Session(engine) as session:
+        first, second = session.get(doc, 1).versions
+        assert (first.name, first.body, second.name, second.body) == ("a", "b", "a2", "b")
+        assert second.previous == first and first.next == second
+        assert second.changeset == {"name": ["a", "a2"]}
+        assert session.get(doc, 3).versions.all()[-1].changeset == {"body": ["d", "d2"]}
+        (new,) = session.get(doc, 4).versions
+        assert (new.name, new.body, new.operation_type) == ("n", "m", 0)
+        first.revert()
+        session.commit()
+    with Session(engine) as session:
+        reverted = session.get(doc, 1)
+        assert (reverted.name, reverted.body) == ("a", "b")
+        assert [v.name for v in reverted.versions] == ["a", "a2", "a"]
+        assert reverted.versions.all()[-1].previous.name == "a2"
+
+
+def _pair(metadata: sa.MetaData, name: str, *key: str) -> None:
+    """``name`` keyed by ``key`` and its validity version table."""
+    sa.Table(name, metadata, *(sa.Column(k, sa.Integer, primary_key=True) for k in key), sa.Column("v", sa.String(9)))
+    sa.Table(
+        f"{name}_version",
+        metadata,
+        *(sa.Column(k, sa.Integer, primary_key=True) for k in key),
+        sa.Column("v", sa.String(9)),
+        sa.Column("transaction_id", sa.BigInteger, primary_key=True),
+        sa.Column("end_transaction_id", sa.BigInteger),
+        sa.Column("operation_type", sa.SmallInteger, nullable=False),
+    )
+
+
+def test_a_joined_table_keyed_otherwise_is_refused(engine: sa.Engine) -> None:
+    metadata = sa.MetaData()
+    _pair(metadata, "base", "id")
+    _pair(metadata, "part", "id", "n")
+    sa.Table(
+        "transaction", metadata, sa.Column("id", sa.BigInteger, primary_key=True), sa.Column("issued_at", sa.DateTime)
+    )
+    metadata.create_all(engine)
+    with pytest.raises(VersioningError, match=r"'part' has the primary key \['id', 'n'\] and 'base' \['id'\]"):
+        run_online(engine, lambda op: op.backfill_versions("base", joined=["part"]))
+
+
+def test_joined_names_other_tables() -> None:
+    from alembic_versioning.operations import BackfillVersionsOp
+
+    with pytest.raises(VersioningError, match="without 'item' itself"):
+        BackfillVersionsOp("item", joined=["item", "doc"])
+    with pytest.raises(VersioningError, match="joined='doc'"):
+        BackfillVersionsOp("item", joined="doc")
+
+
+def test_a_table_versioned_later_gets_its_halves_of_the_base_operation(
+    engine: sa.Engine, app: tuple[sa.MetaData, type, type]
+) -> None:
+    """``doc_version`` empty while ``item_version`` has history (the joined table versioned
+    later): every Doc gets both halves at one new transaction, UPDATE versions like the base
+    table's (the entities exist), and Continuum reads them as the Docs' latest versions."""
+    metadata, item, doc = app
+    create_history(engine, metadata, item, doc)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM doc_version")
+    run_online(engine, backfill())
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT i.id, i.operation_type, d.operation_type FROM item_version i "
+            "JOIN doc_version d ON d.id = i.id AND d.transaction_id = i.transaction_id ORDER BY i.id"
+        ).all()
+    assert rows == [(1, 1, 1), (3, 1, 1), (5, 1, 1), (7, 1, 1)]
+    with Session(engine) as session:
+        latest = session.get(doc, 3).versions.all()[-1]
+        assert (latest.name, latest.body, latest.operation_type) == ("c", "d", 1)
