@@ -114,13 +114,17 @@ def tables_from_manager(
     found: dict[str, VersionedTable] = {}
     versioned = {sa.inspect(model).local_table for model in manager.version_class_map}
     hierarchies: dict[str, set[str]] = {}  # live table key -> the versioned tables joined with it
+    bases: dict[str, str] = {}  # live table key -> its hierarchy's versioned base table (others only)
     for model, version_cls in manager.version_class_map.items():
         mapper = sa.inspect(model)
         live, version = mapper.local_table, version_cls.__table__
-        joined = {t.key for t in mapper.tables if t in versioned}
+        chain = [m.local_table.key for m in reversed(list(mapper.iterate_to_root())) if m.local_table in versioned]
+        joined = set(chain)
         if len(joined) > 1:
             for key in joined:
                 hierarchies.setdefault(key, set()).update(joined - {key})
+                if key != chain[0]:
+                    bases[key] = chain[0]
         if live.metadata not in metadatas or version.key in found:
             continue
         found[version.key] = describe_version_table(
@@ -133,7 +137,9 @@ def tables_from_manager(
     for key, table in found.items():
         live_key = sa.Table(table.name, sa.MetaData(), schema=table.schema).key
         if live_key in hierarchies:
-            found[key] = dataclasses.replace(table, joined_with=tuple(sorted(hierarchies[live_key])))
+            found[key] = dataclasses.replace(
+                table, joined_with=tuple(sorted(hierarchies[live_key])), joined_base=bases.get(live_key)
+            )
     for live in _association_tables(manager):
         naming = manager_naming(manager, None, live.schema, default_schema)
         key = sa.Table(naming.version_table_name(live.name), sa.MetaData(), schema=live.schema).key

@@ -61,7 +61,7 @@ def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
     table = resolve(operations, op, columns=op.columns, mod_columns=op.mod_columns)
     catalog = Catalog(operations)
     parts = [_backfill_part(catalog, op, table)]
-    parts += [_backfill_part(catalog, op, _joined_table(operations, catalog, op, table, name)) for name in op.joined]
+    parts += [_joined_part(operations, catalog, op, table, name) for name in op.joined]
     if not table.primary_key:
         _require_room_per_transaction(catalog, op)
     record = transaction_record(operations, catalog, op)
@@ -79,7 +79,7 @@ def _backfill_part(catalog: Catalog, op: BackfillVersionsOp, table: VersionedTab
     why = f"backfill_versions compares its rows with {table.qualified_version_name!r}"
     live = catalog.require(table.name, table.schema, why)
     columns = list(table.columns)
-    if live is not None and (catalog.online or not op.describes_table() or table.name != op.table_name):
+    if live is not None and (catalog.online or not op.describes_table()):
         live_names = {c.name for c in live.c}
         missing_key = [k for k in table.entity_key if k not in live_names]
         if missing_key:
@@ -92,27 +92,37 @@ def _backfill_part(catalog: Catalog, op: BackfillVersionsOp, table: VersionedTab
     return BackfillPart(table, table.live_table(columns, live_types), columns)
 
 
-def _joined_table(
+def _joined_part(
     operations: Operations, catalog: Catalog, op: BackfillVersionsOp, base: VersionedTable, name: str
-) -> VersionedTable:
-    """The table ``name`` of ``op``'s hierarchy (``joined``), described like ``op``'s own: from the
-    database online, from ``target_metadata`` offline; keyed like the base table."""
+) -> BackfillPart:
+    """The table ``name`` of ``op``'s hierarchy (``joined``), described like ``op``'s own table:
+    from the database online; offline from what ``joined`` says of it, else ``target_metadata``."""
+    about = op.joined[name]
+    joined = BackfillVersionsOp(
+        name,
+        schema=op.schema,
+        naming=op.naming,
+        strategy=op.strategy,
+        primary_key=about.get("primary_key"),
+        columns=about.get("columns"),
+        mod_columns=about.get("mod_columns"),
+    )
     version_name = op.naming.version_table_name(name)
-    if not catalog.online and catalog.table(version_name, op.schema) is None:
+    if not catalog.online and not joined.describes_table() and catalog.table(version_name, op.schema) is None:
         raise VersioningError(
-            f"Offline mode cannot reflect {version_name!r} (joined={list(op.joined)} of table "
-            f"{op.table_name!r}) and the migration's target_metadata does not hold it: give env.py's "
+            f"Offline mode cannot reflect {version_name!r} (joined table {name!r} of table {op.table_name!r}) "
+            f"and the migration's target_metadata does not hold it: describe it, joined={{{name!r}: "
+            f"{{'primary_key': [...], 'columns': [...], 'mod_columns': [...]}}}}, or give env.py's "
             f"context.configure() the target_metadata."
         )
-    joined = BackfillVersionsOp(name, schema=op.schema, naming=op.naming, strategy=op.strategy)
-    table = resolve(operations, joined)
+    table = resolve(operations, joined, columns=joined.columns, mod_columns=joined.mod_columns)
     if len(table.primary_key) != len(base.primary_key) or not base.primary_key:
         raise VersioningError(
             f"joined={list(op.joined)} for table {op.table_name!r}: {name!r} has the primary key "
             f"{list(table.primary_key)} and {op.table_name!r} {list(base.primary_key)}; the tables of a "
             f"joined-table inheritance hierarchy share the base table's key, column for column."
         )
-    return table
+    return _backfill_part(catalog, joined, table)
 
 
 @Operations.implementation_for(VacuumVersionsOp)

@@ -79,6 +79,9 @@ class VersionedTable:
     #: The other versioned live tables (``schema.name`` keys) of a joined-table inheritance hierarchy,
     #: whose versions Continuum writes together with this table's (one version class, several tables).
     joined_with: tuple[str, ...] = ()
+    #: In such a hierarchy, the key of its versioned base table (the one every entity has a row in),
+    #: for the other tables; ``None`` for the base table itself and for tables outside a hierarchy.
+    joined_base: str | None = None
 
     @property
     def version_name(self) -> str:

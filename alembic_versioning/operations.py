@@ -251,6 +251,25 @@ class VersionedDataOp(VersionedTableOp):
         return kwargs
 
 
+#: ``joined=`` of ``backfill_versions``: table names, or names mapped to their description.
+Joined = Sequence[str] | Mapping[str, Mapping[str, Sequence[str]]]
+#: What ``joined=`` may say of a table.
+JOINED_KEYS = ("primary_key", "columns", "mod_columns")
+
+
+def joined_tables(table_name: str, joined: Joined) -> dict[str, dict[str, tuple[str, ...]]]:
+    """``joined=`` checked, as a mapping of each table's name to what it says of the table."""
+    about = joined if isinstance(joined, Mapping) else {name: {} for name in joined}
+    wrong = [k for described in about.values() for k in described if k not in JOINED_KEYS]
+    if isinstance(joined, str) or table_name in about or wrong:
+        raise VersioningError(
+            f"joined={joined!r} for table {table_name!r}: list the other tables of its joined-table "
+            f"inheritance hierarchy, without {table_name!r} itself, e.g. joined=['doc'], or map each to "
+            f"its {list(JOINED_KEYS)}, e.g. joined={{'doc': {{'primary_key': ['id'], 'columns': ['body']}}}}."
+        )
+    return {name: {k: tuple(v) for k, v in described.items()} for name, described in about.items()}
+
+
 @Operations.register_operation("backfill_versions")
 class BackfillVersionsOp(VersionedDataOp):
     """Write new versions so the version table reflects the live table."""
@@ -264,19 +283,14 @@ class BackfillVersionsOp(VersionedDataOp):
         transaction: Mapping[str, Any] | None = None,
         meta: Mapping[str, Any] | None = None,
         native_versioning: bool | None = None,
-        joined: Sequence[str] = (),
+        joined: Joined = (),
         **kw: Any,
     ) -> None:
         super().__init__(table_name, **kw)
         self.transaction = dict(transaction or {})
         self.meta = dict(meta or {})
         self.native_versioning = native_versioning
-        self.joined = tuple(joined)
-        if isinstance(joined, str) or table_name in self.joined:
-            raise VersioningError(
-                f"joined={joined!r} for table {table_name!r}: list the other tables of its joined-table "
-                f"inheritance hierarchy, e.g. joined=['doc'], without {table_name!r} itself."
-            )
+        self.joined = joined_tables(table_name, joined)
         if "id" in self.transaction:
             raise VersioningError(
                 f"transaction={{'id': ...}} for table {table_name!r}: the new transaction's id comes "
@@ -297,7 +311,7 @@ class BackfillVersionsOp(VersionedDataOp):
         mod_columns: Sequence[str] | None = None,
         native_versioning: bool | None = None,
         strategy: Strategy | None = None,
-        joined: Sequence[str] = (),
+        joined: Joined = (),
         **naming: Unpack[NamingOptions],
     ) -> None:
         """Write the versions that make ``table_name``'s version table reflect its live rows.
@@ -314,6 +328,8 @@ class BackfillVersionsOp(VersionedDataOp):
         ``joined`` names the other versioned tables of a joined-table inheritance hierarchy whose
         base table is ``table_name`` (same schema): their versions are written together, as
         Continuum writes them, one row in each table an entity has a row in, at one transaction.
+        Offline, a mapping ``{name: {"primary_key": [...], "columns": [...], "mod_columns": [...]}}``
+        describes them as ``primary_key``, ``columns`` and ``mod_columns`` describe ``table_name``.
         """
         cls.run(
             operations,
@@ -332,7 +348,9 @@ class BackfillVersionsOp(VersionedDataOp):
 
     def arguments(self) -> dict[str, Any]:
         kwargs = super().arguments()
-        if self.joined:
+        if any(self.joined.values()):
+            kwargs["joined"] = {name: {k: list(v) for k, v in about.items()} for name, about in self.joined.items()}
+        elif self.joined:
             kwargs["joined"] = list(self.joined)
         for name in ("transaction", "meta"):
             if getattr(self, name):

@@ -207,11 +207,12 @@ def _left_out(caught: Any) -> list[tuple[str, str]]:
     return sorted(re.findall(r"leaves out (\w+)\('(\w+)'\)", " ".join(str(w.message) for w in caught)))
 
 
-def test_joined_table_inheritance_gets_no_backfill_or_vacuum(engine: sa.Engine) -> None:
+def test_joined_table_inheritance_gets_one_backfill_and_no_vacuum(engine: sa.Engine) -> None:
     """``Doc(Item)``: one version class over ``item_version`` and ``doc_version``, written together.
-    The backfill and vacuum of each table alone would split or break those versions: autogenerate
-    leaves them out with a warning (the unchanged half Continuum writes reads as futile, a raw
-    insert as missing versions) and still repairs what is safe per table, a broken chain."""
+    The drift of either table becomes one ``backfill_versions('item', joined=['doc'])``, which
+    writes both halves at one transaction; the vacuum, which would delete the unchanged half
+    Continuum writes, is left out with a warning. After the upgrade only that warning is left
+    and Continuum reads the backfilled Doc."""
     with joined_app() as (metadata, manager, _, Doc):
         vacuum = {"alembic_versioning": {"vacuum": True, "managers": [manager]}}
         metadata.create_all(engine)
@@ -226,22 +227,36 @@ def test_joined_table_inheritance_gets_no_backfill_or_vacuum(engine: sa.Engine) 
         with engine.begin() as conn:
             conn.execute(sa.insert(metadata.tables["item"]), [{"id": 2, "kind": "doc", "name": "raw"}])
             conn.execute(sa.insert(metadata.tables["doc"]), [{"id": 2, "body": "raw"}])
+            conn.execute(sa.update(metadata.tables["doc"]).where(metadata.tables["doc"].c.id == 1).values(body="b2"))
             conn.execute(sa.update(metadata.tables["item_version"]).values(end_transaction_id=None))
         with pytest.warns(UserWarning) as caught:
-            found = ours(produce(engine, metadata, **vacuum))
-        assert [(name, table) for name, table, _ in found] == [("update_end_transaction_ids", "item")]
-        assert _left_out(caught) == [
-            ("backfill_versions", "doc"),
-            ("backfill_versions", "item"),
-            ("vacuum_versions", "doc"),
+            script = produce(engine, metadata, **vacuum)
+        assert ours(script) == [
+            ("update_end_transaction_ids", "item", "1 version whose end id is not the next version's transaction id"),
+            (
+                "backfill_versions",
+                "item",
+                "item: 1 live row without a current version; doc: 1 live row without a current version, "
+                "1 stale current version",
+            ),
         ]
-        assert "versions 'item' together with ['doc']" in " ".join(str(w.message) for w in caught)
+        assert list(script.upgrade_ops.ops[-1].joined) == ["doc"]
+        assert _left_out(caught) == [("vacuum_versions", "doc")]
+        assert "versions 'doc' together with ['item']" in " ".join(str(w.message) for w in caught)
+        apply(engine, script)
+        with pytest.warns(UserWarning) as caught:
+            assert ours(produce(engine, metadata, **vacuum)) == []
+        # the unchanged halves of the two backfilled Doc versions read as futile, as Continuum's own do
+        assert _left_out(caught) == [("vacuum_versions", "doc"), ("vacuum_versions", "item")]
+        with Session(engine) as session:
+            assert [(v.name, v.body) for v in session.get(Doc, 1).versions] == [("a", "b"), ("a2", "b"), ("a2", "b2")]
+            assert [(v.name, v.body, v.operation_type) for v in session.get(Doc, 2).versions] == [("raw", "raw", 0)]
 
 
 def test_joined_table_inheritance_downgrade_gets_no_vacuum(engine: sa.Engine) -> None:
-    """Versioning ``doc.note`` predicts a backfill (left out) and, vacuum opted in, a downgrade
-    vacuum of ``doc_version`` alone, which would delete the half of a version Continuum wrote
-    with ``item_version``'s: left out as well."""
+    """Versioning ``doc.note`` predicts a backfill of the hierarchy and, vacuum opted in, a
+    downgrade vacuum of ``doc_version`` alone, which would delete the half of a version Continuum
+    wrote with ``item_version``'s: left out."""
     with joined_app() as (metadata, _, _, Doc):
         metadata.create_all(engine)
         with Session(engine) as session:
@@ -250,8 +265,24 @@ def test_joined_table_inheritance_downgrade_gets_no_vacuum(engine: sa.Engine) ->
     with joined_app(note=True) as (metadata, manager, _, _):
         with pytest.warns(UserWarning) as caught:
             script = produce(engine, metadata, alembic_versioning={"vacuum": True, "managers": [manager]})
-        assert _left_out(caught) == [("backfill_versions", "doc"), ("vacuum_versions", "doc")]
-        assert not [op for op in script.upgrade_ops.ops if isinstance(op, (VersionedTableOp, RepairOnDowngradeOp))]
+        assert _left_out(caught) == [("vacuum_versions", "doc")]
+        ours_ = [op for op in script.upgrade_ops.ops if isinstance(op, (VersionedTableOp, RepairOnDowngradeOp))]
+        assert [(op.op_name, op.table_name, list(op.joined)) for op in ours_] == [
+            ("backfill_versions", "item", ["doc"])
+        ]
+
+
+def test_a_hierarchy_with_a_table_left_out_gets_no_backfill(engine: sa.Engine) -> None:
+    """``skip_tables`` holding one table of a hierarchy: no backfill of the rest, which would
+    write half versions; a warning names the fix."""
+    with joined_app() as (metadata, manager, _, _):
+        metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.insert(metadata.tables["item"]), [{"id": 2, "kind": "doc", "name": "raw"}])
+            conn.execute(sa.insert(metadata.tables["doc"]), [{"id": 2, "body": "raw"}])
+        with pytest.warns(UserWarning, match=r"leaves out backfill_versions of \['item'\].*\['doc'\] are not among"):
+            script = produce(engine, metadata, alembic_versioning={"managers": [manager], "skip_tables": ["doc"]})
+        assert ours(script) == []
 
 
 def test_an_unversioned_parent_is_no_joined_versioning(engine: sa.Engine) -> None:

@@ -20,6 +20,7 @@ from ..operations import BackfillVersionsOp, RepairOnDowngradeOp, VacuumVersions
 from ..reflection import no_room_for_backfill, one_version_per_transaction, reflect_table, uses_native_versioning
 from ..transactions import transaction_table
 from .drift import drift_ops
+from .hierarchies import Found, joined_backfills
 from .migration import downgrade_repairs, predicted_ops, schema_changes
 from .options import options_for
 from .pairs import metadata_table, versioned_pairs
@@ -30,17 +31,22 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
     options = options_for(autogen_context)
     changes = schema_changes(upgrade_ops)
     connection = autogen_context.connection
+    upgrade: Found = []
+    downgrade: Found = []
     for table in versioned_pairs(autogen_context, options, schemas):
         require_supported(autogen_context.dialect, f"autogenerate, versioned table {table.name!r}")
         if changes.touches(table):
-            found = predicted_ops(table, changes, options)
-            repairs = _runnable(autogen_context, table, downgrade_repairs(table, changes, options))
-            # first in the upgrade, in reverse: the downgrade runs them last, in order
-            upgrade_ops.ops[0:0] = [RepairOnDowngradeOp(op) for op in reversed(repairs)]
+            upgrade.append((table, predicted_ops(table, changes, options)))
+            downgrade.append((table, downgrade_repairs(table, changes, options)))
         else:
-            found = drift_ops(connection, table, options)
+            upgrade.append((table, drift_ops(connection, table, options)))
+    for table, repairs in joined_backfills(downgrade):
+        # first in the upgrade, in reverse: the downgrade runs them last, in order
+        runnable = _runnable(autogen_context, table, repairs)
+        upgrade_ops.ops[0:0] = [RepairOnDowngradeOp(op) for op in reversed(runnable)]
+    for table, found in joined_backfills(upgrade):
         for op in found:
-            if isinstance(op, BackfillVersionsOp) and uses_native_versioning(connection, transaction_table(table)):
+            if isinstance(op, BackfillVersionsOp) and _native(autogen_context, table):
                 op.native_versioning = True  # rendered, so the script is right offline too
         upgrade_ops.ops.extend(_runnable(autogen_context, table, found))
     return None
@@ -49,22 +55,32 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
 def _runnable(autogen_context: Any, table: VersionedTable, found: list[VersionedTableOp]) -> list[VersionedTableOp]:
     """``found`` without the repairs that could only fail or do harm, each warned about instead,
     naming the fix (the drift stays until it is dealt with): a backfill its version table has no
-    room for, and the backfill and vacuum of a table joined-table inheritance versions together
-    with others (each table alone would split or break the versions Continuum writes together)."""
-    harmful: tuple[type[VersionedTableOp], ...] = ()
-    why = ""
+    room for or of a hierarchy under native versioning, and the vacuum of a table joined-table
+    inheritance versions together with others (it would break the versions Continuum writes
+    together)."""
+    why: dict[type[VersionedTableOp], str] = {}
     if _one_version_per_transaction(autogen_context, table):
-        harmful, why = (BackfillVersionsOp,), no_room_for_backfill(table.name, table.naming)
-    elif table.joined_with:
-        harmful = (BackfillVersionsOp, VacuumVersionsOp)
-        why = (
+        why[BackfillVersionsOp] = no_room_for_backfill(table.name, table.naming)
+    elif any(isinstance(op, BackfillVersionsOp) and op.joined for op in found) and _native(autogen_context, table):
+        why[BackfillVersionsOp] = (
+            "Continuum's native versioning writes each table of a joined-table inheritance hierarchy alone; "
+            "backfill through the ORM, and add the tables to skip_tables."
+        )
+    if table.joined_with:
+        why[VacuumVersionsOp] = (
             f"joined-table inheritance versions {table.name!r} together with {list(table.joined_with)}, and the "
-            f"backfill and the vacuum treat each table alone; repair them by hand, and add them to skip_tables."
+            f"vacuum treats each table alone; repair it by hand, and add the tables to skip_tables."
         )
     for op in found:
-        if isinstance(op, harmful):
-            util.warn(f"alembic-versioning leaves out {op.op_name}({table.name!r}) ({op.finding}): {why}")
-    return [op for op in found if not isinstance(op, harmful)]
+        if type(op) in why:
+            util.warn(f"alembic-versioning leaves out {op.op_name}({table.name!r}) ({op.finding}): {why[type(op)]}")
+    return [op for op in found if type(op) not in why]
+
+
+def _native(autogen_context: Any, table: VersionedTable) -> bool:
+    """Whether the database versions ``table`` with Continuum's native (trigger) versioning."""
+    connection = autogen_context.connection
+    return connection is not None and uses_native_versioning(connection, transaction_table(table))
 
 
 def _one_version_per_transaction(autogen_context: Any, table: VersionedTable) -> bool:

@@ -265,7 +265,9 @@ def unchanged_halves(
     other = version.alias("other")
     newest = sa.select(sa.func.max(other.c[tx])).where(*same_entity(table, other.c, version.c)).scalar_subquery()
     latest = sa.select(version, RowAddress(version).label(LATEST_ROW)).where(version.c[tx] == newest).subquery("latest")
-    written_elsewhere = sa.or_(*(sa.exists().where(*_same_key(part, live.c, o, p.c)) for o, p in others))
+    key = sa.tuple_(*table.key_columns(live.c))  # IN, not a correlated EXISTS: SQLite indexes its subquery
+    written_elsewhere = sa.or_(*(key.in_(sa.select(*o.table.key_columns(p.c))) for o, p in others))
+    changed = sa.or_(sa.false(), *(Differs(live.c[c], latest.c[c]) for c in part.data))
     found = (
         sa.select(
             *(live.c[k] for k in table.entity_key),
@@ -274,7 +276,8 @@ def unchanged_halves(
             *_latest_columns(table, latest, part.data),
         )
         .select_from(live.join(latest, sa.and_(*same_entity(table, live.c, latest.c))))
-        .where(written_elsewhere, ~sa.exists().where(*same_entity(table, pending.c, live.c)))
+        # not already pending here (told by the data, not by reading ``pending`` while inserting into it)
+        .where(written_elsewhere, latest.c[table.naming.operation_type_column_name] != constant(DELETE), ~changed)
     )
     return sa.insert(pending).from_select([c.name for c in pending.c], found)
 
@@ -284,12 +287,10 @@ def same_operation(part: BackfillPart, pending: sa.Table, base: BackfillPart, ba
     same entity, as Continuum writes one operation for all tables of a version (a half without
     a version yet, under an entity that has one, is an UPDATE); a half whose row is gone stays
     a DELETE."""
-    match = _same_key(part, pending.c, base, base_pending.c)
-    operation = sa.select(base_pending.c[OPERATION]).where(*match).scalar_subquery()
-    return (
+    return (  # UPDATE ... FROM: one join of the two temporary tables (they have no index)
         sa.update(pending)
-        .values({OPERATION: operation})
-        .where(pending.c[OPERATION] != constant(DELETE), sa.exists().where(*match))
+        .values({OPERATION: base_pending.c[OPERATION]})
+        .where(pending.c[OPERATION] != constant(DELETE), *_same_key(part, pending.c, base, base_pending.c))
     )
 
 
@@ -324,12 +325,12 @@ def backfill_statements(
         statements.append(sa.schema.CreateTable(record.reuse, if_not_exists=True))
     # left over on SQLite (whose DDL a failed migration does not roll back)
     statements += [DropTemporaryTableIfExists(t) for t in (*pendings, new_tx)]
-    for part, pending, select in zip(parts, pendings, found, strict=True):
-        statements += [CreateTemporaryTableAs(pending, select), Analyze(pending, [*part.table.entity_key, LATEST_TX])]
+    statements += [CreateTemporaryTableAs(pending, select) for pending, select in zip(pendings, found, strict=True)]
     paired = list(zip(parts, pendings, strict=True))
     if len(parts) > 1:
         statements += [unchanged_halves(p, t, [o for o in paired if o[1] is not t]) for p, t in paired]
         statements += [same_operation(p, t, parts[0], pendings[0]) for p, t in paired[1:]]
+    statements += [Analyze(t, [*p.table.entity_key, LATEST_TX]) for p, t in paired]
     statements += [
         sa.schema.CreateTable(new_tx),
         sa.insert(new_tx).from_select(
