@@ -224,6 +224,7 @@ def snapshot(engine: sa.Engine, table: sa.Table) -> list[tuple[Any, ...]]:
 def joined_app(
     *,
     note: bool = False,
+    extra: bool = False,
     versioned_parent: bool = True,
     schema: str | None = None,
     plain_doc: str | None = None,
@@ -231,7 +232,8 @@ def joined_app(
     strategy: str = "validity",
 ) -> Iterator[tuple[sa.MetaData, VersioningManager, type, type]]:
     """``Doc(Item)`` under joined-table inheritance and a manager of their own (``Item``
-    unversioned with ``versioned_parent=False``; ``doc.note`` with ``note``; with ``plain_doc``,
+    unversioned with ``versioned_parent=False``; ``doc.note`` with ``note``, ``item.extra`` with
+    ``extra``; with ``plain_doc``,
     an unrelated versioned model on a table ``doc`` in that schema): metadata, manager, Item, Doc."""
 
     class Base(DeclarativeBase):
@@ -247,6 +249,7 @@ def joined_app(
         "id": sa.Column(sa.Integer, primary_key=True, autoincrement=False),
         "kind": sa.Column(sa.String(20)),
         "name": sa.Column(sa.String(50)),
+        **({"extra": sa.Column(sa.String(50))} if extra else {}),
         **({"__versioned__": {}} if versioned_parent else {}),
     }
     Item = type("Item", (Base,), item)

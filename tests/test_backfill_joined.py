@@ -10,16 +10,20 @@ transaction ids, and Continuum's API must read the backfilled versions as its ow
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy_continuum import VersioningManager, make_versioned
+from sqlalchemy_continuum.plugins import PropertyModTrackerPlugin
 
 from alembic_versioning import VersioningError
 
-from .continuum_app import joined_app
+from .continuum_app import joined_app, mapped
 from .migrate import render_offline, run, run_online
+from .test_autogenerate import apply, ours, produce
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "validity": {"mod_tracker": True},
@@ -226,3 +230,102 @@ def test_offline_without_target_metadata_needs_the_joined_tables_described(
     }
     run(engine, lambda op: op.backfill_versions("item", **described), "offline")
     assert versions(engine, metadata) == expected
+
+
+@contextmanager
+def tree_app() -> Iterator[tuple[sa.MetaData, VersioningManager, dict[str, type]]]:
+    """``Memo(Doc(Item))`` and ``Pic(Item)``: two levels and a sibling, with the mod tracker."""
+    manager = VersioningManager()
+    make_versioned(manager=manager, user_cls=None, plugins=[PropertyModTrackerPlugin()])
+
+    class Base(DeclarativeBase):
+        pass
+
+    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
+
+    def model(name: str, parent: type, table: str, **columns: Any) -> type:
+        key = sa.Column(sa.Integer, sa.ForeignKey(f"{parent.__tablename__}.id"), primary_key=True)  # type: ignore[attr-defined]
+        attributes = {"__tablename__": table, "__versioned__": {}, "__mapper_args__": {"polymorphic_identity": table}}
+        return type(name, (parent,), {**attributes, "id": key, **columns})
+
+    item = type(
+        "Item",
+        (Base,),
+        {
+            "__tablename__": "item",
+            "__versioned__": {},
+            "__mapper_args__": {"polymorphic_on": "kind", "polymorphic_identity": "item"},
+            "id": sa.Column(sa.Integer, primary_key=True, autoincrement=False),
+            "kind": sa.Column(sa.String(20)),
+            "name": sa.Column(sa.String(50)),
+        },
+    )
+    doc = model("Doc", item, "doc", body=sa.Column(sa.String(50)))
+    memo = model("Memo", doc, "memo", text=sa.Column(sa.String(50)))
+    pic = model("Pic", item, "pic", url=sa.Column(sa.String(50)))
+    with mapped(manager, Base):
+        yield Base.metadata, manager, {"Item": item, "Doc": doc, "Memo": memo, "Pic": pic}
+
+
+TREE_CHANGES = [
+    "UPDATE item SET name = 'a2' WHERE id = 1",  # the base table's third only
+    "UPDATE doc SET body = 'b2' WHERE id = 2",  # the middle one
+    "UPDATE memo SET text = 't2' WHERE id = 3",  # the leaf
+    "UPDATE pic SET url = 'u2' WHERE id = 5",  # the sibling
+    "DELETE FROM memo WHERE id = 4",
+    "DELETE FROM doc WHERE id = 4",
+    "DELETE FROM item WHERE id = 4",
+    "INSERT INTO item (id, kind, name) VALUES (6, 'memo', 'n')",
+    "INSERT INTO doc (id, body) VALUES (6, 'nb')",
+    "INSERT INTO memo (id, text) VALUES (6, 'nt')",
+]
+
+
+def test_a_deeper_hierarchy_through_autogenerate(engine: sa.Engine) -> None:
+    """``Memo(Doc(Item))`` and ``Pic(Item)``: the drift of any table becomes one backfill naming the
+    three others; after it, the version tables are those Continuum's ORM writes for the same changes,
+    and autogenerate finds nothing."""
+    with tree_app() as (metadata, manager, m):
+        names = ["item_version", "doc_version", "memo_version", "pic_version"]
+
+        def written(change: Callable[[], None]) -> dict[str, list[tuple[Any, ...]]]:
+            metadata.drop_all(engine)
+            metadata.create_all(engine)
+            with Session(engine) as session:
+                session.add_all([m["Memo"](id=i, name="a", body="b", text="t") for i in (1, 2, 3, 4)])
+                session.add(m["Pic"](id=5, name="p", url="u"))
+                session.commit()
+            change()
+            return {name: ranked(engine, metadata.tables[name]) for name in names}
+
+        def through_orm() -> None:
+            with Session(engine) as session:
+                session.get(m["Memo"], 1).name = "a2"
+                session.get(m["Memo"], 2).body = "b2"
+                session.get(m["Memo"], 3).text = "t2"
+                session.get(m["Pic"], 5).url = "u2"
+                session.delete(session.get(m["Memo"], 4))
+                session.add(m["Memo"](id=6, name="n", body="nb", text="nt"))
+                session.commit()
+
+        def raw_then_autogenerate() -> None:
+            with engine.begin() as conn:
+                for statement in TREE_CHANGES:
+                    conn.exec_driver_sql(statement)
+            script = produce(engine, metadata, alembic_versioning={"managers": [manager]})
+            assert [(name, table) for name, table, _ in ours(script)] == [("backfill_versions", "item")]
+            assert sorted(script.upgrade_ops.ops[-1].joined) == ["doc", "memo", "pic"]
+            apply(engine, script)
+            assert ours(produce(engine, metadata, alembic_versioning={"managers": [manager]})) == []
+
+        assert written(raw_then_autogenerate) == written(through_orm)
+
+
+def ranked(engine: sa.Engine, table: sa.Table) -> list[tuple[Any, ...]]:
+    """``table``'s rows, transaction ids replaced by their rank among the table's own."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(table).order_by(table.c.id, table.c.transaction_id)).mappings().all()
+    ids = sorted({row["transaction_id"] for row in rows})
+    ranks = {tx: i for i, tx in enumerate(ids)}
+    ids_of = ("transaction_id", "end_transaction_id")
+    return [tuple(ranks.get(v, v) if k in ids_of else v for k, v in row.items()) for row in rows]

@@ -596,3 +596,31 @@ def test_joined_table_inheritance_revision_upgrade_offline_downgrade(
         project.run(engine, command.upgrade, "head")
         assert project.check_failure(engine) is None
         assert _joined_state(engine, metadata) == repaired
+
+
+def test_joined_downgrade_describes_each_table_as_it_leaves_it(engine: sa.Engine, tmp_path: Path) -> None:
+    """A revision versioning a new ``item.extra`` and dropping ``doc.note``: its downgrade brings
+    ``note`` back and ends with a backfill of the hierarchy, which must describe ``item`` without
+    ``extra`` (the downgrade drops it first), so that the ``--sql`` script runs without metadata."""
+    with joined_app(mod_tracker=True, note=True) as (metadata, _, _, doc):
+        metadata.create_all(engine)
+        with Session(engine) as session:
+            session.add_all([doc(id=1, name="a", body="b", note="n"), doc(id=2, name="c", body="d", note="m")])
+            session.commit()
+    with joined_app(mod_tracker=True, extra=True) as (metadata, manager, _, _):
+        project = Project(tmp_path / "project", metadata, {"alembic_versioning": {"managers": [manager]}})
+        script = project.revision(engine, message="extra, no note")
+        _, downgrade = upgrade_and_downgrade(Path(script.path).read_text())
+        last = downgrade[downgrade.rindex("op.backfill_versions(") :]
+        assert last.startswith(
+            "op.backfill_versions('item', primary_key=['id'], columns=['kind', 'name'], mod_columns=['kind', 'name'], "
+            "joined={'doc': {'primary_key': ['id'], 'columns': ['body', 'note'], 'mod_columns': ['body', 'note']}}"
+        )
+        project.run(engine, command.upgrade, "head")
+        assert project.check_failure(engine) is None
+        project.attributes["offline_metadata"] = None
+        buffer = io.StringIO()
+        command.downgrade(project.config(engine, output_buffer=buffer), f"{script.revision}:-1", sql=True)
+        execute_script(engine, buffer.getvalue())
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("item_version")}
+        assert "extra" not in columns and "note" in {c["name"] for c in sa.inspect(engine).get_columns("doc_version")}

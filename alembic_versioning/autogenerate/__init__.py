@@ -21,7 +21,7 @@ from ..reflection import no_room_for_backfill, one_version_per_transaction, refl
 from ..transactions import transaction_table
 from .drift import drift_ops
 from .hierarchies import Found, joined_backfills
-from .migration import downgrade_repairs, predicted_ops, schema_changes
+from .migration import as_downgrade_leaves, downgrade_repairs, predicted_ops, schema_changes
 from .options import options_for
 from .pairs import metadata_table, versioned_pairs
 
@@ -40,7 +40,7 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
             downgrade.append((table, downgrade_repairs(table, changes, options)))
         else:
             upgrade.append((table, drift_ops(connection, table, options)))
-    for table, repairs in joined_backfills(downgrade):
+    for table, repairs in joined_backfills(downgrade, lambda table: as_downgrade_leaves(table, changes)):
         # first in the upgrade, in reverse: the downgrade runs them last, in order
         runnable = _runnable(autogen_context, table, repairs)
         upgrade_ops.ops[0:0] = [RepairOnDowngradeOp(op) for op in reversed(runnable)]
@@ -73,7 +73,7 @@ def _runnable(autogen_context: Any, table: VersionedTable, found: list[Versioned
         )
     for op in found:
         if type(op) in why:
-            util.warn(f"alembic-versioning leaves out {op.op_name}({table.name!r}) ({op.finding}): {why[type(op)]}")
+            util.warn(f"alembic-versioning leaves out {op.op_name}({op.table_name!r}) ({op.finding}): {why[type(op)]}")
     return [op for op in found if type(op) not in why]
 
 

@@ -9,7 +9,7 @@ skipped, or in another schema than the base) gets none, with a warning naming th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from alembic import util
 
@@ -20,38 +20,49 @@ from .factory import make_op
 Found = list[tuple[VersionedTable, list[VersionedTableOp]]]
 
 
-def joined_backfills(found: Found) -> Found:
+def joined_backfills(
+    found: Found, describe: Callable[[VersionedTable], VersionedTable | None] = lambda table: table
+) -> Found:
     """``found`` (each versioned table with its repairs, in order) with the backfills of the
-    tables of a joined-table inheritance hierarchy merged into one on its base table."""
+    tables of a joined-table inheritance hierarchy merged into one on its base table, right after
+    the hierarchy's last table. ``describe`` gives a table of the hierarchy that has no backfill
+    of its own as the repairs find it (a downgrade's: as the downgrade leaves it; ``None``: not
+    versioned then)."""
     tables = {table.qualified_name: table for table, _ in found}
     groups: dict[str, list[BackfillVersionsOp]] = {}
     last: dict[str, int] = {}
     result: Found = []
-    for index, (table, ops) in enumerate(found):
+    for table, ops in found:
         if not table.joined_with:
             result.append((table, ops))
             continue
         base = table.joined_base or table.qualified_name
         groups.setdefault(base, []).extend(op for op in ops if isinstance(op, BackfillVersionsOp))
-        last[base] = index
         result.append((table, [op for op in ops if not isinstance(op, BackfillVersionsOp)]))
-    for base, backfills in groups.items():
-        if backfills:
-            merged = _merged(tables, base, backfills)
-            if merged is not None:
-                result[last[base]][1].append(merged)
+        last[base] = len(result)
+    for base, backfills in sorted(groups.items(), key=lambda group: -last[group[0]]):  # later first: stable indexes
+        merged = _merged(tables, base, backfills, describe) if backfills else None
+        if merged is not None:
+            result.insert(last[base], (tables[base], [merged]))
     return result
 
 
 def _merged(
-    tables: dict[str, VersionedTable], base: str, backfills: Sequence[BackfillVersionsOp]
+    tables: dict[str, VersionedTable],
+    base: str,
+    backfills: Sequence[BackfillVersionsOp],
+    describe: Callable[[VersionedTable], VersionedTable | None],
 ) -> BackfillVersionsOp | None:
     """One backfill of the hierarchy of ``base`` for ``backfills`` (its tables' own), or ``None``
     and a warning when the hierarchy cannot be backfilled as a whole here."""
     root = tables.get(base)
     problem = _incomplete(tables, base, root)
-    if root is None or problem:
+    ops = {op.table_name: op for op in backfills}
+    own = ops.get(root.name) if root is not None else None
+    described = describe(root) if root is not None and own is None else root
+    if root is None or problem or described is None:
         names = sorted({op.table_name for op in backfills})
+        problem = problem or f"its base table {base!r} is not versioned then"
         util.warn(
             f"alembic-versioning leaves out backfill_versions of {names}: joined-table inheritance versions "
             f"them together, and {problem}; backfill them with op.backfill_versions(base, joined=[...]) by "
@@ -60,13 +71,19 @@ def _merged(
         return None
     alone = len(backfills) == 1 and backfills[0].table_name == root.name
     finding = "; ".join(op.finding if alone else f"{op.table_name}: {op.finding}" for op in backfills if op.finding)
-    # each table as its own backfill describes it (e.g. as a downgrade leaves it), else as the models do
-    ops = {op.table_name: op for op in backfills}
-    described = [ops.get(tables[key].name) or make_op(BackfillVersionsOp, tables[key], "") for key in root.joined_with]
-    joined = {op.table_name: {k: v for k, v in op.arguments().items() if k in JOINED_KEYS} for op in described}
-    own = ops.get(root.name) or make_op(BackfillVersionsOp, root, "")
-    own.joined, own.finding = joined_tables(root.name, joined), finding
-    return own
+    # each table as its own backfill describes it, else as ``describe`` does (left out: not versioned then)
+    members = [ops.get(tables[key].name) or _described(describe, tables[key]) for key in root.joined_with]
+    joined = {op.table_name: {k: v for k, v in op.arguments().items() if k in JOINED_KEYS} for op in members if op}
+    merged = own or make_op(BackfillVersionsOp, described, "")
+    merged.joined, merged.finding = joined_tables(root.name, joined), finding
+    return merged
+
+
+def _described(
+    describe: Callable[[VersionedTable], VersionedTable | None], table: VersionedTable
+) -> BackfillVersionsOp | None:
+    found = describe(table)
+    return make_op(BackfillVersionsOp, found, "") if found is not None else None
 
 
 def _incomplete(tables: dict[str, VersionedTable], base: str, root: VersionedTable | None) -> str:

@@ -7,7 +7,7 @@ have its new shape yet), so those repairs are predicted from Alembic's schema op
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from alembic.operations import ops as alembic_ops
@@ -133,19 +133,36 @@ def predicted_ops(table: VersionedTable, changes: SchemaChanges, options: Option
     return [make_op(cls, table, finding, **extra) for check, cls, extra, finding in found if options.enabled(check)]
 
 
+def as_downgrade_leaves(table: VersionedTable, changes: SchemaChanges) -> VersionedTable | None:
+    """``table`` as the migration's downgrade leaves it: its versioned columns, those with mod
+    flags and its strategy before the upgrade (``None`` when the upgrade creates the table or
+    its version table: the downgrade leaves it unversioned)."""
+    live, version = (table.schema, table.name), (table.schema, table.version_name)
+    if version in changes.created or live in changes.created:
+        return None
+    removed, added = changes.removed.get(version, []), changes.added.get(version, [])
+    end = table.naming.end_transaction_column_name
+    before: Strategy = "validity" if end in removed else "subquery" if end in added else table.strategy
+    columns = [*(c for c in table.columns if c not in added), *versioned_columns_removed(table, removed)]
+    flagged = [c for c in table.mod_columns if table.mod_column(c) not in added]
+    mod_columns = [c for c in columns if table.mod_column(c) in removed or c in flagged]
+    return replace(table, columns=tuple(columns), mod_columns=tuple(mod_columns), strategy=before)
+
+
 def downgrade_repairs(table: VersionedTable, changes: SchemaChanges, options: Options) -> list[VersionedTableOp]:
     """The repairs the migration's *downgrade* implies for ``table`` (in run order): an
     end-transaction column or mod flags the upgrade drops come back empty (rebuild them),
     versioned columns the upgrade adds and backfills leave futile versions once dropped again
     (vacuum, if opted in), and versioned columns the upgrade drops come back empty (backfill).
     Each op describes the table as the downgrade leaves it."""
-    live, version = (table.schema, table.name), (table.schema, table.version_name)
-    if version in changes.dropped or version in changes.created or live in changes.created:
+    version = (table.schema, table.version_name)
+    described = as_downgrade_leaves(table, changes)
+    if version in changes.dropped or described is None:
         return []
     names = table.naming
     removed, added = changes.removed.get(version, []), changes.added.get(version, [])
     end = names.end_transaction_column_name
-    before: Strategy = "validity" if end in removed else "subquery" if end in added else table.strategy
+    before, columns, mod_columns = described.strategy, list(described.columns), list(described.mod_columns)
     found: list[VersionedTableOp] = []
     # Continuum never fills an association version table's end ids (the drift check skips them too)
     if end in removed and options.enabled("chains") and not table.association:
@@ -155,9 +172,6 @@ def downgrade_repairs(table: VersionedTable, changes: SchemaChanges, options: Op
             )
         )
     back = versioned_columns_removed(table, removed)
-    columns = [*(c for c in table.columns if c not in added), *back]
-    flagged = [c for c in table.mod_columns if table.mod_column(c) not in added]
-    mod_columns = [c for c in columns if table.mod_column(c) in removed or c in flagged]
     versioned = [c for c in added if c in table.columns]
     if versioned and options.enabled("backfill") and options.enabled("vacuum"):
         found.append(
