@@ -8,14 +8,20 @@ from alembic.operations import Operations
 from .errors import VersioningError
 from .execution import run
 from .model import VersionedTable
-from .operations import BackfillVersionsOp, UpdateEndTransactionIdsOp, UpdateModFlagsOp, VacuumVersionsOp
+from .operations import (
+    BackfillVersionsOp,
+    UpdateEndTransactionIdsOp,
+    UpdateModFlagsOp,
+    VacuumVersionsOp,
+    VersionedDataOp,
+)
 from .reflection import no_room_for_backfill, one_version_per_transaction
 from .resolve import Catalog, resolve
 from .sql.backfill import BackfillPart, backfill_statements
 from .sql.chains import end_transaction_update
 from .sql.constructs import LockForWrite
 from .sql.mod_flags import mod_flags_update
-from .sql.vacuum import vacuum_statements
+from .sql.vacuum import VacuumPart, hierarchy_vacuum_statements, vacuum_statements
 from .transactions import transaction_record, transaction_table
 
 
@@ -95,10 +101,20 @@ def _backfill_part(catalog: Catalog, op: BackfillVersionsOp, table: VersionedTab
 def _joined_part(
     operations: Operations, catalog: Catalog, op: BackfillVersionsOp, base: VersionedTable, name: str
 ) -> BackfillPart:
+    """The table ``name`` of ``op``'s hierarchy with its live table (see :func:`_joined_table`)."""
+    joined, table = _joined_table(operations, catalog, op, base, name)
+    assert isinstance(joined, BackfillVersionsOp)
+    return _backfill_part(catalog, joined, table)
+
+
+def _joined_table(
+    operations: Operations, catalog: Catalog, op: VersionedDataOp, base: VersionedTable, name: str
+) -> tuple[VersionedDataOp, VersionedTable]:
     """The table ``name`` of ``op``'s hierarchy (``joined``), described like ``op``'s own table:
-    from the database online; offline from what ``joined`` says of it, else ``target_metadata``."""
+    from the database online; offline from what ``joined`` says of it, else ``target_metadata``;
+    with an op of the same kind on it alone."""
     about = op.joined[name]
-    joined = BackfillVersionsOp(
+    joined = type(op)(
         name,
         schema=op.schema,
         naming=op.naming,
@@ -122,7 +138,7 @@ def _joined_part(
             f"{list(table.primary_key)} and {op.table_name!r} {list(base.primary_key)}; the tables of a "
             f"joined-table inheritance hierarchy share the base table's key, column for column."
         )
-    return _backfill_part(catalog, joined, table)
+    return joined, table
 
 
 @Operations.implementation_for(VacuumVersionsOp)
@@ -135,17 +151,28 @@ def vacuum_versions(operations: Operations, op: VacuumVersionsOp) -> None:
             f"versioned data columns of {table.qualified_version_name!r}; they are {list(table.columns)}."
         )
     compared = [c for c in table.columns if c not in op.ignore_columns]
-    statements: list[sa.Executable] = [writers_lock(operations, table), *vacuum_statements(table, compared)]
-    run(operations, op.op_name, table, statements, "futile versions removed")
+    if not op.joined:
+        statements: list[sa.Executable] = [writers_lock(operations, table), *vacuum_statements(table, compared)]
+        run(operations, op.op_name, table, statements, "futile versions removed")
+        return
+    catalog = Catalog(operations)
+    parts = [VacuumPart(table, compared)]
+    parts += [
+        VacuumPart(t, t.columns) for _, t in (_joined_table(operations, catalog, op, table, n) for n in op.joined)
+    ]
+    statements = [writers_lock(operations, *(p.table for p in parts)), *hierarchy_vacuum_statements(parts)]
+    deleting = [i for i, statement in enumerate(statements) if isinstance(statement, sa.Delete)]
+    run(operations, op.op_name, table, statements, "futile versions removed", counted=deleting)
 
 
-def writers_lock(operations: Operations, table: VersionedTable) -> LockForWrite:
+def writers_lock(operations: Operations, table: VersionedTable, *others: VersionedTable) -> LockForWrite:
     """Continuum's writers kept off until the migration commits, taken before an op's first write
     in their own order (transaction, live, version tables) as ``backfill_versions`` takes it: so a
     writer never chains onto a version the op is changing, and the ops of one migration and the
     application's writers never wait on each other in a cycle. Tables that do not exist are left out."""
     catalog = Catalog(operations)
-    tables = [transaction_table(table), table.live_table(()), table.version_table()]
+    every = (table, *others)
+    tables = [transaction_table(table), *(t.live_table(()) for t in every), *(t.version_table() for t in every)]
     return LockForWrite(*(t for t in tables if catalog.exists(t)))
 
 

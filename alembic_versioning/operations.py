@@ -222,36 +222,7 @@ class UpdateModFlagsOp(VersionedTableOp):
         return kwargs
 
 
-class VersionedDataOp(VersionedTableOp):
-    """An op that reads every versioned data column: offline, without ``target_metadata``,
-    it needs them listed (``columns``, and ``mod_columns`` for those with flags)."""
-
-    reads_data = True
-
-    def __init__(
-        self,
-        table_name: str,
-        *,
-        columns: Sequence[str] | None = None,
-        mod_columns: Sequence[str] | None = None,
-        **kw: Any,
-    ) -> None:
-        super().__init__(table_name, **kw)
-        self.columns = tuple(columns) if columns is not None else None
-        self.mod_columns = tuple(mod_columns) if mod_columns is not None else None
-
-    def describes_table(self) -> bool:
-        return self.primary_key is not None and self.columns is not None and bool(self.primary_key or self.columns)
-
-    def arguments(self) -> dict[str, Any]:
-        kwargs = super().arguments()
-        for name in ("columns", "mod_columns"):
-            if getattr(self, name) is not None:
-                kwargs[name] = list(getattr(self, name))
-        return kwargs
-
-
-#: ``joined=`` of ``backfill_versions``: table names, or names mapped to their description.
+#: ``joined=`` of ``backfill_versions`` and ``vacuum_versions``: table names, or names mapped to their description.
 Joined = Sequence[str] | Mapping[str, Mapping[str, Sequence[str]]]
 #: What ``joined=`` may say of a table.
 JOINED_KEYS = ("primary_key", "columns", "mod_columns")
@@ -270,6 +241,41 @@ def joined_tables(table_name: str, joined: Joined) -> dict[str, dict[str, tuple[
     return {name: {k: tuple(v) for k, v in described.items()} for name, described in about.items()}
 
 
+class VersionedDataOp(VersionedTableOp):
+    """An op that reads every versioned data column: offline, without ``target_metadata``,
+    it needs them listed (``columns``, and ``mod_columns`` for those with flags)."""
+
+    reads_data = True
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        columns: Sequence[str] | None = None,
+        mod_columns: Sequence[str] | None = None,
+        joined: Joined = (),
+        **kw: Any,
+    ) -> None:
+        super().__init__(table_name, **kw)
+        self.columns = tuple(columns) if columns is not None else None
+        self.mod_columns = tuple(mod_columns) if mod_columns is not None else None
+        self.joined = joined_tables(table_name, joined)
+
+    def describes_table(self) -> bool:
+        return self.primary_key is not None and self.columns is not None and bool(self.primary_key or self.columns)
+
+    def arguments(self) -> dict[str, Any]:
+        kwargs = super().arguments()
+        for name in ("columns", "mod_columns"):
+            if getattr(self, name) is not None:
+                kwargs[name] = list(getattr(self, name))
+        if any(self.joined.values()):
+            kwargs["joined"] = {name: {k: list(v) for k, v in about.items()} for name, about in self.joined.items()}
+        elif self.joined:
+            kwargs["joined"] = list(self.joined)
+        return kwargs
+
+
 @Operations.register_operation("backfill_versions")
 class BackfillVersionsOp(VersionedDataOp):
     """Write new versions so the version table reflects the live table."""
@@ -283,14 +289,12 @@ class BackfillVersionsOp(VersionedDataOp):
         transaction: Mapping[str, Any] | None = None,
         meta: Mapping[str, Any] | None = None,
         native_versioning: bool | None = None,
-        joined: Joined = (),
         **kw: Any,
     ) -> None:
         super().__init__(table_name, **kw)
         self.transaction = dict(transaction or {})
         self.meta = dict(meta or {})
         self.native_versioning = native_versioning
-        self.joined = joined_tables(table_name, joined)
         if "id" in self.transaction:
             raise VersioningError(
                 f"transaction={{'id': ...}} for table {table_name!r}: the new transaction's id comes "
@@ -348,10 +352,6 @@ class BackfillVersionsOp(VersionedDataOp):
 
     def arguments(self) -> dict[str, Any]:
         kwargs = super().arguments()
-        if any(self.joined.values()):
-            kwargs["joined"] = {name: {k: list(v) for k, v in about.items()} for name, about in self.joined.items()}
-        elif self.joined:
-            kwargs["joined"] = list(self.joined)
         for name in ("transaction", "meta"):
             if getattr(self, name):
                 kwargs[name] = getattr(self, name)
@@ -375,6 +375,11 @@ class VacuumVersionsOp(VersionedDataOp):
     ) -> None:
         super().__init__(table_name, **kw)
         self.ignore_columns = tuple(ignore_columns or ())
+        if self.ignore_columns and self.joined:
+            raise VersioningError(
+                f"vacuum_versions({table_name!r}) takes ignore_columns or joined, not both: a hierarchy's "
+                f"versions are compared in every column of every table."
+            )
 
     @classmethod
     def vacuum_versions(
@@ -388,6 +393,7 @@ class VacuumVersionsOp(VersionedDataOp):
         columns: Sequence[str] | None = None,
         mod_columns: Sequence[str] | None = None,
         strategy: Strategy | None = None,
+        joined: Joined = (),
         **naming: Unpack[NamingOptions],
     ) -> None:
         """Delete the futile versions of ``table_name``: this deletes history.
@@ -398,12 +404,18 @@ class VacuumVersionsOp(VersionedDataOp):
         strategy the surviving previous version takes the deleted run's end id; the flags of
         the version after a run are recomputed against the survivor. ``columns`` and
         ``mod_columns`` (and ``strategy``) matter offline only, where nothing can be reflected.
+
+        ``joined`` names the other versioned tables of a joined-table inheritance hierarchy whose
+        base table is ``table_name``, as for ``backfill_versions``: a version of an entity is
+        futile only when it is futile in every table that has a row of it, and is then deleted
+        from all of them.
         """
         cls.run(
             operations,
             table_name,
             naming,
             ignore_columns=ignore_columns,
+            joined=joined,
             columns=columns,
             mod_columns=mod_columns,
             schema=schema,

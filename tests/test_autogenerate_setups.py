@@ -207,12 +207,12 @@ def _left_out(caught: Any) -> list[tuple[str, str]]:
     return sorted(re.findall(r"leaves out (\w+)\('(\w+)'\)", " ".join(str(w.message) for w in caught)))
 
 
-def test_joined_table_inheritance_gets_one_backfill_and_no_vacuum(engine: sa.Engine) -> None:
+def test_joined_table_inheritance_gets_one_backfill_and_one_vacuum(engine: sa.Engine) -> None:
     """``Doc(Item)``: one version class over ``item_version`` and ``doc_version``, written together.
-    The drift of either table becomes one ``backfill_versions('item', joined=['doc'])``, which
-    writes both halves at one transaction; the vacuum, which would delete the unchanged half
-    Continuum writes, is left out with a warning. After the upgrade only that warning is left
-    and Continuum reads the backfilled Doc."""
+    The unchanged half Continuum writes is no futile version (no diff, no warning); the drift of
+    either table becomes one ``backfill_versions('item', joined=...)``, and a version futile in
+    both tables one ``vacuum_versions('item', joined=...)``. Afterwards nothing is left and
+    Continuum reads the Docs."""
     with joined_app() as (metadata, manager, _, Doc):
         vacuum = {"alembic_versioning": {"vacuum": True, "managers": [manager]}}
         metadata.create_all(engine)
@@ -221,55 +221,63 @@ def test_joined_table_inheritance_gets_one_backfill_and_no_vacuum(engine: sa.Eng
             session.commit()
             session.get(Doc, 1).name = "a2"  # Continuum writes doc_version's unchanged half too
             session.commit()
-        with pytest.warns(UserWarning) as caught:
+            session.get(Doc, 1).body = "b2"  # and item_version's here
+            session.commit()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
             assert ours(produce(engine, metadata, **vacuum)) == []
-        assert _left_out(caught) == [("vacuum_versions", "doc")]
+        item, item_version = metadata.tables["item"], metadata.tables["item_version"]
         with engine.begin() as conn:
-            conn.execute(sa.insert(metadata.tables["item"]), [{"id": 2, "kind": "doc", "name": "raw"}])
+            conn.execute(sa.insert(item), [{"id": 2, "kind": "doc", "name": "raw"}])
             conn.execute(sa.insert(metadata.tables["doc"]), [{"id": 2, "body": "raw"}])
-            conn.execute(sa.update(metadata.tables["doc"]).where(metadata.tables["doc"].c.id == 1).values(body="b2"))
-            conn.execute(sa.update(metadata.tables["item_version"]).values(end_transaction_id=None))
-        with pytest.warns(UserWarning) as caught:
+            conn.execute(sa.update(item).where(item.c.id == 1).values(name="a3"))
+            # the second version's item half as the first: now futile in both tables, as after a dropped column
+            second = sa.select(sa.func.min(item_version.c.transaction_id)).scalar_subquery()
+            conn.execute(sa.update(item_version).where(item_version.c.transaction_id > second).values(name="a"))
+            conn.execute(sa.update(item_version).values(end_transaction_id=None))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
             script = produce(engine, metadata, **vacuum)
         assert ours(script) == [
-            ("update_end_transaction_ids", "item", "1 version whose end id is not the next version's transaction id"),
+            ("update_end_transaction_ids", "item", "2 versions whose end id is not the next version's transaction id"),
+            ("vacuum_versions", "item", "1 futile version (identical to the previous one)"),
             (
                 "backfill_versions",
                 "item",
-                "item: 1 live row without a current version; doc: 1 live row without a current version, "
-                "1 stale current version",
+                "item: 1 live row without a current version, 1 stale current version; "
+                "doc: 1 live row without a current version",
             ),
         ]
-        assert list(script.upgrade_ops.ops[-1].joined) == ["doc"]
-        assert _left_out(caught) == [("vacuum_versions", "doc")]
-        assert "versions 'doc' together with ['item']" in " ".join(str(w.message) for w in caught)
+        assert [list(op.joined) for op in script.upgrade_ops.ops[-2:]] == [["doc"], ["doc"]]
         apply(engine, script)
-        with pytest.warns(UserWarning) as caught:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
             assert ours(produce(engine, metadata, **vacuum)) == []
-        # the unchanged halves of the two backfilled Doc versions read as futile, as Continuum's own do
-        assert _left_out(caught) == [("vacuum_versions", "doc"), ("vacuum_versions", "item")]
         with Session(engine) as session:
-            assert [(v.name, v.body) for v in session.get(Doc, 1).versions] == [("a", "b"), ("a2", "b"), ("a2", "b2")]
+            assert [(v.name, v.body) for v in session.get(Doc, 1).versions] == [("a", "b"), ("a", "b2"), ("a3", "b2")]
             assert [(v.name, v.body, v.operation_type) for v in session.get(Doc, 2).versions] == [("raw", "raw", 0)]
 
 
-def test_joined_table_inheritance_downgrade_gets_no_vacuum(engine: sa.Engine) -> None:
+def test_joined_table_inheritance_downgrade_vacuums_the_hierarchy(engine: sa.Engine) -> None:
     """Versioning ``doc.note`` predicts a backfill of the hierarchy and, vacuum opted in, a
-    downgrade vacuum of ``doc_version`` alone, which would delete the half of a version Continuum
-    wrote with ``item_version``'s: left out."""
+    downgrade vacuum of it (``doc_version`` alone would delete the half of a version Continuum
+    wrote with ``item_version``'s): both on ``item``, joined with ``doc``."""
     with joined_app() as (metadata, _, _, Doc):
         metadata.create_all(engine)
         with Session(engine) as session:
             session.add(Doc(id=1, name="a", body="b"))
             session.commit()
     with joined_app(note=True) as (metadata, manager, _, _):
-        with pytest.warns(UserWarning) as caught:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
             script = produce(engine, metadata, alembic_versioning={"vacuum": True, "managers": [manager]})
-        assert _left_out(caught) == [("vacuum_versions", "doc")]
-        ours_ = [op for op in script.upgrade_ops.ops if isinstance(op, (VersionedTableOp, RepairOnDowngradeOp))]
-        assert [(op.op_name, op.table_name, list(op.joined)) for op in ours_] == [
-            ("backfill_versions", "item", ["doc"])
+        found = [op for op in script.upgrade_ops.ops if isinstance(op, (VersionedTableOp, RepairOnDowngradeOp))]
+        repairs = [op.repair if isinstance(op, RepairOnDowngradeOp) else op for op in found]
+        assert [(op.op_name, op.table_name, list(op.joined)) for op in repairs] == [
+            ("vacuum_versions", "item", ["doc"]),
+            ("backfill_versions", "item", ["doc"]),
         ]
+        assert isinstance(found[0], RepairOnDowngradeOp)
 
 
 def test_a_hierarchy_with_a_table_left_out_gets_no_backfill(engine: sa.Engine) -> None:

@@ -16,11 +16,11 @@ from alembic import util
 
 from ..errors import require_supported
 from ..model import VersionedTable
-from ..operations import BackfillVersionsOp, RepairOnDowngradeOp, VacuumVersionsOp, VersionedTableOp
+from ..operations import BackfillVersionsOp, RepairOnDowngradeOp, VersionedTableOp
 from ..reflection import no_room_for_backfill, one_version_per_transaction, reflect_table, uses_native_versioning
 from ..transactions import transaction_table
 from .drift import drift_ops
-from .hierarchies import Found, joined_backfills
+from .hierarchies import Found, hierarchy_of, joined_repairs
 from .migration import as_downgrade_leaves, downgrade_repairs, predicted_ops, schema_changes
 from .options import options_for
 from .pairs import metadata_table, versioned_pairs
@@ -33,18 +33,22 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
     connection = autogen_context.connection
     upgrade: Found = []
     downgrade: Found = []
-    for table in versioned_pairs(autogen_context, options, schemas):
+    pairs = list(versioned_pairs(autogen_context, options, schemas))
+    tables = {table.qualified_name: table for table in pairs}
+    for table in pairs:
         require_supported(autogen_context.dialect, f"autogenerate, versioned table {table.name!r}")
         if changes.touches(table):
             upgrade.append((table, predicted_ops(table, changes, options)))
             downgrade.append((table, downgrade_repairs(table, changes, options)))
         else:
-            upgrade.append((table, drift_ops(connection, table, options)))
-    for table, repairs in joined_backfills(downgrade, lambda table: as_downgrade_leaves(table, changes)):
+            joined = hierarchy_of(tables, table)  # compared as they are in the database, so left alone
+            joined = None if joined is None or any(changes.touches(t) for t in joined) else joined
+            upgrade.append((table, drift_ops(connection, table, options, joined)))
+    for table, repairs in joined_repairs(downgrade, tables, lambda table: as_downgrade_leaves(table, changes)):
         # first in the upgrade, in reverse: the downgrade runs them last, in order
         runnable = _runnable(autogen_context, table, repairs)
         upgrade_ops.ops[0:0] = [RepairOnDowngradeOp(op) for op in reversed(runnable)]
-    for table, found in joined_backfills(upgrade):
+    for table, found in joined_repairs(upgrade, tables):
         for op in found:
             if isinstance(op, BackfillVersionsOp) and _native(autogen_context, table):
                 op.native_versioning = True  # rendered, so the script is right offline too
@@ -55,9 +59,7 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
 def _runnable(autogen_context: Any, table: VersionedTable, found: list[VersionedTableOp]) -> list[VersionedTableOp]:
     """``found`` without the repairs that could only fail or do harm, each warned about instead,
     naming the fix (the drift stays until it is dealt with): a backfill its version table has no
-    room for or of a hierarchy under native versioning, and the vacuum of a table joined-table
-    inheritance versions together with others (it would break the versions Continuum writes
-    together)."""
+    room for or of a hierarchy under native versioning."""
     why: dict[type[VersionedTableOp], str] = {}
     if _one_version_per_transaction(autogen_context, table):
         why[BackfillVersionsOp] = no_room_for_backfill(table.name, table.naming)
@@ -65,11 +67,6 @@ def _runnable(autogen_context: Any, table: VersionedTable, found: list[Versioned
         why[BackfillVersionsOp] = (
             "Continuum's native versioning writes each table of a joined-table inheritance hierarchy alone; "
             "backfill through the ORM, and add the tables to skip_tables."
-        )
-    if table.joined_with:
-        why[VacuumVersionsOp] = (
-            f"joined-table inheritance versions {table.name!r} together with {list(table.joined_with)}, and the "
-            f"vacuum treats each table alone; repair it by hand, and add the tables to skip_tables."
         )
     for op in found:
         if type(op) in why:

@@ -3,6 +3,7 @@ leaves alone. Two aggregate queries per table (see :mod:`alembic_versioning.sql.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,8 +16,9 @@ from ..operations import (
     VacuumVersionsOp,
     VersionedTableOp,
 )
-from ..sql.checks import backfill_check, history_check
-from .factory import make_op
+from ..sql.checks import backfill_check, hierarchy_futile_check, history_check
+from ..sql.vacuum import VacuumPart
+from .factory import joined_description, make_op
 from .options import Options
 
 
@@ -26,8 +28,16 @@ def _counted(*parts: tuple[int, str, str]) -> str:
     return ", ".join(f"{n:,} {one if n == 1 else many}" for n, one, many in parts if n)
 
 
-def drift_ops(connection: sa.engine.Connection, table: VersionedTable, options: Options) -> list[VersionedTableOp]:
-    """The repairs ``table``'s data needs, each carrying what was found (in run order)."""
+def drift_ops(
+    connection: sa.engine.Connection,
+    table: VersionedTable,
+    options: Options,
+    joined: Sequence[VersionedTable] | None = None,
+) -> list[VersionedTableOp]:
+    """The repairs ``table``'s data needs, each carrying what was found (in run order).
+
+    A table of a joined-table inheritance hierarchy has its futile versions counted across the
+    hierarchy, on its base table, with the other tables ``joined`` (none: not counted)."""
     inspector = sa.inspect(connection)
     if not (
         inspector.has_table(table.version_name, schema=table.schema)
@@ -40,9 +50,13 @@ def drift_ops(connection: sa.engine.Connection, table: VersionedTable, options: 
             table,
             chains=options.enabled("chains"),
             mod_flags=options.enabled("mod_flags"),
-            futile=options.enabled("vacuum"),
+            futile=options.enabled("vacuum") and not table.joined_with,
         )
     ).one()
+    futile = counts.futile
+    if options.enabled("vacuum") and table.joined_with and table.joined_base is None and joined is not None:
+        parts = [VacuumPart(t, t.columns) for t in (table, *joined)]
+        futile = connection.execute(hierarchy_futile_check(parts)).scalar_one()
     if counts.broken_links:
         found.append(
             make_op(
@@ -57,18 +71,19 @@ def drift_ops(connection: sa.engine.Connection, table: VersionedTable, options: 
                 ),
             )
         )
-    if counts.futile:
+    if futile:
         found.append(
             make_op(
                 VacuumVersionsOp,
                 table,
                 _counted(
                     (
-                        counts.futile,
+                        futile,
                         "futile version (identical to the previous one)",
                         "futile versions (identical to the previous one)",
                     )
                 ),
+                **({"joined": joined_description(joined)} if table.joined_with and joined is not None else {}),
             )
         )
     if counts.missing_flags:

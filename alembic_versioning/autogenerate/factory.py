@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from ..model import VersionedTable
-from ..operations import UpdateModFlagsOp, VersionedDataOp, VersionedTableOp
+from ..operations import JOINED_KEYS, BackfillVersionsOp, UpdateModFlagsOp, VersionedDataOp, VersionedTableOp
 
 Op = TypeVar("Op", bound=VersionedTableOp)
 
@@ -23,3 +24,9 @@ def make_op(cls: type[Op], table: VersionedTable, finding: str, **extra: Any) ->
     op = cls(table.name, **{**kwargs, **extra})
     op.finding = finding
     return op
+
+
+def joined_description(tables: Sequence[VersionedTable | VersionedDataOp]) -> dict[str, dict[str, Any]]:
+    """``joined=`` describing ``tables`` (or the tables of ops) explicitly, as generated ops do."""
+    ops = [t if isinstance(t, VersionedDataOp) else make_op(BackfillVersionsOp, t, "") for t in tables]
+    return {op.table_name: {k: v for k, v in op.arguments().items() if k in JOINED_KEYS} for op in ops}

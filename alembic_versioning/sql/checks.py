@@ -19,7 +19,7 @@ from .chains import broken_link
 from .constructs import constant
 from .history import history
 from .mod_flags import missing_flags
-from .vacuum import is_futile
+from .vacuum import VacuumPart, futile_versions, hierarchy_futile, is_futile
 
 
 def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -56,3 +56,11 @@ def backfill_check(table: VersionedTable, live: sa.Table, columns: Sequence[str]
         _count(op == constant(UPDATE)).label("stale"),
         _count(op == constant(DELETE)).label("undeleted"),
     )
+
+
+def hierarchy_futile_check(parts: Sequence[VacuumPart]) -> sa.Select[Any]:
+    """One row: ``futile``, the versions of a joined-table inheritance hierarchy (``parts``, the base
+    table first) futile in every table that has a row of them, as ``vacuum_versions(joined=...)`` sees them."""
+    futile = [futile_versions(part).subquery(f"futile_{i}") for i, part in enumerate(parts)]
+    throughout = hierarchy_futile(parts, futile).subquery("throughout")
+    return sa.select(sa.func.count().label("futile")).select_from(throughout)

@@ -12,18 +12,24 @@ reads: data columns, transaction ids, operation types, the compared columns' fla
    recomputed against the survivor (those of the compared columns stand: the run equals the
    survivor in them);
 3. the futile versions are deleted.
+
+The tables of a joined-table inheritance hierarchy, whose versions Continuum writes together
+(one row in each table an entity has a row in, at one transaction), are vacuumed together: a
+version is futile when it is futile in every table that has a row of it. Those versions are
+computed first, into temporary tables, and each table's statements then classify by them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..model import DELETE, UPDATE, VersionedTable
-from .constructs import Differs, constant, unset
+from .constructs import CreateTemporaryTableAs, Differs, DropTemporaryTableIfExists, constant, unset
 from .history import History, history, same_version
 from .mod_flags import mod_flag_expression
 
@@ -149,3 +155,77 @@ def vacuum_statements(table: VersionedTable, compared: Sequence[str]) -> list[sa
         statements.append(follower_flags_update(table, version, classified, ignored_flags))
     statements.append(futile_delete(table, version, classified))
     return statements
+
+
+@dataclass(frozen=True)
+class VacuumPart:
+    """One version table of a vacuum and the data columns compared."""
+
+    table: VersionedTable
+    compared: Sequence[str]
+
+
+def futile_versions(part: VacuumPart) -> sa.Select[Any]:
+    """The entity key and transaction id of ``part``'s futile versions, its table alone."""
+    classified = classified_versions(part.table, part.table.version_table(), part.compared)
+    c = classified.c
+    tx = c[part.table.naming.transaction_column_name]
+    return sa.select(*part.table.key_columns(c), tx).where(c[FUTILE] == constant(1))
+
+
+def _version_key(part: VacuumPart, columns: Any) -> list[Any]:
+    """``part``'s entity key and transaction id among ``columns``."""
+    return [*part.table.key_columns(columns), columns[part.table.naming.transaction_column_name]]
+
+
+def hierarchy_futile(parts: Sequence[VacuumPart], futile: Sequence[Any]) -> sa.Select[Any]:
+    """The versions futile throughout a hierarchy (``parts``, the base table first; ``futile``,
+    each table's own futile versions): the base table's, where every other table has either
+    no row of that version or a futile one. Keyed like the base table."""
+    base, found = parts[0], futile[0]
+    at = _version_key(base, found.c)
+    throughout = []
+    for part, own in zip(parts[1:], futile[1:], strict=True):
+        version = part.table.version_table()
+        row = sa.exists().where(*(a == b for a, b in zip(_version_key(part, version.c), at, strict=True)))
+        throughout.append(sa.or_(sa.tuple_(*at).in_(sa.select(*_version_key(part, own.c))), ~row))
+    return sa.select(*at).where(*throughout)
+
+
+def classified_by(part: VacuumPart, futile: Any, base: VacuumPart) -> sa.Subquery:
+    """``part``'s versions classified as :func:`classified_versions` does, futile being those in
+    ``futile`` (versions of the hierarchy, keyed like the ``base`` table)."""
+    table = part.table
+    version = table.version_table()
+    listed = sa.tuple_(*_version_key(part, version.c)).in_(sa.select(*_version_key(base, futile.c)))
+    marked = sa.select(version, sa.case((listed, constant(1)), else_=constant(0)).label(FUTILE)).subquery("marked")
+    m = marked.c
+    after = sa.func.lag(m[FUTILE]).over(
+        partition_by=table.key_columns(m), order_by=m[table.naming.transaction_column_name]
+    )
+    return sa.select(marked, after.label("_av_after_futile")).subquery("classified")
+
+
+def hierarchy_vacuum_statements(parts: Sequence[VacuumPart]) -> list[sa.Executable]:
+    """The statements that remove the futile versions of a hierarchy's tables (``parts``, base first)."""
+    own = [_futile_table(f"{FUTILE}_{i}", part) for i, part in enumerate(parts)]
+    base = parts[0]
+    throughout = _futile_table(FUTILE, base)
+    statements: list[sa.Executable] = [DropTemporaryTableIfExists(t) for t in (*own, throughout)]
+    statements += [CreateTemporaryTableAs(t, futile_versions(p)) for t, p in zip(own, parts, strict=True)]
+    statements.append(CreateTemporaryTableAs(throughout, hierarchy_futile(parts, own)))
+    for part in parts:
+        version = part.table.version_table()
+        classified = classified_by(part, throughout, base)
+        if part.table.strategy == "validity":
+            statements.append(relink_update(part.table, version, classified))
+        statements.append(futile_delete(part.table, version, classified))
+    statements += [sa.schema.DropTable(t) for t in (*own, throughout)]
+    return statements
+
+
+def _futile_table(name: str, part: VacuumPart) -> sa.Table:
+    """A temporary table of versions (entity key and transaction id) of ``part``'s table."""
+    version = part.table.version_table()
+    columns = (sa.Column(c.name, c.type) for c in _version_key(part, version.c))
+    return sa.Table(name, sa.MetaData(), *columns, prefixes=["TEMPORARY"])
