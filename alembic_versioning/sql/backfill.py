@@ -265,8 +265,13 @@ def unchanged_halves(
     other = version.alias("other")
     newest = sa.select(sa.func.max(other.c[tx])).where(*same_entity(table, other.c, version.c)).scalar_subquery()
     latest = sa.select(version, RowAddress(version).label(LATEST_ROW)).where(version.c[tx] == newest).subquery("latest")
-    key = sa.tuple_(*table.key_columns(live.c))  # IN, not a correlated EXISTS: SQLite indexes its subquery
-    written_elsewhere = sa.or_(*(key.in_(sa.select(*o.table.key_columns(p.c))) for o, p in others))
+    # the entities written elsewhere, joined (an IN under OR, or a correlated EXISTS, can turn into a
+    # subplan rescanned per row: PostgreSQL past work_mem, SQLite without an index)
+    keys = [f"_av_key_{i}" for i in range(len(table.entity_key))]
+    elsewhere = sa.union(
+        *(sa.select(*(c.label(k) for c, k in zip(o.table.key_columns(p.c), keys, strict=True))) for o, p in others)
+    ).subquery("elsewhere")
+    written_elsewhere = [live.c[k] == elsewhere.c[e] for k, e in zip(table.entity_key, keys, strict=True)]
     changed = sa.or_(sa.false(), *(Differs(live.c[c], latest.c[c]) for c in part.data))
     found = (
         sa.select(
@@ -275,9 +280,13 @@ def unchanged_halves(
             constant(UPDATE),
             *_latest_columns(table, latest, part.data),
         )
-        .select_from(live.join(latest, sa.and_(*same_entity(table, live.c, latest.c))))
+        .select_from(
+            live.join(elsewhere, sa.and_(*written_elsewhere)).join(
+                latest, sa.and_(*same_entity(table, live.c, latest.c))
+            )
+        )
         # not already pending here (told by the data, not by reading ``pending`` while inserting into it)
-        .where(written_elsewhere, latest.c[table.naming.operation_type_column_name] != constant(DELETE), ~changed)
+        .where(latest.c[table.naming.operation_type_column_name] != constant(DELETE), ~changed)
     )
     return sa.insert(pending).from_select([c.name for c in pending.c], found)
 
