@@ -80,15 +80,21 @@ def latest_versions(table: VersionedTable, version: sa.Table) -> sa.Subquery:
     """
     tx = version.c[table.naming.transaction_column_name]
     key = table.key_columns(version.c)
-    other = version.alias("other")
-    newest = sa.select(sa.func.max(other.c[tx.name])).where(*same_entity(table, other.c, version.c)).scalar_subquery()
     return (
         sa.select(version, RowAddress(version).label(LATEST_ROW))
         .prefix_with(DistinctOn(*key), dialect="postgresql")  # type: ignore[arg-type]  # a StatementOptionRole
-        .where(UnlessDistinctOn(tx == newest))
+        .where(UnlessDistinctOn(tx == _newest(table, version)))
         .order_by(*key, tx.desc())
         .subquery("latest")
     )
+
+
+def _newest(table: VersionedTable, version: sa.Table) -> ColumnElement[Any]:
+    """The highest transaction id of the entity of ``version``'s row (a correlated ``max()``, one
+    index lookup per row)."""
+    tx = table.naming.transaction_column_name
+    other = version.alias("other")
+    return sa.select(sa.func.max(other.c[tx])).where(*same_entity(table, other.c, version.c)).scalar_subquery()
 
 
 def pending_versions(table: VersionedTable, version: sa.Table, live: sa.Table, columns: Sequence[str]) -> sa.SelectBase:
@@ -262,9 +268,8 @@ def unchanged_halves(
     table, live = part.table, part.live
     version = table.version_table()
     tx = table.naming.transaction_column_name
-    other = version.alias("other")
-    newest = sa.select(sa.func.max(other.c[tx])).where(*same_entity(table, other.c, version.c)).scalar_subquery()
-    latest = sa.select(version, RowAddress(version).label(LATEST_ROW)).where(version.c[tx] == newest).subquery("latest")
+    newest = version.c[tx] == _newest(table, version)
+    latest = sa.select(version, RowAddress(version).label(LATEST_ROW)).where(newest).subquery("latest")
     # the entities written elsewhere, joined (an IN under OR, or a correlated EXISTS, can turn into a
     # subplan rescanned per row: PostgreSQL past work_mem, SQLite without an index)
     keys = [f"_av_key_{i}" for i in range(len(table.entity_key))]

@@ -59,6 +59,12 @@ def classified_versions(table: VersionedTable, version: sa.Table, compared: Sequ
         *(h.c[c.name] for c in version.c),
         sa.case((is_futile(h, compared), constant(1)), else_=constant(0)).label(FUTILE),
     ).subquery("marked")
+    return _with_after_futile(table, marked)
+
+
+def _with_after_futile(table: VersionedTable, marked: sa.Subquery) -> sa.Subquery:
+    """``marked`` (versions with ``_av_futile``) with ``_av_after_futile``: whether the version
+    just before each is futile."""
     m = marked.c
     after = sa.func.lag(m[FUTILE]).over(
         partition_by=table.key_columns(m), order_by=m[table.naming.transaction_column_name]
@@ -215,11 +221,7 @@ def classified_by(part: VacuumPart, futile: Any, base: VacuumPart) -> sa.Subquer
         .select_from(version.outerjoin(listed, sa.and_(*_same_version(part, version.c, base, listed.c))))
         .subquery("marked")
     )
-    m = marked.c
-    after = sa.func.lag(m[FUTILE]).over(
-        partition_by=table.key_columns(m), order_by=m[table.naming.transaction_column_name]
-    )
-    return sa.select(marked, after.label("_av_after_futile")).subquery("classified")
+    return _with_after_futile(table, marked)
 
 
 def hierarchy_vacuum_statements(parts: Sequence[VacuumPart]) -> list[sa.Executable]:
