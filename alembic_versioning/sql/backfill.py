@@ -45,6 +45,7 @@ from .constructs import (
     as_version_type,
     constant,
     same_entity,
+    same_entity_across,
 )
 
 #: Names of the temporary tables holding the new transaction id and the versions to write.
@@ -251,13 +252,6 @@ class BackfillPart:
         return [c for c in self.columns if c not in self.table.entity_key]
 
 
-def _same_key(part: BackfillPart, columns: Any, other: BackfillPart, other_columns: Any) -> list[ColumnElement[bool]]:
-    """``part``'s entity equal to ``other``'s: primary keys paired in order (the tables of a
-    joined-table inheritance hierarchy are keyed like its base table)."""
-    pairs = zip(part.table.entity_key, other.table.entity_key, strict=True)
-    return [columns[k] == other_columns[o] for k, o in pairs]
-
-
 def unchanged_halves(
     part: BackfillPart, pending: sa.Table, others: Sequence[tuple[BackfillPart, sa.Table]]
 ) -> sa.Insert:
@@ -304,7 +298,10 @@ def same_operation(part: BackfillPart, pending: sa.Table, base: BackfillPart, ba
     return (  # UPDATE ... FROM: one join of the two temporary tables (they have no index)
         sa.update(pending)
         .values({OPERATION: base_pending.c[OPERATION]})
-        .where(pending.c[OPERATION] != constant(DELETE), *_same_key(part, pending.c, base, base_pending.c))
+        .where(
+            pending.c[OPERATION] != constant(DELETE),
+            *same_entity_across(part.table, pending.c, base.table, base_pending.c),
+        )
     )
 
 

@@ -81,6 +81,15 @@ def same_entity(table: VersionedTable, left: Any, right: Any) -> list[ColumnElem
     return [left[k].is_not_distinct_from(right[k]) for k in table.entity_key]
 
 
+def same_entity_across(
+    table: VersionedTable, columns: Any, other: VersionedTable, other_columns: Any
+) -> list[ColumnElement[bool]]:
+    """Conditions matching rows of ``table`` and ``other``, two tables of a joined-table inheritance
+    hierarchy, on the entity: primary keys paired in order (each table is keyed like the base)."""
+    pairs = zip(table.entity_key, other.entity_key, strict=True)
+    return [columns[k] == other_columns[o] for k, o in pairs]
+
+
 class FullJoinSelect(sa.sql.Select):  # type: ignore[type-arg]
     """A ``SELECT`` over a ``FULL JOIN``, with an equivalent ``fallback`` that must return the
     same columns and rows.

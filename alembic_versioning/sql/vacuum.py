@@ -29,7 +29,15 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..model import DELETE, UPDATE, VersionedTable
-from .constructs import Analyze, CreateTemporaryTableAs, Differs, DropTemporaryTableIfExists, constant, unset
+from .constructs import (
+    Analyze,
+    CreateTemporaryTableAs,
+    Differs,
+    DropTemporaryTableIfExists,
+    constant,
+    same_entity_across,
+    unset,
+)
 from .history import History, history, same_version
 from .mod_flags import mod_flag_expression
 
@@ -185,9 +193,10 @@ def _version_key(part: VacuumPart, columns: Any) -> list[Any]:
 
 
 def _same_version(part: VacuumPart, columns: Any, other: VacuumPart, other_columns: Any) -> list[ColumnElement[bool]]:
-    """One version (entity key, in key order, and transaction id) in two tables of a hierarchy."""
-    pairs = zip(_version_key(part, columns), _version_key(other, other_columns), strict=True)
-    return [a == b for a, b in pairs]
+    """One version (entity and transaction id) in two tables of a hierarchy."""
+    tx, other_tx = part.table.naming.transaction_column_name, other.table.naming.transaction_column_name
+    entity = same_entity_across(part.table, columns, other.table, other_columns)
+    return [*entity, columns[tx] == other_columns[other_tx]]
 
 
 def hierarchy_futile(parts: Sequence[VacuumPart], futile: Sequence[Any]) -> sa.Select[Any]:
