@@ -482,6 +482,47 @@ def test_downgrade_backfills_a_versioned_column_it_brings_back(
                 assert article.versions.all()[-1].content == article.content
 
 
+@pytest.mark.parametrize("mod_tracker", [True, False], ids=["mod-tracker", "plain"])
+def test_downgrade_backfills_a_table_it_versions_again(engine: sa.Engine, tmp_path: Path, mod_tracker: bool) -> None:
+    """The upgrade stops versioning ``article`` (its version table dropped); the downgrade creates
+    ``article_version`` again, empty, then backfills it from the live rows, described as the
+    dropped table was: the old revision's check is clean and Continuum reads the versions."""
+    with versioned_app(mod_tracker=mod_tracker) as before:
+        before.metadata.create_all(engine)
+        write_history(engine, before, seed=7)
+        after = sa.MetaData()
+        for table in before.metadata.sorted_tables:
+            if table.name != "article_version":
+                table.to_metadata(after)
+        project = Project(tmp_path / "project", after, {"alembic_versioning": {"managers": []}})
+        upgrade, downgrade = upgrade_and_downgrade(Path(project.revision(engine, "unversion article").path).read_text())
+        assert "op.drop_table('article_version')" in upgrade
+        assert "pass  # on downgrade, once the schema is back: backfill_versions('article')" in upgrade
+        assert_op(
+            downgrade,
+            "article_version is back, empty: versions for the existing rows of article",
+            "op.backfill_versions('article', primary_key=['id']",
+        )
+        assert downgrade.index("op.backfill_versions(") > downgrade.index("op.create_table('article_version'")
+        flags = "mod_columns=['name', 'content', 'score']" if mod_tracker else "mod_columns=[]"
+        assert flags in downgrade
+        project.run(engine, command.upgrade, "head")
+        assert not sa.inspect(engine).has_table("article_version")
+        assert project.check_failure(engine) is None
+        project.run(engine, command.downgrade, "-1")
+        assert Project(tmp_path / "before", before.metadata, managed(before)).check_failure(engine) is None
+        with Session(engine) as session:
+            articles = session.scalars(sa.select(before.Article)).all()
+            assert articles
+            for article in articles:
+                (version,) = article.versions.all()
+                assert (version.operation_type, version.name, version.score) == (0, article.name, article.score)
+            articles[0].name = "after the downgrade"
+            session.commit()
+            assert [v.name for v in articles[0].versions][-1] == "after the downgrade"
+        assert Project(tmp_path / "again", before.metadata, managed(before)).check_failure(engine) is None
+
+
 def test_downgrade_vacuums_what_a_backfill_wrote_for_a_column_dropped_again(engine: sa.Engine, tmp_path: Path) -> None:
     """With vacuum opted in: ``score`` becomes versioned (added to the version table, backfilled);
     downgrading drops it again and removes the versions that backfill wrote, now futile, so

@@ -24,6 +24,7 @@ from .hierarchies import Found, hierarchy_of, joined_repairs
 from .migration import as_downgrade_leaves, downgrade_repairs, predicted_ops, schema_changes
 from .options import options_for
 from .pairs import metadata_table, versioned_pairs
+from .unversioned import unversioned_repairs
 
 
 def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: Iterable[str | None]) -> Any:
@@ -44,6 +45,7 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
             joined = hierarchy_of(tables, table)  # compared as they are in the database, so left alone
             joined = None if joined is None or any(changes.touches(t) for t in joined) else joined
             upgrade.append((table, drift_ops(connection, table, options, joined)))
+    downgrade += unversioned_repairs(autogen_context, upgrade_ops, changes, tables, options)
     for table, repairs in joined_repairs(downgrade, tables, lambda table: as_downgrade_leaves(table, changes)):
         # first in the upgrade, in reverse: the downgrade runs them last, in order
         runnable = _runnable(autogen_context, table, repairs)

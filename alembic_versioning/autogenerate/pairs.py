@@ -12,17 +12,19 @@ from ..model import VersionedTable
 from .options import Options
 
 
-def metadata_table(autogen_context: Any, name: str, schema: str | None) -> sa.Table | None:
-    """``schema.name`` in the target MetaData (one of them, when it is a list), or ``None``."""
+def target_metadatas(autogen_context: Any) -> list[sa.MetaData]:
+    """The target MetaData (a list of them, when it is one)."""
     metadata = autogen_context.metadata
+    return list(metadata) if isinstance(metadata, (list, tuple)) else [metadata]
+
+
+def metadata_table(autogen_context: Any, name: str, schema: str | None) -> sa.Table | None:
+    """``schema.name`` in the target MetaData, or ``None``."""
     key = f"{schema}.{name}" if schema else name
-    for md in metadata if isinstance(metadata, (list, tuple)) else [metadata]:
-        if key in md.tables:
-            return md.tables[key]  # type: ignore[no-any-return]
-    return None
+    return next((md.tables[key] for md in target_metadatas(autogen_context) if key in md.tables), None)
 
 
-def _included(autogen_context: Any, name: str, schema: str | None) -> bool:
+def included(autogen_context: Any, name: str, schema: str | None) -> bool:
     if not autogen_context.run_name_filters(name, "table", {"schema_name": schema}):
         return False
     table = metadata_table(autogen_context, name, schema)
@@ -42,6 +44,6 @@ def versioned_pairs(autogen_context: Any, options: Options, schemas: Iterable[st
         for table in find_versioned_tables(autogen_context.metadata, managers=options.managers, default_schema=default)
         if (table.schema in wanted or (table.schema == default and None in wanted))
         and not options.skips(table, default)
-        and _included(autogen_context, table.name, table.schema)
-        and _included(autogen_context, table.version_name, table.schema)
+        and included(autogen_context, table.name, table.schema)
+        and included(autogen_context, table.version_name, table.schema)
     ]
