@@ -183,11 +183,15 @@ def find_versioned_tables(
 ) -> list[VersionedTable]:
     """The versioned tables of ``metadata``.
 
-    ``managers`` default to those in use (:func:`imported_managers`); when none of them knows a
-    table of ``metadata``, the naming convention ``naming`` is used.
+    ``managers`` default to those in use (:func:`imported_managers`); in a MetaData (of a list of
+    them) none of whose tables they know, the naming convention ``naming`` is used. (Not per table: in
+    an application's own MetaData, a version table its manager no longer builds is history kept, not
+    a table to check.)
     """
     found: dict[tuple[str | None, str], VersionedTable] = {}
     for manager in imported_managers(metadata) if managers is None else managers:
         for table in tables_from_manager(manager, metadata, default_schema):
             found.setdefault((table.schema, table.version_name), table)
-    return list(found.values()) if found else tables_by_convention(metadata, naming)
+    known = {sa.Table(version, sa.MetaData(), schema=schema).key for schema, version in found}
+    unknown = [md for md in _metadata_list(metadata) if not known & set(md.tables)]
+    return list(found.values()) + (tables_by_convention(unknown, naming) if unknown else [])

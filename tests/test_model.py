@@ -83,6 +83,29 @@ def test_by_convention_without_a_manager() -> None:
     assert find_versioned_tables(metadata, managers=[]) == [doc]
 
 
+def _convention_pair(metadata: sa.MetaData, name: str) -> None:
+    sa.Table(name, metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("body", sa.Text))
+    sa.Table(
+        f"{name}_version",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("body", sa.Text),
+        sa.Column("transaction_id", sa.BigInteger, primary_key=True),
+        sa.Column("operation_type", sa.SmallInteger),
+    )
+
+
+def test_convention_per_metadata_beside_a_manager() -> None:
+    """In a list of MetaData, one no manager knows is read by the convention; in the manager's own
+    MetaData, a version table the manager does not build (history kept) is not."""
+    with versioned_app() as app:
+        plain = sa.MetaData()
+        _convention_pair(plain, "note")
+        _convention_pair(app.metadata, "retired")
+        found = {t.name for t in find_versioned_tables([app.metadata, plain], managers=[app.manager])}
+        assert found == {"article", "tag", "translation", "article_tag", "note"}
+
+
 def test_column_keys_differ_from_names() -> None:
     class Base(DeclarativeBase):
         pass

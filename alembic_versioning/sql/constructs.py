@@ -230,6 +230,14 @@ def _utc_now(element: UtcNow, compiler: SQLCompiler, **kw: Any) -> str:
     return "CURRENT_TIMESTAMP"
 
 
+@compiles(UtcNow, "sqlite")
+def _utc_now_sqlite(element: UtcNow, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite stores Continuum's datetimes as text with six fractional digits, compared as text;
+    # CURRENT_TIMESTAMP has none (so it sorted before Continuum's records of the same second)
+    now = sa.func.strftime(sa.literal("%Y-%m-%d %H:%M:%f"), sa.literal("now")).concat(sa.literal("000"))
+    return compiler.process(now, **{**kw, "literal_binds": True})
+
+
 @compiles(UtcNow, "postgresql")
 def _utc_now_postgresql(element: UtcNow, compiler: SQLCompiler, **kw: Any) -> str:
     return "(now() AT TIME ZONE 'utc')"
