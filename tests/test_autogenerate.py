@@ -226,6 +226,42 @@ def test_each_drift_gives_exactly_its_op_and_upgrade_repairs_it(
         assert produce(engine, app.metadata, alembic_versioning={"vacuum": True}).upgrade_ops.is_empty()
 
 
+CUSTOM_NAMES = {
+    "table_name": "%s_history",
+    "transaction_column_name": "tx_id",
+    "end_transaction_column_name": "end_tx_id",
+}  # Continuum's own writes ignore operation_type_column_name (they leave the column NULL)
+
+
+def test_custom_names_are_rendered_and_the_script_repairs_them(engine: sa.Engine) -> None:
+    """Every non-default naming option of the versioning manager is rendered into the generated
+    ops, which then repair a drifted history; counts carry thousands separators."""
+    with versioned_app(mod_tracker=True, **CUSTOM_NAMES) as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app, seed=8)
+        version = app.version("Article")
+        with engine.begin() as conn:
+            conn.execute(sa.insert(app.table("article")), [{"id": 5000 + i, "name": "raw"} for i in range(1204)])
+            conn.execute(sa.update(version).where(version.c.end_tx_id.is_not(None)).values(end_tx_id=None))
+        script = produce(engine, app.metadata)
+        assert [f[:2] for f in ours(script)] == [
+            ("update_end_transaction_ids", "article"),
+            ("backfill_versions", "article"),
+        ]
+        code = render_python_code(script.upgrade_ops)
+        assert "# 1,204 live rows without a current version\n" in code
+        names = (
+            "version_table_format='%s_history', transaction_column_name='tx_id', "
+            "end_transaction_column_name='end_tx_id'"
+        )
+        assert code.count(names) == 2, code
+        apply(engine, script)
+        assert produce(engine, app.metadata).upgrade_ops.is_empty()
+        with Session(engine) as session:
+            raw = session.get(app.Article, 5000)
+            assert raw is not None and [v.operation_type for v in raw.versions] == [0]
+
+
 def test_vacuum_is_opt_in_and_checks_can_be_switched_off(engine: sa.Engine) -> None:
     with versioned_app(mod_tracker=True) as app:
         app.metadata.create_all(engine)

@@ -17,7 +17,7 @@ from sqlalchemy_continuum.plugins import TransactionMetaPlugin
 
 from alembic_versioning import DELETE, INSERT, UPDATE, VersioningError
 
-from .continuum_app import App, keyless_links, snapshot, versioned_app, write_history
+from .continuum_app import App, article_transactions, keyless_links, snapshot, versioned_app, write_history
 from .migrate import render_offline, run, run_online
 
 CUSTOM_NAMES = {
@@ -521,3 +521,29 @@ def test_a_sequence_behind_the_transaction_ids_fails_and_writes_nothing(pg_engin
         ):
             run_online(pg_engine, lambda op: op.backfill_versions("article"))
         assert [snapshot(pg_engine, table) for table in (app.version("Article"), app.table("transaction"))] == before
+
+
+def test_broken_chain_compares_with_the_highest_transaction(engine: sa.Engine) -> None:
+    """With every end id lost (several open versions), the live row is compared with the version of
+    the highest transaction id, and only that one is closed; older versions stay as they are (the
+    chain is ``update_end_transaction_ids``'s to repair)."""
+    with versioned_app(mod_tracker=True) as app:
+        app.metadata.create_all(engine)
+        article_transactions(engine, app, {"name": "a", "score": 1}, {"name": "b"}, {"score": 2})
+        version = app.version("Article")
+        live = app.table("article")
+        with engine.begin() as conn:
+            conn.execute(sa.update(version).values(end_transaction_id=None))
+        older = snapshot(engine, version)
+        run_online(engine, lambda op: op.backfill_versions("article"))
+        assert snapshot(engine, version) == older  # the live row equals the highest version: nothing
+        with engine.begin() as conn:
+            conn.execute(sa.update(live).values(name="a"))  # back to the first version's value
+        run_online(engine, lambda op: op.backfill_versions("article"))
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(version).order_by(version.c.transaction_id)).mappings().all()
+        *old, previous, new = rows
+        assert [dict(r) for r in old] == [dict(zip(version.c.keys(), r, strict=True)) for r in older[:-1]]
+        assert previous["end_transaction_id"] == new["transaction_id"] and new["end_transaction_id"] is None
+        assert (new["operation_type"], new["name"], new["score"]) == (UPDATE, "a", 2)
+        assert (new["name_mod"], new["content_mod"], new["score_mod"]) == (True, False, False)

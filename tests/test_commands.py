@@ -389,15 +389,21 @@ def test_new_version_table_for_existing_rows(engine: sa.Engine, tmp_path: Path) 
 
 def test_render_as_batch(engine: sa.Engine, tmp_path: Path) -> None:
     """``score`` becomes versioned: Alembic's batch block adds the columns, then the predicted
-    repairs fill its flags and write versions carrying the live values."""
+    repairs fill its flags and write versions carrying the live values. The downgrade's batch
+    block drops them again, then (vacuum on) removes the versions the backfill wrote."""
     with versioned_app(mod_tracker=True, exclude=("score",)) as old:
         old.metadata.create_all(engine)
         write_history(engine, old, seed=2)
+        written = snapshot(engine, old.version("Article"))
     with versioned_app(mod_tracker=True) as new:
-        project = Project(tmp_path / "project", new.metadata, {**managed(new), "render_as_batch": True})
+        options = {**managed(new, vacuum=True), "render_as_batch": True}
+        project = Project(tmp_path / "project", new.metadata, options)
         script = project.revision(engine, message="version score")
-        upgrade, _ = upgrade_and_downgrade(Path(script.path).read_text())
+        upgrade, downgrade = upgrade_and_downgrade(Path(script.path).read_text())
         assert "with op.batch_alter_table('article_version'" in upgrade
+        assert downgrade.index("op.vacuum_versions('article'") > downgrade.index(
+            "with op.batch_alter_table('article_version'"
+        )
         assert_op(
             upgrade,
             "mod flag\\(s\\) added for score",
@@ -414,6 +420,10 @@ def test_render_as_batch(engine: sa.Engine, tmp_path: Path) -> None:
                 version.c.end_transaction_id.is_(None), version.c.operation_type != 2
             )
             assert dict(conn.execute(latest).all()) == live
+        project.run(engine, command.downgrade, "-1")
+    with versioned_app(mod_tracker=True, exclude=("score",)) as old:
+        assert snapshot(engine, old.version("Article")) == written
+        assert Project(tmp_path / "old", old.metadata, managed(old, vacuum=True)).check_failure(engine) is None
 
 
 @pytest.mark.parametrize(
@@ -549,8 +559,9 @@ def test_downgrade_vacuums_what_a_backfill_wrote_for_a_column_dropped_again(engi
 def test_options_from_ini_and_pyproject(engine: sa.Engine, tmp_path: Path) -> None:
     with versioned_app() as app:
         app.metadata.create_all(engine)
+        write_history(engine, app, seed=5)
         with engine.begin() as conn:
-            conn.execute(sa.insert(app.table("article")).values(id=1, name="raw"))
+            conn.execute(sa.insert(app.table("article")).values(id=900, name="raw"))
 
         skipped = Project(
             tmp_path / "ini",
@@ -573,6 +584,25 @@ def test_options_from_ini_and_pyproject(engine: sa.Engine, tmp_path: Path) -> No
         )
         with pytest.raises(CommandError, match=r"Unknown alembic_versioning option\(s\) \['vacum'\]"):
             typo.run(engine, command.check)
+
+        # Futile translation versions: found only with vacuum on, from either file.
+        with engine.begin() as conn:
+            conn.execute(sa.update(app.version("Translation")).values(title="same"))
+            conn.execute(sa.update(app.table("translation")).values(title="same"))
+        for where, settings in (
+            ("toml", {"toml": '[tool.alembic.versioning]\nvacuum = true\nskip_tables = ["article"]\n'}),
+            ("ini", {"ini_extra": "\n[alembic_versioning]\nvacuum = yes\nskip_tables = article\n"}),
+        ):
+            opted_in = Project(tmp_path / f"vacuum-{where}", app.metadata, managed(app), **settings)
+            failure = opted_in.check_failure(engine)
+            assert failure is not None and "vacuum_versions" in failure and "'article'" not in failure, failure
+        plain = Project(
+            tmp_path / "no-vacuum",
+            app.metadata,
+            managed(app),
+            toml='[tool.alembic.versioning]\nskip_tables = ["article"]\n',
+        )
+        assert plain.check_failure(engine) is None
 
 
 def _joined_state(engine: sa.Engine, metadata: sa.MetaData) -> dict[str, Any]:
