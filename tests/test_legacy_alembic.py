@@ -6,7 +6,8 @@ need no download) and put first on ``PYTHONPATH`` of a subprocess, where it shad
 Alembic. There an Alembic project whose ``env.py`` calls ``register_legacy()`` runs
 ``alembic.command`` against a SQLite database with a live row that has no version:
 ``check`` fails on the drift, ``revision --autogenerate`` writes the backfill, ``upgrade`` applies
-it and ``check`` then passes.
+it and ``check`` then passes; then a revision versioning one more column puts the backfill after
+Alembic's ``add_column``, and upgrade, check and downgrade run.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from tests.continuum_app import versioned_app
 
 assert alembic.__version__ == sys.argv[1], alembic.__version__
 engine = sa.create_engine("sqlite:///app.db")
-with versioned_app() as app:
+with versioned_app(exclude=("score",)) as app:
     app.metadata.create_all(engine)
     with engine.begin() as conn:  # a live row written without Continuum: it has no version
         conn.execute(sa.insert(app.table("article")), [{"id": 1, "name": "raw"}])
@@ -73,6 +74,13 @@ with versioned_app() as app:
     run(command.check)
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(app.version("Article"))).scalar() == 1
+with versioned_app() as app:  # score becomes versioned: the backfill comes after Alembic's add_column
+    script = run(command.revision, message="version score", autogenerate=True)
+    upgrade = Path(script.path).read_text().split("def downgrade")[0]
+    assert upgrade.index("op.add_column('article_version'") < upgrade.index("op.backfill_versions('article'")
+    run(command.upgrade, "head")
+    run(command.check)
+    run(command.downgrade, "-1")
 print("ok", alembic.__version__)
 """
 

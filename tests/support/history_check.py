@@ -35,8 +35,10 @@ article_tag = sa.Table(
 
 class Tag(Base):
     __tablename__ = "tag"
-    __versioned__: dict[str, object] = {}
+    __versioned__: dict[str, object] = {"exclude": ["note"]}
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    label: Mapped[str | None]
+    note: Mapped[str | None]  # not versioned: changing it writes no version, and is no drift
 
 
 class Article(Base):
@@ -58,15 +60,17 @@ assert (table.mod_columns, table.strategy, found["article_tag"].association) == 
     "validity",
     True,
 ), table
+assert (found["tag"].columns, found["tag"].mod_columns) == (("label",), ("label",)), found["tag"]
 
 engine = sa.create_engine(sys.argv[1] if len(sys.argv) > 1 else "sqlite://", poolclass=StaticPool)
 Base.metadata.create_all(engine)
 with Session(engine) as session:
-    article = Article(id=1, name="x", tags=[Tag(id=1), Tag(id=2)])
+    article = Article(id=1, name="x", tags=[Tag(id=1, label="a", note="n"), Tag(id=2)])
     session.add(article)
     session.commit()
     article.name = "y"
     article.tags = article.tags[:1]
+    article.tags[0].note = "changed, not versioned"
     session.commit()
 
 
