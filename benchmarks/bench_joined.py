@@ -18,13 +18,15 @@ SQLite (a file in a temporary directory), each in one transaction through Alembi
 * ``vacuum base alone``: ``vacuum_versions("bench_base")`` on the same data (it deletes the N base
   halves that read futile alone: wrong for a hierarchy, timed as the per-table reference).
 
-Each measurement runs on freshly generated tables; the growth between sizes shows whether a
-statement grows faster than the tables (the exponent ``e`` of ``time ~ n^e``: 1 is linear).
+Each measurement runs on freshly generated tables (``--repeat N``: the median of N runs); the
+growth between sizes shows whether a statement grows faster than the tables (the exponent ``e`` of
+``time ~ n^e``: 1 is linear).
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -137,9 +139,10 @@ def benchmark(url: str, args: Any) -> tuple[Any, list[tuple[str, list[str], list
             for dialect, engine in engines.items():
                 for name in MEASUREMENTS:
                     for size in args.sizes:
-                        seconds = measure(engine, metadata, size, name)
+                        runs = [measure(engine, metadata, size, name) for _ in range(args.repeat)]
+                        seconds = statistics.median(runs)
                         results.setdefault(dialect, {}).setdefault(name, {})[size] = seconds
-                        print(f"{dialect} {name} {size}: {seconds:.2f} s", flush=True)
+                        print(f"{dialect} {name} {size}: {', '.join(f'{r:.2f}' for r in runs)} s", flush=True)
                 metadata.drop_all(engine)
                 engine.dispose()
     finally:
@@ -160,4 +163,5 @@ def benchmark(url: str, args: Any) -> tuple[Any, list[tuple[str, list[str], list
 
 if __name__ == "__main__":
     parser = argument_parser(__doc__ or "", "20000,100000", "entities (x 3 versions, in each of 2 tables)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per measurement, median shown (default: 1)")
     main(parser.parse_args(), None, benchmark)
