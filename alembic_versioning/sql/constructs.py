@@ -18,7 +18,9 @@ from ..model import VersionedTable
 class Differs(ColumnElement[bool]):
     """``a IS DISTINCT FROM b``: true when the values differ, NULL counting as a value.
 
-    PostgreSQL's ``json`` type has no equality operator, so there both sides are compared
+    JSON values are compared as Python sees them: the JSON ``null`` equals SQL NULL (both load as
+    ``None``; Continuum writes the first where the live row, its column never set, holds the
+    second). PostgreSQL's ``json`` type has no equality operator, so there both sides are compared
     as ``jsonb`` (equal documents compare equal, as they do in Python).
     """
 
@@ -35,9 +37,16 @@ class Differs(ColumnElement[bool]):
         return [*self.left._from_objects, *self.right._from_objects]
 
 
+def _is_json(element: Differs) -> bool:
+    return isinstance(element.left.type, sa.JSON) or isinstance(element.right.type, sa.JSON)
+
+
 @compiles(Differs)
 def _differs(element: Differs, compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(element.left.is_distinct_from(element.right), **kw)
+    left, right = element.left, element.right
+    if _is_json(element):  # stored as text (SQLite)
+        left, right = (sa.func.nullif(side, sa.literal_column("'null'")) for side in (left, right))
+    return compiler.process(left.is_distinct_from(right), **kw)
 
 
 @compiles(Differs, "postgresql")
@@ -45,8 +54,10 @@ def _differs_postgresql(element: Differs, compiler: SQLCompiler, **kw: Any) -> s
     from sqlalchemy.dialects.postgresql import JSONB
 
     left, right = element.left, element.right
-    if isinstance(left.type, sa.JSON) and not isinstance(left.type, JSONB):
-        left, right = sa.cast(left, JSONB), sa.cast(right, JSONB)
+    if _is_json(element):
+        left, right = (
+            sa.func.nullif(sa.cast(side, JSONB), sa.literal_column("'null'::jsonb")) for side in (left, right)
+        )
     return compiler.process(left.is_distinct_from(right), **kw)
 
 

@@ -1,0 +1,99 @@
+"""JSON columns: values compared as Python sees them, JSON ``null`` equal to SQL NULL.
+
+A JSON column never set holds SQL NULL in the live row, while Continuum copies the attribute's
+``None`` into the version row, where SQLAlchemy's JSON type writes the JSON ``null``. Both load as
+``None``; neither the checks nor the repairs may take one for a change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy_continuum import VersioningManager, make_versioned
+from sqlalchemy_continuum.plugins import PropertyModTrackerPlugin
+
+from .continuum_app import mapped, snapshot
+from .migrate import run
+from .test_autogenerate import ours, produce
+
+
+@contextmanager
+def json_app() -> Iterator[tuple[sa.MetaData, type]]:
+    """``note`` (``title``, ``meta`` JSON) versioned with the mod tracker."""
+    manager = VersioningManager()
+    make_versioned(manager=manager, user_cls=None, plugins=[PropertyModTrackerPlugin()])
+
+    class Base(DeclarativeBase):
+        pass
+
+    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
+
+    class Note(Base):
+        __tablename__ = "note"
+        __versioned__: dict[str, Any] = {}
+        id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+        title: Mapped[str | None] = mapped_column(sa.String(50))
+        meta: Mapped[Any] = mapped_column(sa.JSON, nullable=True)
+
+    with mapped(manager, Base):
+        yield Base.metadata, Note
+
+
+def _history(engine: sa.Engine, note: type) -> None:
+    """Notes whose ``meta`` is never set, set, set to ``None`` and set again, through the ORM."""
+    with Session(engine) as session:
+        session.add_all([note(id=i, title="never set") for i in (1, 4)])
+        session.add_all([note(id=2, title="set", meta={"a": 1}), note(id=3)])
+        session.commit()
+        first, second, third = (session.get(note, i) for i in (1, 2, 3))
+        first.title = "title only"
+        second.meta = None
+        third.meta = {"b": [1, 2]}
+        session.commit()
+        second.meta = {"a": 1}
+        third.title = "then a title"
+        session.commit()
+        session.delete(first)
+        session.commit()
+
+
+@pytest.mark.parametrize("mode", ["online", "offline"])
+def test_json_null_and_sql_null_are_no_change(engine: sa.Engine, mode: str) -> None:
+    with json_app() as (metadata, note):
+        metadata.create_all(engine)
+        _history(engine, note)
+        version = metadata.tables["note_version"]
+        assert ours(produce(engine, metadata, alembic_versioning={"vacuum": True})) == []
+        written = snapshot(engine, version)
+        run(engine, lambda op: op.backfill_versions("note"), mode, target_metadata=metadata)
+        run(engine, lambda op: op.update_mod_flags("note"), mode, target_metadata=metadata)
+        run(engine, lambda op: op.vacuum_versions("note"), mode, target_metadata=metadata)
+        assert snapshot(engine, version) == written
+
+        # A real change next to a null: found and repaired.
+        with engine.begin() as conn:
+            conn.execute(sa.update(metadata.tables["note"]).where(sa.text("id = 2")).values(meta=sa.null()))
+        assert [f[:2] for f in ours(produce(engine, metadata))] == [("backfill_versions", "note")]
+        run(engine, lambda op: op.backfill_versions("note"), mode, target_metadata=metadata)
+        assert ours(produce(engine, metadata, alembic_versioning={"vacuum": True})) == []
+        with Session(engine) as session:
+            second = session.get(note, 2)
+            assert second is not None and [v.meta for v in second.versions] == [{"a": 1}, None, {"a": 1}, None]
+
+
+def test_continuum_writes_json_null_where_the_live_row_holds_sql_null(engine: sa.Engine) -> None:
+    """The premise of the comparison: the two nulls do sit side by side in Continuum's history."""
+    with json_app() as (metadata, note):
+        metadata.create_all(engine)
+        with Session(engine) as session:
+            session.add(note(id=1, title="never set"))
+            session.commit()
+        with engine.connect() as conn:
+            live = conn.execute(sa.text("SELECT meta IS NULL FROM note")).scalar()
+            stored = conn.execute(sa.text("SELECT meta IS NULL FROM note_version")).scalar()
+        assert (bool(live), bool(stored)) == (True, False)
