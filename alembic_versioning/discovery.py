@@ -47,6 +47,11 @@ def _mod_tracker(manager: Any) -> Any:
     return next((p for p in manager.plugins if type(p).__name__ == "PropertyModTrackerPlugin"), None)
 
 
+def _records_changes(manager: Any) -> bool:
+    """Whether ``manager`` has the TransactionChangesPlugin (``transaction_changes`` rows)."""
+    return any(type(p).__name__ == "TransactionChangesPlugin" for p in manager.plugins)
+
+
 def _mod_suffix(manager: Any) -> str:
     tracker = _mod_tracker(manager)
     return Naming.mod_suffix if tracker is None else str(tracker.column_suffix)
@@ -134,12 +139,17 @@ def tables_from_manager(
             strategy=manager.option(model, "strategy"),
             mod_tracker=_mod_tracker(manager) is not None,
         )
+    entities: dict[str, list[str]] = {}  # live table key -> the names of the models mapped to it
+    if _records_changes(manager):
+        for model in manager.version_class_map:
+            entities.setdefault(sa.inspect(model).local_table.key, []).append(model.__name__)
     for key, table in found.items():
         live_key = sa.Table(table.name, sa.MetaData(), schema=table.schema).key
         if live_key in hierarchies:
-            found[key] = dataclasses.replace(
+            table = dataclasses.replace(
                 table, joined_with=tuple(sorted(hierarchies[live_key])), joined_base=bases.get(live_key)
             )
+        found[key] = dataclasses.replace(table, entity_names=tuple(sorted(entities.get(live_key, ()))))
     for live in _association_tables(manager):
         naming = manager_naming(manager, None, live.schema, default_schema)
         key = sa.Table(naming.version_table_name(live.name), sa.MetaData(), schema=live.schema).key

@@ -82,6 +82,9 @@ class VersionedTable:
     #: In such a hierarchy, the key of its versioned base table (the one every entity has a row in),
     #: for the other tables; ``None`` for the base table itself and for tables outside a hierarchy.
     joined_base: str | None = None
+    #: With Continuum's ``TransactionChangesPlugin``: the names of the model classes mapped to this
+    #: table, which a backfill records as ``transaction_changes`` rows (empty without the plugin).
+    entity_names: tuple[str, ...] = ()
 
     @property
     def version_name(self) -> str:

@@ -288,12 +288,19 @@ class BackfillVersionsOp(VersionedDataOp):
         *,
         transaction: Mapping[str, Any] | None = None,
         meta: Mapping[str, Any] | None = None,
+        entity_names: Sequence[str] = (),
         native_versioning: bool | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(table_name, **kw)
         self.transaction = dict(transaction or {})
         self.meta = dict(meta or {})
+        if isinstance(entity_names, str):
+            raise VersioningError(
+                f"entity_names={entity_names!r} for table {table_name!r}: pass a list of model class "
+                f"names, e.g. entity_names=[{entity_names!r}]."
+            )
+        self.entity_names = tuple(entity_names)
         self.native_versioning = native_versioning
         if "id" in self.transaction:
             raise VersioningError(
@@ -310,6 +317,7 @@ class BackfillVersionsOp(VersionedDataOp):
         schema: str | None = None,
         transaction: Mapping[str, Any] | None = None,
         meta: Mapping[str, Any] | None = None,
+        entity_names: Sequence[str] = (),
         primary_key: Sequence[str] | None = None,
         columns: Sequence[str] | None = None,
         mod_columns: Sequence[str] | None = None,
@@ -325,7 +333,9 @@ class BackfillVersionsOp(VersionedDataOp):
         differs from it (NULL-safely) gets an UPDATE version; a latest version without a live
         row gets a DELETE version with the last known values. All new versions belong to one
         new transaction record (``transaction``: extra column values such as ``user_id`` or
-        ``issued_at``, which defaults to now in naive UTC; ``meta``: ``transaction_meta`` rows).
+        ``issued_at``, which defaults to now in naive UTC; ``meta``: ``transaction_meta`` rows;
+        ``entity_names``: the model class names written as ``transaction_changes`` rows, as
+        Continuum's ``TransactionChangesPlugin`` records the classes a transaction changed).
         Nothing is written when nothing differs. ``columns``, ``mod_columns``, ``strategy`` and
         ``native_versioning`` matter offline only, where nothing can be reflected.
 
@@ -341,6 +351,7 @@ class BackfillVersionsOp(VersionedDataOp):
             naming,
             transaction=transaction,
             meta=meta,
+            entity_names=entity_names,
             columns=columns,
             mod_columns=mod_columns,
             native_versioning=native_versioning,
@@ -355,6 +366,8 @@ class BackfillVersionsOp(VersionedDataOp):
         for name in ("transaction", "meta"):
             if getattr(self, name):
                 kwargs[name] = getattr(self, name)
+        if self.entity_names:
+            kwargs["entity_names"] = list(self.entity_names)
         if self.native_versioning is not None:
             kwargs["native_versioning"] = self.native_versioning
         return kwargs

@@ -17,6 +17,8 @@ from .sql.backfill import TransactionRecord
 
 #: Table of Continuum's TransactionMetaPlugin.
 META_TABLE = "transaction_meta"
+#: TransactionChangesPlugin's table: (transaction_id, entity_name).
+CHANGES_TABLE = "transaction_changes"
 #: Continuum's native versioning keeps the current transaction id in this temporary table.
 NATIVE_TRANSACTION_TABLE = "temporary_transaction"
 
@@ -108,18 +110,25 @@ def transaction_record(operations: Operations, catalog: Catalog, op: BackfillVer
     }
     meta_table = None
     if op.meta:
-        why = (
-            f"meta={op.meta!r} for table {op.table_name!r} is written there; enable "
-            f"Continuum's TransactionMetaPlugin (and create its table) or leave meta out"
-        )
-        known_meta = catalog.require(META_TABLE, schema, why)
-        if known_meta is None and found is not None:  # offline, target_metadata has one and not the other
-            raise catalog.missing(META_TABLE, schema, why + " (offline: as target_metadata describes the database)")
-        meta_table = _core_table(
+        meta_table = _plugin_table(
+            catalog,
+            found,
             META_TABLE,
             schema,
-            known_meta,
+            f"meta={op.meta!r} for table {op.table_name!r} is written there; enable "
+            f"Continuum's TransactionMetaPlugin (and create its table) or leave meta out",
             {"transaction_id": sa.BigInteger(), "key": sa.String(), "value": sa.String()},
+        )
+    changes_table = None
+    if op.entity_names:
+        changes_table = _plugin_table(
+            catalog,
+            found,
+            CHANGES_TABLE,
+            schema,
+            f"entity_names={list(op.entity_names)!r} for table {op.table_name!r} are written there; enable "
+            f"Continuum's TransactionChangesPlugin (and create its table) or leave entity_names out",
+            {"transaction_id": sa.BigInteger(), "entity_name": sa.String()},
         )
     native = op.native_versioning
     if native is None:
@@ -130,5 +139,19 @@ def transaction_record(operations: Operations, catalog: Catalog, op: BackfillVer
         values=values,
         meta=[(operations.inline_literal(str(k)), operations.inline_literal(str(v))) for k, v in op.meta.items()],
         meta_table=meta_table,
+        entity_names=[operations.inline_literal(name) for name in op.entity_names],
+        changes_table=changes_table,
         reuse=native_transaction_table() if native else None,
     )
+
+
+def _plugin_table(
+    catalog: Catalog, found: sa.Table | None, name: str, schema: str | None, why: str, columns: dict[str, Any]
+) -> sa.Table:
+    """A table a Continuum plugin keeps beside the transaction table (``found``, when known),
+    required to exist: in the database, or offline in ``target_metadata`` when that describes the
+    transaction table."""
+    known = catalog.require(name, schema, why)
+    if known is None and found is not None:  # offline, target_metadata has one and not the other
+        raise catalog.missing(name, schema, why + " (offline: as target_metadata describes the database)")
+    return _core_table(name, schema, known, columns)

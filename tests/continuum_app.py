@@ -58,11 +58,14 @@ def versioned_app(
     mod_tracker: bool = False,
     schema: str | None = None,
     exclude: tuple[str, ...] = (),
+    plugins: tuple[Any, ...] = (),
     **options: Any,
 ) -> Iterator[App]:
-    """Build the test models under a new versioning manager with Continuum ``options``."""
+    """Build the test models under a new versioning manager with Continuum ``options`` (and
+    ``plugins`` besides the mod tracker)."""
     manager = VersioningManager(options=dict(options))
-    make_versioned(manager=manager, user_cls=None, plugins=[PropertyModTrackerPlugin()] if mod_tracker else [])
+    tracker = [PropertyModTrackerPlugin()] if mod_tracker else []
+    make_versioned(manager=manager, user_cls=None, plugins=[*tracker, *plugins])
 
     class Base(DeclarativeBase):
         metadata = sa.MetaData(schema=schema)
@@ -230,6 +233,7 @@ def joined_app(
     plain_doc: str | None = None,
     mod_tracker: bool = False,
     strategy: str = "validity",
+    plugins: tuple[Any, ...] = (),
 ) -> Iterator[tuple[sa.MetaData, VersioningManager, type, type]]:
     """``Doc(Item)`` under joined-table inheritance and a manager of their own (``Item``
     unversioned with ``versioned_parent=False``; ``doc.note`` with ``note``, ``item.extra`` with
@@ -240,7 +244,8 @@ def joined_app(
         pass
 
     manager = VersioningManager(options={"strategy": strategy})
-    make_versioned(manager=manager, user_cls=None, plugins=[PropertyModTrackerPlugin()] if mod_tracker else [])
+    tracker = [PropertyModTrackerPlugin()] if mod_tracker else []
+    make_versioned(manager=manager, user_cls=None, plugins=[*tracker, *plugins])
     Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
     item: dict[str, Any] = {
         "__tablename__": "item",

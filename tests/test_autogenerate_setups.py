@@ -15,6 +15,7 @@ from alembic.autogenerate import render_python_code
 from alembic.util import CommandError
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy_continuum import VersioningManager, make_versioned
+from sqlalchemy_continuum.plugins import TransactionChangesPlugin
 from sqlalchemy_continuum.transaction import TransactionBase
 
 from alembic_versioning import VersionedTableOp, VersioningError
@@ -256,6 +257,38 @@ def test_joined_table_inheritance_gets_one_backfill_and_one_vacuum(engine: sa.En
         with Session(engine) as session:
             assert [(v.name, v.body) for v in session.get(Doc, 1).versions] == [("a", "b"), ("a", "b2"), ("a3", "b2")]
             assert [(v.name, v.body, v.operation_type) for v in session.get(Doc, 2).versions] == [("raw", "raw", 0)]
+
+
+def test_transaction_changes_plugin_gets_its_rows(engine: sa.Engine) -> None:
+    """With Continuum's TransactionChangesPlugin the generated backfill names the model classes
+    (``entity_names``): one for a table, every class of a joined-table hierarchy on its base."""
+    with versioned_app(plugins=(TransactionChangesPlugin(),)) as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app, seed=2)
+        with engine.begin() as conn:
+            conn.execute(sa.insert(app.table("article")), [{"id": 900, "name": "raw"}])
+        script = produce(engine, app.metadata, alembic_versioning={"managers": [app.manager]})
+        assert "mod_columns=[], entity_names=['Article'], strategy='validity')" in render_python_code(
+            script.upgrade_ops
+        )
+        apply(engine, script)
+        assert ours(produce(engine, app.metadata, alembic_versioning={"managers": [app.manager]})) == []
+        with Session(engine) as session:
+            (version,) = session.get(app.Article, 900).versions.all()
+            assert list(version.transaction.changed_entities) == [type(version)]
+    with joined_app(plugins=(TransactionChangesPlugin(),)) as (metadata, manager, _, Doc):
+        metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.insert(metadata.tables["item"]), [{"id": 2, "kind": "doc", "name": "raw"}])
+            conn.execute(sa.insert(metadata.tables["doc"]), [{"id": 2, "body": "raw"}])
+        script = produce(engine, metadata, alembic_versioning={"managers": [manager]})
+        script.upgrade_ops.ops = [op for op in script.upgrade_ops.ops if isinstance(op, VersionedTableOp)]
+        (backfill,) = script.upgrade_ops.ops  # (the first app's tables left out: Alembic would drop them)
+        assert (backfill.table_name, backfill.entity_names, list(backfill.joined)) == ("item", ("Doc", "Item"), ["doc"])
+        apply(engine, script)
+        with Session(engine) as session:
+            (version,) = session.get(Doc, 2).versions.all()
+            assert type(version) in version.transaction.changed_entities
 
 
 def test_joined_table_inheritance_downgrade_vacuums_the_hierarchy(engine: sa.Engine) -> None:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy.orm import Session
-from sqlalchemy_continuum.plugins import TransactionMetaPlugin
+from sqlalchemy_continuum.plugins import TransactionChangesPlugin, TransactionMetaPlugin
 
 from alembic_versioning import DELETE, INSERT, UPDATE, VersioningError
 
@@ -328,9 +328,51 @@ def test_transaction_meta_and_backdating(engine: sa.Engine) -> None:
         assert [tuple(r) for r in rows] == [(record["id"], "by", "ops"), (record["id"], "comment", "initial versions")]
 
 
+@pytest.mark.parametrize("mode", ["online", "offline"])
+def test_transaction_changes_rows(engine: sa.Engine, mode: str) -> None:
+    """With Continuum's TransactionChangesPlugin, ``entity_names`` become ``transaction_changes``
+    rows of the backfill's transaction, so ``changed_entities`` lists its versions; nothing to
+    write, no row."""
+    with versioned_app(plugins=(TransactionChangesPlugin(),)) as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app, seed=3)
+        changes = app.table("transaction_changes")
+        with engine.connect() as conn:
+            before = conn.execute(sa.select(changes).order_by(*changes.c)).all()
+        assert before  # Continuum's ORM writes them
+
+        def backfill(op: Any) -> None:
+            op.backfill_versions("article", entity_names=["Article"])
+
+        run(engine, backfill, mode, target_metadata=app.metadata)
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(changes).order_by(*changes.c)).all() == before
+        with engine.begin() as conn:
+            conn.execute(sa.insert(app.table("article")), [{"id": 900, "name": "raw"}])
+        run(engine, backfill, mode, target_metadata=app.metadata)
+        with engine.connect() as conn:
+            new_tx = conn.scalar(sa.select(sa.func.max(app.table("transaction").c.id)))
+            added = conn.execute(sa.select(changes).order_by(*changes.c)).all()
+        assert sorted(set(added) - set(before)) == [(new_tx, "Article")]
+        with Session(engine) as session:
+            raw = session.get(app.Article, 900)
+            assert raw is not None
+            (version,) = raw.versions.all()
+            changed = version.transaction.changed_entities
+            assert list(changed) == [type(version)] and [v.id for v in changed[type(version)]] == [900]
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
+        (
+            lambda op: op.backfill_versions("article", entity_names=["Article"]),
+            "Table 'transaction_changes' does not exist.*TransactionChangesPlugin",
+        ),
+        (
+            lambda op: op.backfill_versions("article", entity_names="Article"),
+            r"entity_names='Article'.*entity_names=\['Article'\]",
+        ),
         (
             lambda op: op.backfill_versions("article", meta={"a": "b"}),
             "Table 'transaction_meta' does not exist.*TransactionMetaPlugin",

@@ -19,6 +19,8 @@ def make_op(cls: type[Op], table: VersionedTable, finding: str, **extra: Any) ->
         kwargs["columns"] = table.mod_columns
     if issubclass(cls, VersionedDataOp):
         kwargs.update(columns=table.columns, mod_columns=table.mod_columns)
+    if cls is BackfillVersionsOp and table.entity_names:
+        kwargs["entity_names"] = table.entity_names
     # explicit either way: offline, a missing strategy comes from target_metadata, the head revision's
     kwargs["strategy"] = table.strategy
     op = cls(table.name, **{**kwargs, **extra})

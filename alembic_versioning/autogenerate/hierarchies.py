@@ -80,6 +80,9 @@ def _merged(
     merged = found or make_op(type(ops[0]), described, "")
     merged.joined = joined_tables(root.name, joined_description([m for m in members if m is not None]))
     merged.finding = finding
+    if isinstance(merged, BackfillVersionsOp):  # which classes changed is in the rows; every one of them
+        classes = {*root.entity_names, *(name for key in root.joined_with for name in tables[key].entity_names)}
+        merged.entity_names = tuple(sorted(classes))
     return merged
 
 

@@ -9,7 +9,7 @@ The statements, in order (a bounded number per table, nothing read back):
 2. compute the versions to write once, into a temporary table (analysed, so the planner
    knows its size and the columns the closing join uses), and create a temporary one-row
    table with the new transaction id in it, only if some entity needs a version;
-3. insert the transaction record (and ``transaction_meta`` rows) from it;
+3. insert the transaction record (and ``transaction_meta`` and ``transaction_changes`` rows) from it;
 4. validity strategy: close each affected entity's latest version with the new id;
 5. insert the new versions;
 6. drop the temporary tables.
@@ -59,8 +59,9 @@ class TransactionRecord:
     """The transaction record the new versions belong to.
 
     ``values`` are extra column values (``issued_at`` defaults to now, naive UTC); ``meta``
-    (key, value) pairs are written as ``meta_table`` rows. ``reuse`` is native versioning's per-transaction
-    table, whose id is taken when native versioning already created a record.
+    (key, value) pairs are written as ``meta_table`` rows, ``entity_names`` as ``changes_table`` rows.
+    ``reuse`` is native versioning's per-transaction table, whose id is taken when native
+    versioning already created a record.
     """
 
     table: sa.Table
@@ -68,6 +69,8 @@ class TransactionRecord:
     values: Mapping[str, ColumnElement[Any]]
     meta: Sequence[tuple[ColumnElement[Any], ColumnElement[Any]]] = ()
     meta_table: sa.Table | None = None
+    entity_names: Sequence[ColumnElement[Any]] = ()
+    changes_table: sa.Table | None = None
     reuse: sa.Table | None = None
 
 
@@ -363,6 +366,17 @@ def backfill_statements(
         statements += [
             sa.insert(meta).from_select(["transaction_id", "key", "value"], sa.select(new_tx.c.id, k, v))
             for k, v in record.meta
+        ]
+    if record.changes_table is not None:
+        changes = record.changes_table
+        statements += [  # native versioning's record may have its rows already
+            sa.insert(changes).from_select(
+                ["transaction_id", "entity_name"],
+                sa.select(new_tx.c.id, name).where(
+                    ~sa.exists().where(changes.c.transaction_id == new_tx.c.id, changes.c.entity_name == name)
+                ),
+            )
+            for name in record.entity_names
         ]
     inserting = []
     for part, pending in paired:
