@@ -22,9 +22,16 @@ from .migrate import run
 from .test_autogenerate import ours, produce
 
 
+class WrappedJSON(sa.types.TypeDecorator[Any]):
+    """JSON behind a ``TypeDecorator``, as sqlalchemy-utils' ``JSONType`` is."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+
 @contextmanager
-def json_app() -> Iterator[tuple[sa.MetaData, type]]:
-    """``note`` (``title``, ``meta`` JSON) versioned with the mod tracker."""
+def json_app(json_type: Any = sa.JSON) -> Iterator[tuple[sa.MetaData, type]]:
+    """``note`` (``title``, ``meta`` of ``json_type``) versioned with the mod tracker."""
     manager = VersioningManager()
     make_versioned(manager=manager, user_cls=None, plugins=[PropertyModTrackerPlugin()])
 
@@ -38,7 +45,7 @@ def json_app() -> Iterator[tuple[sa.MetaData, type]]:
         __versioned__: dict[str, Any] = {}
         id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
         title: Mapped[str | None] = mapped_column(sa.String(50))
-        meta: Mapped[Any] = mapped_column(sa.JSON, nullable=True)
+        meta: Mapped[Any] = mapped_column(json_type, nullable=True)
 
     with mapped(manager, Base):
         yield Base.metadata, Note
@@ -62,9 +69,13 @@ def _history(engine: sa.Engine, note: type) -> None:
         session.commit()
 
 
-@pytest.mark.parametrize("mode", ["online", "offline"])
-def test_json_null_and_sql_null_are_no_change(engine: sa.Engine, mode: str) -> None:
-    with json_app() as (metadata, note):
+@pytest.mark.parametrize(
+    ("mode", "json_type"),
+    [("online", sa.JSON), ("offline", sa.JSON), ("online", WrappedJSON)],
+    ids=["online", "offline", "type-decorator"],
+)
+def test_json_null_and_sql_null_are_no_change(engine: sa.Engine, mode: str, json_type: Any) -> None:
+    with json_app(json_type) as (metadata, note):
         metadata.create_all(engine)
         _history(engine, note)
         version = metadata.tables["note_version"]

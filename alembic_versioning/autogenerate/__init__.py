@@ -21,7 +21,13 @@ from ..reflection import no_room_for_backfill, one_version_per_transaction, refl
 from ..transactions import transaction_table
 from .drift import drift_ops
 from .hierarchies import Found, hierarchy_of, joined_repairs
-from .migration import as_downgrade_leaves, downgrade_repairs, predicted_ops, schema_changes
+from .migration import (
+    as_downgrade_leaves,
+    downgrade_repairs,
+    predicted_ops,
+    schema_changes,
+    without_missing_changes_table,
+)
 from .options import options_for
 from .pairs import metadata_table, versioned_pairs
 from .unversioned import unversioned_repairs
@@ -48,13 +54,13 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
     downgrade += unversioned_repairs(autogen_context, upgrade_ops, changes, tables, options)
     for table, repairs in joined_repairs(downgrade, tables, lambda table: as_downgrade_leaves(table, changes)):
         # first in the upgrade, in reverse: the downgrade runs them last, in order
-        runnable = _runnable(autogen_context, table, repairs)
+        runnable = without_missing_changes_table(_runnable(autogen_context, table, repairs), changes.created)
         upgrade_ops.ops[0:0] = [RepairOnDowngradeOp(op) for op in reversed(runnable)]
     for table, found in joined_repairs(upgrade, tables):
         for op in found:
             if isinstance(op, BackfillVersionsOp) and _native(autogen_context, table):
                 op.native_versioning = True  # rendered, so the script is right offline too
-        upgrade_ops.ops.extend(_runnable(autogen_context, table, found))
+        upgrade_ops.ops.extend(without_missing_changes_table(_runnable(autogen_context, table, found), changes.dropped))
     return None
 
 

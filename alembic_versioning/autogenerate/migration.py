@@ -20,6 +20,7 @@ from ..operations import (
     VacuumVersionsOp,
     VersionedTableOp,
 )
+from ..transactions import CHANGES_TABLE
 from .factory import make_op
 from .options import Options
 
@@ -209,3 +210,14 @@ def downgrade_repairs(table: VersionedTable, changes: SchemaChanges, options: Op
             )
         )
     return found
+
+
+def without_missing_changes_table(ops: list[VersionedTableOp], missing: set[TableKey]) -> list[VersionedTableOp]:
+    """``ops`` with no ``entity_names`` on a backfill whose ``transaction_changes`` table is among
+    ``missing``: dropped by the upgrade (for upgrade ops) or created by it (for downgrade ops)."""
+    for op in ops:
+        if isinstance(op, BackfillVersionsOp) and op.entity_names:
+            schema, _ = op.naming.transaction_location(op.schema)
+            if (schema, CHANGES_TABLE) in missing:
+                op.entity_names = ()
+    return ops

@@ -3,21 +3,24 @@
 When a model stops being versioned, autogenerate drops its version table; the downgrade creates
 it again, without a row. The repair is a backfill, which gives every live row an INSERT version,
 as a migration that starts versioning a table does. The table is no longer in the models, so it
-is described from the dropped table Alembic reflected, named like the remaining versioned tables
-(or by Continuum's defaults).
+is described from the dropped table Alembic reflected, named as the versioning managers name
+their tables (else as the remaining versioned tables are, else by Continuum's defaults).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+import sqlalchemy as sa
 from alembic import util
 from alembic.operations import ops as alembic_ops
 
+from ..discovery import imported_managers, manager_naming
 from ..model import Naming, VersionedTable
-from ..operations import BackfillVersionsOp, VersionedTableOp
-from ..reflection import describe_version_table
-from .factory import make_op
+from ..operations import BackfillVersionsOp, VersionedTableOp, joined_tables
+from ..reflection import describe_version_table, no_room_for_backfill, one_version_per_transaction
+from .factory import joined_description, make_op
 from .migration import SchemaChanges
 from .options import Options
 from .pairs import included, target_metadatas
@@ -25,14 +28,13 @@ from .pairs import included, target_metadatas
 Found = list[tuple[VersionedTable, list[VersionedTableOp]]]
 
 
-def _naming(tables: dict[str, VersionedTable], schema: str | None) -> Naming:
-    """The naming of the versioned tables that remain in ``schema`` (Continuum's defaults without)."""
-    return next((t.naming for t in tables.values() if t.schema == schema), Naming())
+@dataclasses.dataclass
+class _Unversioned:
+    """A live table whose version table the upgrade drops, described as it was dropped."""
 
-
-def _dropped_version_tables(upgrade_ops: alembic_ops.UpgradeOps) -> list[Any]:
-    """The tables the upgrade drops, as Alembic reflected them (``None`` columns: not known)."""
-    return [op.to_table() for op in upgrade_ops.ops if isinstance(op, alembic_ops.DropTableOp) and op._reverse]
+    live: sa.Table
+    table: VersionedTable
+    version: sa.Table
 
 
 def unversioned_repairs(
@@ -43,56 +45,128 @@ def unversioned_repairs(
     options: Options,
 ) -> Found:
     """A backfill, for the downgrade, of each live table whose version table the upgrade drops
-    while keeping the live table (its model is no longer versioned).
-
-    Left out, with a warning: a table keyed on another table whose version table the upgrade
-    drops too (joined-table inheritance, whose versions are written together: one backfill of
-    the hierarchy, by hand)."""
+    while keeping the live table (its model is no longer versioned). Tables keyed on one another
+    (joined-table inheritance, whose versions are written together) get one backfill on the base
+    table, ``joined`` with the others. Left out, with a warning naming the fix: a table whose
+    version table holds one version per transaction, and one whose transaction table is not there."""
     if not options.enabled("backfill"):
         return []
-    found: Found = []
-    rebuilt = changes.created | changes.dropped
+    found: list[_Unversioned] = []
     versioned = {(t.schema, t.version_name) for t in tables.values()}
-    dropped = _dropped_version_tables(upgrade_ops)
-    for version in dropped:
-        naming = _naming(tables, version.schema)
+    for version in _dropped_tables(upgrade_ops):
+        if (version.schema, version.name) in versioned:
+            continue
+        described = _describe(autogen_context, options, tables, version, changes)
+        if described is not None and not options.skips(described.table, autogen_context.dialect.default_schema_name):
+            found.append(described)
+    repairs: Found = []
+    for base, members in _hierarchies(found):
+        op = make_op(
+            BackfillVersionsOp,
+            base.table,
+            f"{base.version.name} is back, empty: versions for the existing rows of {base.live.name}"
+            + "".join(f" and {m.live.name}" for m in members),
+        )
+        if members:
+            op.joined = joined_tables(base.table.name, joined_description([m.table for m in members]))
+        repairs.append((base.table, [op]))
+    return repairs
+
+
+def _dropped_tables(upgrade_ops: alembic_ops.UpgradeOps) -> list[sa.Table]:
+    """The tables the upgrade drops, as Alembic reflected them."""
+    return [op.to_table() for op in upgrade_ops.ops if isinstance(op, alembic_ops.DropTableOp) and op._reverse]
+
+
+def _describe(
+    autogen_context: Any, options: Options, tables: dict[str, VersionedTable], version: sa.Table, changes: SchemaChanges
+) -> _Unversioned | None:
+    """``version`` as the version table of a live table the upgrade keeps, or ``None``."""
+    for naming in _namings(autogen_context, options, tables, version.schema):
         live = _live_table(autogen_context, version, naming)
-        if live is None or (version.schema, version.name) in versioned or (live.schema, live.name) in rebuilt:
+        if live is None:
             continue
+        if (live.schema, live.name) in changes.created | changes.dropped or not included(
+            autogen_context, live.name, live.schema
+        ):
+            return None
         if {naming.transaction_column_name, naming.operation_type_column_name} - set(version.c.keys()):
-            continue
-        parents = _versioned_parents(live, naming, dropped)
-        if parents:
-            util.warn(
-                f"alembic-versioning leaves out the downgrade's backfill_versions({live.name!r}): {version.name!r} "
-                f"comes back empty together with {parents}, and a joined-table inheritance hierarchy is "
-                f"versioned together; add op.backfill_versions(base, joined=[...]) to the downgrade by hand."
-            )
-            continue
+            return None
+        why = _unrepairable(autogen_context, version, naming, live.name)
+        if why:
+            util.warn(f"alembic-versioning leaves out the downgrade's backfill_versions({live.name!r}): {why}")
+            return None
         association = all(column.foreign_keys for column in live.c)
         table = describe_version_table(version, name=live.name, naming=naming, association=association)
-        if options.skips(table, autogen_context.dialect.default_schema_name):
-            continue
-        finding = f"{version.name} is back, empty: versions for the existing rows of {live.name}"
-        found.append((table, [make_op(BackfillVersionsOp, table, finding)]))
-    return found
-
-
-def _live_table(autogen_context: Any, version: Any, naming: Naming) -> Any:
-    """The live table of ``version`` in the target MetaData, when the run includes it."""
-    for table in (t for md in target_metadatas(autogen_context) for t in md.tables.values()):
-        if table.schema == version.schema and naming.version_table_name(table.name) == version.name:
-            return table if included(autogen_context, table.name, table.schema) else None
+        return _Unversioned(live, table, version)
     return None
 
 
-def _versioned_parents(live: Any, naming: Naming, dropped: list[Any]) -> list[str]:
-    """The tables ``live``'s primary key refers to whose version tables the upgrade drops too."""
-    gone = {(t.schema, t.name) for t in dropped}
-    parents = {
-        fk.column.table
-        for column in live.primary_key.columns
-        for fk in column.foreign_keys
-        if fk.column.table is not live
-    }
-    return sorted(p.name for p in parents if (p.schema, naming.version_table_name(p.name)) in gone)
+def _namings(
+    autogen_context: Any, options: Options, tables: dict[str, VersionedTable], schema: str | None
+) -> list[Naming]:
+    """The namings a version table in ``schema`` may have: the versioning managers' (their
+    transaction table placed for ``schema``), the remaining versioned tables', Continuum's defaults."""
+    default = autogen_context.dialect.default_schema_name
+    managers = options.managers if options.managers is not None else imported_managers(autogen_context.metadata)
+    namings = [manager_naming(manager, None, schema, default) for manager in managers]
+    for table in tables.values():
+        owner, name = table.naming.transaction_location(table.schema)
+        same = (owner or default) == (schema or default)
+        namings.append(
+            dataclasses.replace(table.naming, transaction_table=name if same else f"{owner or default}.{name}")
+        )
+    return [*namings, Naming()]
+
+
+def _live_table(autogen_context: Any, version: sa.Table, naming: Naming) -> sa.Table | None:
+    """The live table ``version`` belongs to under ``naming``, in the target MetaData."""
+    for md in target_metadatas(autogen_context):
+        for table in md.tables.values():
+            if table.schema == version.schema and naming.version_table_name(table.name) == version.name:
+                return table
+    return None
+
+
+def _unrepairable(autogen_context: Any, version: sa.Table, naming: Naming, name: str) -> str:
+    """Why a backfill of ``version`` could only fail ("" when it can run)."""
+    if one_version_per_transaction(version, naming):
+        return no_room_for_backfill(name, naming)
+    owner, transaction = naming.transaction_location(version.schema)
+    connection = autogen_context.connection
+    if connection is not None and not sa.inspect(connection).has_table(transaction, schema=owner):
+        where = f"{owner}.{transaction}" if owner else transaction
+        return (
+            f"its transaction table {where!r} does not exist; add op.backfill_versions({name!r}, "
+            f"transaction_table=...) to the downgrade by hand."
+        )
+    return ""
+
+
+def _hierarchies(found: list[_Unversioned]) -> list[tuple[_Unversioned, list[_Unversioned]]]:
+    """``found`` grouped by the tables keyed on one another (joined-table inheritance): each base
+    table with the tables below it, in order."""
+
+    def parent(u: _Unversioned) -> _Unversioned | None:
+        """The table whose whole primary key ``u``'s whole primary key refers to, column for column."""
+        key = list(u.live.primary_key.columns)
+        for other in found:
+            their = set(other.live.primary_key.columns)
+            refers = all(any(fk.column in their for fk in column.foreign_keys) for column in key)
+            if other is not u and key and len(their) == len(key) and refers:
+                return other
+        return None
+
+    def root(u: _Unversioned) -> _Unversioned:
+        seen = [u]
+        while (up := parent(seen[-1])) is not None and up not in seen:
+            seen.append(up)
+        return seen[-1]
+
+    groups: dict[int, tuple[_Unversioned, list[_Unversioned]]] = {}
+    for u in found:
+        base = root(u)
+        members = groups.setdefault(id(base), (base, []))[1]
+        if u is not base:
+            members.append(u)
+    return list(groups.values())

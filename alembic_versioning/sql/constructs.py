@@ -21,7 +21,8 @@ class Differs(ColumnElement[bool]):
     JSON values are compared as Python sees them: the JSON ``null`` equals SQL NULL (both load as
     ``None``; Continuum writes the first where the live row, its column never set, holds the
     second). PostgreSQL's ``json`` type has no equality operator, so there both sides are compared
-    as ``jsonb`` (equal documents compare equal, as they do in Python).
+    as ``jsonb`` (equal documents compare equal, as they do in Python); SQLite compares the stored
+    text (the same serialiser writes both sides).
     """
 
     inherit_cache = True
@@ -37,14 +38,21 @@ class Differs(ColumnElement[bool]):
         return [*self.left._from_objects, *self.right._from_objects]
 
 
-def _is_json(element: Differs) -> bool:
-    return isinstance(element.left.type, sa.JSON) or isinstance(element.right.type, sa.JSON)
+def _is_json(element: Differs, compiler: SQLCompiler) -> bool:
+    """Whether either side is JSON (also behind a ``TypeDecorator``, as in sqlalchemy-utils)."""
+
+    def json(type_: Any) -> bool:
+        if isinstance(type_, sa.types.TypeDecorator):
+            type_ = type_.load_dialect_impl(compiler.dialect)
+        return isinstance(type_, sa.JSON)
+
+    return json(element.left.type) or json(element.right.type)
 
 
 @compiles(Differs)
 def _differs(element: Differs, compiler: SQLCompiler, **kw: Any) -> str:
     left, right = element.left, element.right
-    if _is_json(element):  # stored as text (SQLite)
+    if _is_json(element, compiler):  # stored as text (SQLite)
         left, right = (sa.func.nullif(side, sa.literal_column("'null'")) for side in (left, right))
     return compiler.process(left.is_distinct_from(right), **kw)
 
@@ -54,7 +62,7 @@ def _differs_postgresql(element: Differs, compiler: SQLCompiler, **kw: Any) -> s
     from sqlalchemy.dialects.postgresql import JSONB
 
     left, right = element.left, element.right
-    if _is_json(element):
+    if _is_json(element, compiler):
         left, right = (
             sa.func.nullif(sa.cast(side, JSONB), sa.literal_column("'null'::jsonb")) for side in (left, right)
         )
