@@ -314,10 +314,11 @@ def test_transaction_meta_and_backdating(engine: sa.Engine) -> None:
         with engine.begin() as conn:
             conn.execute(sa.insert(app.table("article")), [{"id": 1, "name": "x"}])
         when = dt.datetime(2020, 1, 2, 3, 4, 5)
+        aware = dt.datetime(2020, 1, 2, 5, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=2)))  # the same instant
 
         def backfill(op: Any) -> None:
             op.backfill_versions(
-                "article", transaction={"issued_at": when}, meta={"comment": "initial versions", "by": "ops"}
+                "article", transaction={"issued_at": aware}, meta={"comment": "initial versions", "by": "ops"}
             )
 
         run(engine, backfill, "offline", target_metadata=app.metadata)

@@ -31,6 +31,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.operations import Operations
 from sqlalchemy.orm import Session
+from sqlalchemy_continuum.plugins import TransactionChangesPlugin, TransactionMetaPlugin
 
 from .conftest import postgresql_database
 from .continuum_app import App, snapshot, versioned_app
@@ -40,11 +41,11 @@ MODELS = ("Article", "Translation")
 
 
 @contextmanager
-def native_app(engine: sa.Engine) -> Iterator[App]:
+def native_app(engine: sa.Engine, plugins: tuple[Any, ...] = ()) -> Iterator[App]:
     """The test models under native versioning, their tables and triggers created on ``engine``."""
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS hstore")  # the triggers' UPDATE check uses it
-    with versioned_app(native_versioning=True, mod_tracker=True) as app:
+    with versioned_app(native_versioning=True, mod_tracker=True, plugins=plugins) as app:
         app.metadata.create_all(engine)
         yield app
 
@@ -264,6 +265,36 @@ def test_one_migration_one_transaction_record_triggers_still_on(pg_engine: sa.En
         run_online(engine, backfill_both(native_versioning))
         assert transaction_ids(engine) == records + new
         assert {model: snapshot(engine, app.version(model)) for model in MODELS} == versions
+
+
+@pytest.mark.parametrize("mode", ["online", "offline"])
+def test_backfills_sharing_the_record_write_its_meta_once(pg_engine: sa.Engine, mode: str) -> None:
+    """Two backfills in one migration share native versioning's record: a ``meta`` key (and an
+    entity name) both give is written to it once, the first backfill's value kept."""
+    engine = pg_engine
+    with native_app(engine, plugins=(TransactionMetaPlugin(), TransactionChangesPlugin())) as app:
+        write_history(engine, app)
+        records = transaction_ids(engine)
+
+        def call(op: Operations) -> None:
+            native = {"native_versioning": True}  # offline, nothing is detected
+            op.backfill_versions("article", meta={"comment": "import", "by": "a"}, entity_names=["Article"], **native)
+            op.backfill_versions(
+                "translation", meta={"comment": "again"}, entity_names=["Article", "Translation"], **native
+            )
+
+        run(engine, call, mode, target_metadata=app.metadata)
+        (tx,) = [tx for tx in transaction_ids(engine) if tx not in records]
+        with engine.connect() as conn:
+            meta = conn.execute(
+                sa.text("SELECT key, value FROM transaction_meta WHERE transaction_id = :tx"), {"tx": tx}
+            )
+            changes = conn.execute(
+                sa.text("SELECT entity_name FROM transaction_changes WHERE transaction_id = :tx"), {"tx": tx}
+            )
+            assert sorted(meta.all()) == [("by", "a"), ("comment", "import")]
+            assert sorted(changes.scalars()) == ["Article", "Translation"]
+        assert_history_correct(engine, app)
 
 
 def _result(engine: sa.Engine, app: App) -> tuple[Any, ...]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy_continuum import VersioningManager, make_versioned
 from sqlalchemy_continuum.plugins import PropertyModTrackerPlugin
@@ -108,3 +109,24 @@ def test_continuum_writes_json_null_where_the_live_row_holds_sql_null(engine: sa
             live = conn.execute(sa.text("SELECT meta IS NULL FROM note")).scalar()
             stored = conn.execute(sa.text("SELECT meta IS NULL FROM note_version")).scalar()
         assert (bool(live), bool(stored)) == (True, False)
+
+
+def test_arrays_of_json_compare_on_postgresql(pg_engine: sa.Engine) -> None:
+    """``json[]`` has no equality operator either: compared as ``jsonb[]``, Continuum's history
+    gives no diff, and a raw change is found and repaired."""
+    engine = pg_engine
+    with json_app(postgresql.ARRAY(sa.JSON)) as (metadata, note):
+        metadata.create_all(engine)
+        with Session(engine) as session:
+            session.add_all([note(id=1, meta=[{"a": 1}]), note(id=2)])
+            session.commit()
+            session.get(note, 1).meta = [{"a": 1}, {"b": None}]
+            session.commit()
+        assert ours(produce(engine, metadata, alembic_versioning={"vacuum": True})) == []
+        with engine.begin() as conn:
+            conn.exec_driver_sql("""UPDATE note SET meta = ARRAY['{"c": 3}'::json] WHERE id = 2""")
+        assert [f[:2] for f in ours(produce(engine, metadata))] == [("backfill_versions", "note")]
+        run(engine, lambda op: op.backfill_versions("note"), "online")
+        assert ours(produce(engine, metadata, alembic_versioning={"vacuum": True})) == []
+        with Session(engine) as session:
+            assert [v.meta for v in session.get(note, 2).versions] == [None, [{"c": 3}]]

@@ -361,15 +361,21 @@ def backfill_statements(
     statements.append(
         sa.insert(txt).from_select(["id", *values], sa.select(new_tx.c.id, *values.values()).where(*unrecorded))
     )
+    # native versioning's record, shared by the migration, may have these rows already (the first written stays)
     if record.meta_table is not None:
         meta = record.meta_table
         statements += [
-            sa.insert(meta).from_select(["transaction_id", "key", "value"], sa.select(new_tx.c.id, k, v))
+            sa.insert(meta).from_select(
+                ["transaction_id", "key", "value"],
+                sa.select(new_tx.c.id, k, v).where(
+                    ~sa.exists().where(meta.c.transaction_id == new_tx.c.id, meta.c.key == k)
+                ),
+            )
             for k, v in record.meta
         ]
     if record.changes_table is not None:
         changes = record.changes_table
-        statements += [  # native versioning's record may have its rows already
+        statements += [
             sa.insert(changes).from_select(
                 ["transaction_id", "entity_name"],
                 sa.select(new_tx.c.id, name).where(

@@ -21,8 +21,8 @@ class Differs(ColumnElement[bool]):
     JSON values are compared as Python sees them: the JSON ``null`` equals SQL NULL (both load as
     ``None``; Continuum writes the first where the live row, its column never set, holds the
     second). PostgreSQL's ``json`` type has no equality operator, so there both sides are compared
-    as ``jsonb`` (equal documents compare equal, as they do in Python); SQLite compares the stored
-    text (the same serialiser writes both sides).
+    as ``jsonb`` (equal documents compare equal, as they do in Python), arrays of ``json`` as
+    ``jsonb[]``; SQLite compares the stored text (the same serialiser writes both sides).
     """
 
     inherit_cache = True
@@ -38,15 +38,19 @@ class Differs(ColumnElement[bool]):
         return [*self.left._from_objects, *self.right._from_objects]
 
 
-def _is_json(element: Differs, compiler: SQLCompiler) -> bool:
-    """Whether either side is JSON (also behind a ``TypeDecorator``, as in sqlalchemy-utils)."""
-
-    def json(type_: Any) -> bool:
+def _types(element: Differs, compiler: SQLCompiler) -> list[Any]:
+    """Both sides' types, as the dialect sees them (a ``TypeDecorator``'s, as in sqlalchemy-utils)."""
+    found = []
+    for type_ in (element.left.type, element.right.type):
         if isinstance(type_, sa.types.TypeDecorator):
             type_ = type_.load_dialect_impl(compiler.dialect)
-        return isinstance(type_, sa.JSON)
+        found.append(type_)
+    return found
 
-    return json(element.left.type) or json(element.right.type)
+
+def _is_json(element: Differs, compiler: SQLCompiler) -> bool:
+    """Whether either side is JSON."""
+    return any(isinstance(t, sa.JSON) for t in _types(element, compiler))
 
 
 @compiles(Differs)
@@ -59,6 +63,7 @@ def _differs(element: Differs, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(Differs, "postgresql")
 def _differs_postgresql(element: Differs, compiler: SQLCompiler, **kw: Any) -> str:
+    from sqlalchemy.dialects import postgresql
     from sqlalchemy.dialects.postgresql import JSONB
 
     left, right = element.left, element.right
@@ -66,6 +71,8 @@ def _differs_postgresql(element: Differs, compiler: SQLCompiler, **kw: Any) -> s
         left, right = (
             sa.func.nullif(sa.cast(side, JSONB), sa.literal_column("'null'::jsonb")) for side in (left, right)
         )
+    elif any(isinstance(t, sa.ARRAY) and isinstance(t.item_type, sa.JSON) for t in _types(element, compiler)):
+        left, right = (sa.cast(side, postgresql.ARRAY(JSONB)) for side in (left, right))  # json[]: no equality either
     return compiler.process(left.is_distinct_from(right), **kw)
 
 
