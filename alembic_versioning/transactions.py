@@ -131,6 +131,14 @@ def transaction_record(operations: Operations, catalog: Catalog, op: BackfillVer
             {"transaction_id": sa.BigInteger(), "entity_name": sa.String()},
         )
     native = op.native_versioning
+    refuse_native = None
+    if native is None and catalog.bind is None:
+        where = f"{schema}.{name}" if schema else name
+        refuse_native = (
+            f"backfill_versions({op.table_name!r}): Continuum's native versioning is installed on {where}, "
+            f"and this script was rendered without knowing: pass native_versioning=True (as autogenerate "
+            f"renders it) and render the script again."
+        )
     if native is None:
         native = catalog.bind is not None and found is not None and uses_native_versioning(catalog.bind, found)
     return TransactionRecord(
@@ -142,6 +150,7 @@ def transaction_record(operations: Operations, catalog: Catalog, op: BackfillVer
         entity_names=[operations.inline_literal(name) for name in op.entity_names],
         changes_table=changes_table,
         reuse=native_transaction_table() if native else None,
+        refuse_native=refuse_native,
     )
 
 

@@ -329,6 +329,20 @@ def test_offline_script_matches_online(postgresql_proc: Any) -> None:
         assert _result(offline, app) == before
 
 
+def test_offline_script_not_told_of_native_versioning_stops(pg_engine: sa.Engine) -> None:
+    """Rendered without ``native_versioning=True``, the script would write a second transaction
+    record, after which the triggers version nothing more: it stops instead, naming the fix, and
+    leaves the database as it was."""
+    engine = pg_engine
+    with native_app(engine) as app:
+        write_history(engine, app)
+        before = _result(engine, app)
+        script = render_offline(engine, migration(app), target_metadata=app.metadata)
+        with pytest.raises(sa.exc.DBAPIError, match=r"native_versioning=True"):
+            execute_script(engine, script)
+        assert _result(engine, app) == before
+
+
 def _update_then_delete(op: Operations) -> None:
     op.execute("UPDATE article SET name = 'x' WHERE id = 1")  # the triggers: UPDATE version, then
     op.execute("DELETE FROM article WHERE id = 1")  # still an UPDATE, closed on its own id

@@ -38,6 +38,7 @@ from .constructs import (
     FullJoinSelect,
     LockForWrite,
     NextTransactionId,
+    RefuseNativeVersioning,
     RowAddress,
     UnlessDistinctOn,
     UpdateAtAddresses,
@@ -72,6 +73,8 @@ class TransactionRecord:
     entity_names: Sequence[ColumnElement[Any]] = ()
     changes_table: sa.Table | None = None
     reuse: sa.Table | None = None
+    #: Offline, not told whether native versioning is installed: the script stops, with this, where it is.
+    refuse_native: str | None = None
 
 
 def latest_versions(table: VersionedTable, version: sa.Table) -> sa.Subquery:
@@ -335,6 +338,8 @@ def backfill_statements(
     reuse = record.reuse.c.id if record.reuse is not None else None
     lock = [txt, *(p.live for p in parts), *(p.table.version_table() for p in parts)]
     statements: list[sa.Executable] = [LockForWrite(*lock)]
+    if record.refuse_native is not None:
+        statements.insert(0, RefuseNativeVersioning(txt, record.refuse_native))
     if record.reuse is not None:
         statements.append(sa.schema.CreateTable(record.reuse, if_not_exists=True))
     # left over on SQLite (whose DDL a failed migration does not roll back)

@@ -330,6 +330,30 @@ def _next_transaction_id(element: NextTransactionId, compiler: SQLCompiler, **kw
     return compiler.process(new, **kw)
 
 
+class RefuseNativeVersioning(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
+    """Stop the script with ``message`` where Continuum's native versioning is installed on
+    ``transaction`` (see :class:`NativeVersioningInstalled`): for offline scripts rendered without
+    knowing. PostgreSQL: a ``DO`` block raising the error; elsewhere a comment (no such triggers)."""
+
+    inherit_cache = False
+
+    def __init__(self, transaction: sa.Table, message: str) -> None:
+        self.transaction = transaction
+        self.message = message
+
+
+@compiles(RefuseNativeVersioning)
+def _refuse_native_versioning(element: RefuseNativeVersioning, compiler: SQLCompiler, **kw: Any) -> str:
+    return "-- no native versioning on this database"
+
+
+@compiles(RefuseNativeVersioning, "postgresql")
+def _refuse_native_versioning_postgresql(element: RefuseNativeVersioning, compiler: SQLCompiler, **kw: Any) -> str:
+    installed = compiler.process(NativeVersioningInstalled(element.transaction), **{**kw, "literal_binds": True})
+    message = element.message.replace("'", "''").replace("%", "%%")  # RAISE's own placeholder
+    return f"DO $$ BEGIN IF {installed} THEN RAISE EXCEPTION '{message}'; END IF; END $$"
+
+
 class LockForWrite(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
     """Keep other writers off ``tables`` until the migration's transaction ends.
 
