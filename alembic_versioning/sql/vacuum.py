@@ -2,7 +2,9 @@
 
 A futile version is an UPDATE whose compared data columns all equal (NULL-safely) those of the
 entity's previous version in transaction order, that previous version not being a DELETE, and
-whose mod flags, where it has them, flag none of those columns (false or NULL). Up to three
+whose mod flags, where it has them, flag none of those columns (false or NULL); with columns left
+out of the comparison, an entity's latest version that differs in them from the last version kept
+is kept too (the live row's values). Up to three
 statements, each classifying the rows afresh (none of them changes what the classification
 reads: data columns, transaction ids, operation types, the compared columns' flags):
 
@@ -67,7 +69,32 @@ def classified_versions(table: VersionedTable, version: sa.Table, compared: Sequ
         *(h.c[c.name] for c in version.c),
         sa.case((is_futile(h, compared), constant(1)), else_=constant(0)).label(FUTILE),
     ).subquery("marked")
+    ignored = [c for c in table.columns if c not in compared]
+    if ignored:
+        marked = _latest_kept(table, marked, ignored)
     return _with_after_futile(table, marked)
+
+
+def _latest_kept(table: VersionedTable, marked: sa.Subquery, ignored: Sequence[str]) -> sa.Subquery:
+    """``marked`` with an entity's latest version no longer futile where it differs from the
+    version it would fall back to (the last one kept before it) in an ``ignored`` column: that
+    version would then no longer equal the live row, and a backfill would write it again."""
+    m = marked.c
+    tx = m[table.naming.transaction_column_name]
+    key = table.key_columns(m)
+    kept_so_far = sa.func.sum(constant(1) - m[FUTILE]).over(partition_by=key, order_by=tx, rows=(None, 0))
+    grouped = sa.select(
+        marked, kept_so_far.label("_av_group"), sa.func.lead(tx).over(partition_by=key, order_by=tx).label("_av_next")
+    ).subquery("grouped")
+    g = grouped.c
+    run: dict[str, Any] = {"partition_by": [*table.key_columns(g), g._av_group], "order_by": g[tx.name]}
+    survivor = sa.select(
+        grouped, *(sa.func.first_value(g[c]).over(**run).label(f"_av_kept_{i}") for i, c in enumerate(ignored))
+    ).subquery("survivor")
+    v = survivor.c
+    differs = sa.or_(*(Differs(v[c], v[f"_av_kept_{i}"]) for i, c in enumerate(ignored)))
+    futile = sa.case((sa.and_(v._av_next.is_(None), differs), constant(0)), else_=v[FUTILE])
+    return sa.select(*(v[c.name] for c in marked.c if c.name != FUTILE), futile.label(FUTILE)).subquery("kept")
 
 
 def _with_after_futile(table: VersionedTable, marked: sa.Subquery) -> sa.Subquery:
