@@ -9,7 +9,6 @@ Each class describes one operation; its implementation lives in
 from __future__ import annotations
 
 import copy
-import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict, Unpack
 
@@ -295,9 +294,6 @@ class BackfillVersionsOp(VersionedDataOp):
     ) -> None:
         super().__init__(table_name, **kw)
         self.transaction = dict(transaction or {})
-        issued_at = self.transaction.get("issued_at")
-        if isinstance(issued_at, datetime.datetime) and issued_at.tzinfo is not None:  # stored as naive UTC
-            self.transaction["issued_at"] = issued_at.astimezone(datetime.UTC).replace(tzinfo=None)
         self.meta = dict(meta or {})
         if isinstance(entity_names, str):
             raise VersioningError(

@@ -3,6 +3,7 @@ and native versioning's per-transaction table."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -106,7 +107,10 @@ def transaction_record(operations: Operations, catalog: Catalog, op: BackfillVer
         {"id": sa.BigInteger(), "issued_at": sa.DateTime(), **{k: sa.types.NULLTYPE for k in extra}},
     )
     values = {
-        k: operations.inline_literal(v, type_=table.c[k].type if found is not None else None) for k, v in extra.items()
+        k: operations.inline_literal(
+            _naive_utc(v, table.c[k].type), type_=table.c[k].type if found is not None else None
+        )
+        for k, v in extra.items()
     }
     meta_table = None
     if op.meta:
@@ -152,6 +156,15 @@ def transaction_record(operations: Operations, catalog: Catalog, op: BackfillVer
         reuse=native_transaction_table() if native else None,
         refuse_native=refuse_native,
     )
+
+
+def _naive_utc(value: Any, column_type: Any) -> Any:
+    """A timezone-aware datetime for a column without a time zone (Continuum's ``issued_at``, or one
+    not known offline) as naive UTC, the form Continuum writes; other values as they are."""
+    aware = isinstance(value, datetime.datetime) and value.tzinfo is not None
+    if aware and not (isinstance(column_type, sa.DateTime) and column_type.timezone):
+        return value.astimezone(datetime.UTC).replace(tzinfo=None)
+    return value
 
 
 def _plugin_table(

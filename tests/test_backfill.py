@@ -590,3 +590,20 @@ def test_broken_chain_compares_with_the_highest_transaction(engine: sa.Engine) -
         assert previous["end_transaction_id"] == new["transaction_id"] and new["end_transaction_id"] is None
         assert (new["operation_type"], new["name"], new["score"]) == (UPDATE, "a", 2)
         assert (new["name_mod"], new["content_mod"], new["score_mod"]) == (True, False, False)
+
+
+def test_aware_issued_at_into_a_column_with_time_zone(pg_engine: sa.Engine) -> None:
+    """A transaction table whose ``issued_at`` has a time zone keeps an aware value's instant,
+    whatever the session's time zone (only naive columns get naive UTC)."""
+    with versioned_app() as app:
+        app.metadata.create_all(pg_engine)
+        with pg_engine.begin() as conn:
+            conn.exec_driver_sql('ALTER TABLE "transaction" ALTER COLUMN issued_at TYPE timestamptz')
+            conn.execute(sa.insert(app.table("article")), [{"id": 1, "name": "x"}])
+        aware = dt.datetime(2020, 1, 2, 5, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+        with pg_engine.begin() as conn:
+            conn.exec_driver_sql("SET LOCAL TimeZone = 'Europe/Helsinki'")
+            Operations(MigrationContext.configure(conn)).backfill_versions("article", transaction={"issued_at": aware})
+        with pg_engine.connect() as conn:
+            stored = conn.exec_driver_sql("SELECT issued_at AT TIME ZONE 'UTC' FROM \"transaction\"").scalar_one()
+        assert stored == dt.datetime(2020, 1, 2, 3, 4, 5)

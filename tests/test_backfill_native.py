@@ -30,8 +30,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic.operations import Operations
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy_continuum.plugins import TransactionChangesPlugin, TransactionMetaPlugin
+
+from alembic_versioning.sql.constructs import RefuseNativeVersioning
 
 from .conftest import postgresql_database
 from .continuum_app import App, snapshot, versioned_app
@@ -381,3 +384,28 @@ def test_backfill_after_the_migrations_own_writes(pg_engine: sa.Engine, writes: 
         assert_history_correct(engine, app)
         run_online(engine, backfill_both())  # nothing left to do
         assert len(transaction_ids(engine)) == len(records) + 1
+
+
+@pytest.mark.parametrize("name", ["tx", "a$$b", "tx%n", 'q"x'])
+def test_the_offline_guard_reads_any_table_name(pg_engine: sa.Engine, name: str) -> None:
+    """The guard an offline script starts with raises its message (quotes and percent signs kept)
+    exactly where the table of that name has Continuum's ``transaction_trigger``."""
+    table = sa.Table(name, sa.MetaData(), sa.Column("id", sa.Integer))
+    guard = RefuseNativeVersioning(table, "it's 100% native: pass native_versioning=True")
+    with pg_engine.begin() as conn:
+        table.create(conn)
+        conn.execute(guard)  # no trigger: nothing happens
+        conn.exec_driver_sql("CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END'")
+        quoted = conn.dialect.identifier_preparer.quote(name).replace("%%", "%")
+        conn.exec_driver_sql(
+            f"CREATE TRIGGER transaction_trigger AFTER INSERT ON {quoted} FOR EACH ROW EXECUTE FUNCTION noop()".replace(
+                "%", "%%"
+            )
+        )
+    for paramstyle in ("named", "pyformat"):  # as rendered offline, executed as a script or through the driver
+        sql = str(guard.compile(dialect=postgresql.dialect(paramstyle=paramstyle)))
+        with pg_engine.begin() as conn, pytest.raises(Exception, match="it.s 100% native"):
+            if paramstyle == "named":
+                conn.connection.driver_connection.execute(sql)
+            else:
+                conn.exec_driver_sql(sql)

@@ -111,11 +111,14 @@ def test_continuum_writes_json_null_where_the_live_row_holds_sql_null(engine: sa
         assert (bool(live), bool(stored)) == (True, False)
 
 
-def test_arrays_of_json_compare_on_postgresql(pg_engine: sa.Engine) -> None:
+@pytest.mark.parametrize(
+    ("item_type", "mode"), [(sa.JSON, "online"), (WrappedJSON, "offline")], ids=["json", "type-decorator-offline"]
+)
+def test_arrays_of_json_compare_on_postgresql(pg_engine: sa.Engine, item_type: Any, mode: str) -> None:
     """``json[]`` has no equality operator either: compared as ``jsonb[]``, Continuum's history
     gives no diff, and a raw change is found and repaired."""
     engine = pg_engine
-    with json_app(postgresql.ARRAY(sa.JSON)) as (metadata, note):
+    with json_app(postgresql.ARRAY(item_type)) as (metadata, note):
         metadata.create_all(engine)
         with Session(engine) as session:
             session.add_all([note(id=1, meta=[{"a": 1}]), note(id=2)])
@@ -126,7 +129,7 @@ def test_arrays_of_json_compare_on_postgresql(pg_engine: sa.Engine) -> None:
         with engine.begin() as conn:
             conn.exec_driver_sql("""UPDATE note SET meta = ARRAY['{"c": 3}'::json] WHERE id = 2""")
         assert [f[:2] for f in ours(produce(engine, metadata))] == [("backfill_versions", "note")]
-        run(engine, lambda op: op.backfill_versions("note"), "online")
+        run(engine, lambda op: op.backfill_versions("note"), mode, target_metadata=metadata)
         assert ours(produce(engine, metadata, alembic_versioning={"vacuum": True})) == []
         with Session(engine) as session:
             assert [v.meta for v in session.get(note, 2).versions] == [None, [{"c": 3}]]

@@ -38,14 +38,18 @@ class Differs(ColumnElement[bool]):
         return [*self.left._from_objects, *self.right._from_objects]
 
 
+def _dialect_type(type_: Any, compiler: SQLCompiler) -> Any:
+    """``type_`` as the dialect sees it (a ``TypeDecorator``'s, as in sqlalchemy-utils)."""
+    return type_.load_dialect_impl(compiler.dialect) if isinstance(type_, sa.types.TypeDecorator) else type_
+
+
 def _types(element: Differs, compiler: SQLCompiler) -> list[Any]:
-    """Both sides' types, as the dialect sees them (a ``TypeDecorator``'s, as in sqlalchemy-utils)."""
-    found = []
-    for type_ in (element.left.type, element.right.type):
-        if isinstance(type_, sa.types.TypeDecorator):
-            type_ = type_.load_dialect_impl(compiler.dialect)
-        found.append(type_)
-    return found
+    """Both sides' types, as the dialect sees them."""
+    return [_dialect_type(t, compiler) for t in (element.left.type, element.right.type)]
+
+
+def _is_json_type(type_: Any, compiler: SQLCompiler) -> bool:
+    return isinstance(_dialect_type(type_, compiler), sa.JSON)
 
 
 def _is_json(element: Differs, compiler: SQLCompiler) -> bool:
@@ -71,7 +75,7 @@ def _differs_postgresql(element: Differs, compiler: SQLCompiler, **kw: Any) -> s
         left, right = (
             sa.func.nullif(sa.cast(side, JSONB), sa.literal_column("'null'::jsonb")) for side in (left, right)
         )
-    elif any(isinstance(t, sa.ARRAY) and isinstance(t.item_type, sa.JSON) for t in _types(element, compiler)):
+    elif any(isinstance(t, sa.ARRAY) and _is_json_type(t.item_type, compiler) for t in _types(element, compiler)):
         left, right = (sa.cast(side, postgresql.ARRAY(JSONB)) for side in (left, right))  # json[]: no equality either
     return compiler.process(left.is_distinct_from(right), **kw)
 
@@ -290,7 +294,9 @@ def _native_versioning_installed(element: NativeVersioningInstalled, compiler: S
 def _native_versioning_installed_postgresql(
     element: NativeVersioningInstalled, compiler: SQLCompiler, **kw: Any
 ) -> str:
-    name = compiler.preparer.format_table(element.transaction)
+    # the name as PostgreSQL reads it (the preparer's text may have its percent signs doubled)
+    parts = [element.transaction.schema, element.transaction.name]
+    name = ".".join('"' + part.replace('"', '""') + '"' for part in parts if part is not None)
     trigger = sa.table("pg_trigger", sa.column("tgrelid"), sa.column("tgname"))
     # to_regclass: NULL, not an error, for a table that does not exist (yet)
     regclass = sa.func.to_regclass(sa.literal(name, sa.Text))
@@ -349,9 +355,14 @@ def _refuse_native_versioning(element: RefuseNativeVersioning, compiler: SQLComp
 
 @compiles(RefuseNativeVersioning, "postgresql")
 def _refuse_native_versioning_postgresql(element: RefuseNativeVersioning, compiler: SQLCompiler, **kw: Any) -> str:
-    installed = compiler.process(NativeVersioningInstalled(element.transaction), **{**kw, "literal_binds": True})
-    message = element.message.replace("'", "''").replace("%", "%%")  # RAISE's own placeholder
-    return f"DO $$ BEGIN IF {installed} THEN RAISE EXCEPTION '{message}'; END IF; END $$"
+    literal = {**kw, "literal_binds": True}
+    installed = compiler.process(NativeVersioningInstalled(element.transaction), **literal)
+    message = compiler.process(sa.literal(element.message, sa.Text), **literal)
+    body = f" BEGIN IF {installed} THEN RAISE EXCEPTION USING MESSAGE = {message}; END IF; END "
+    tag = "$av_guard$"
+    while tag in body:  # a name may hold any dollar quote
+        tag = tag[:-1] + "_$"
+    return f"DO {tag}{body}{tag}"
 
 
 class LockForWrite(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
