@@ -36,11 +36,11 @@ def render_offline(engine: sa.Engine, call: OpCall, **opts: Any) -> str:
 def execute_script(engine: sa.Engine, script: str) -> None:
     """Execute an offline script the way ``psql -f`` / ``sqlite3`` would, in one transaction."""
     with engine.begin() as conn:
+        raw = conn.connection.driver_connection
         if engine.dialect.name == "sqlite":
-            raw = conn.connection.driver_connection
             raw.executescript(script)
-        else:
-            conn.exec_driver_sql(script)
+        else:  # psycopg without parameters: the text as psql reads it (a % is a %)
+            raw.execute(script)
 
 
 def run(engine: sa.Engine, call: OpCall, mode: str, **opts: Any) -> None:

@@ -341,7 +341,7 @@ def test_offline_script_not_told_of_native_versioning_stops(pg_engine: sa.Engine
         write_history(engine, app)
         before = _result(engine, app)
         script = render_offline(engine, migration(app), target_metadata=app.metadata)
-        with pytest.raises(sa.exc.DBAPIError, match=r"native_versioning=True"):
+        with pytest.raises(Exception, match=r"native_versioning=True"):
             execute_script(engine, script)
         assert _result(engine, app) == before
 
