@@ -262,6 +262,24 @@ def test_custom_names_are_rendered_and_the_script_repairs_them(engine: sa.Engine
             assert raw is not None and [v.operation_type for v in raw.versions] == [0]
 
 
+def test_a_column_default_or_type_change_leaves_the_drift_checked(engine: sa.Engine) -> None:
+    """A migration changing a versioned column's server default (Alembic's ``alter_column``) keeps
+    the table's shape: its drift is still found, and repaired after the alter in the same revision."""
+    with versioned_app(mod_tracker=True) as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app, seed=5)
+        version = app.version("Article")
+        with engine.begin() as conn:
+            conn.execute(sa.update(version).values(end_transaction_id=None))
+        app.table("article").c.name.server_default = sa.DefaultClause("untitled")
+        script = produce(engine, app.metadata, compare_server_default=True)
+        kinds = [type(op).__name__ for op in script.upgrade_ops.ops]
+        assert kinds == ["ModifyTableOps", "UpdateEndTransactionIdsOp"], kinds
+        if engine.dialect.name == "postgresql":  # SQLite cannot alter a column's default in place
+            apply(engine, script)
+            assert ours(produce(engine, app.metadata)) == []
+
+
 def test_vacuum_is_opt_in_and_checks_can_be_switched_off(engine: sa.Engine) -> None:
     with versioned_app(mod_tracker=True) as app:
         app.metadata.create_all(engine)

@@ -29,17 +29,19 @@ TableKey = tuple[str | None, str]
 
 @dataclass
 class SchemaChanges:
-    """Tables the migration creates, drops or alters, and the columns it adds and drops."""
+    """Tables the migration creates, drops or reshapes (columns added, dropped or renamed), and the
+    columns it adds and drops."""
 
     created: set[TableKey] = field(default_factory=set)
     dropped: set[TableKey] = field(default_factory=set)
-    altered: set[TableKey] = field(default_factory=set)  # columns added, dropped or altered
+    altered: set[TableKey] = field(default_factory=set)  # columns added, dropped or renamed
     added: dict[TableKey, list[str]] = field(default_factory=lambda: defaultdict(list))
     removed: dict[TableKey, list[str]] = field(default_factory=lambda: defaultdict(list))
 
     def touches(self, table: VersionedTable) -> bool:
-        """Whether the migration creates, drops, or adds, drops or alters columns of ``table``'s
-        live or version table (index, constraint and comment changes leave the data checkable)."""
+        """Whether the migration creates, drops, or adds, drops or renames columns of ``table``'s
+        live or version table (type, default, nullability, index, constraint and comment changes
+        leave the data checkable: the repairs run after them, and find nothing if they fixed it)."""
         keys = {(table.schema, table.name), (table.schema, table.version_name)}
         return bool(keys & (self.created | self.dropped | self.altered))
 
@@ -59,8 +61,8 @@ def schema_changes(upgrade_ops: alembic_ops.UpgradeOps) -> SchemaChanges:
                     changes.added[key].append(column_op.column.name)
                 elif isinstance(column_op, alembic_ops.DropColumnOp):
                     changes.removed[key].append(column_op.column_name)
-                elif not isinstance(column_op, alembic_ops.AlterColumnOp):
-                    continue
+                elif not isinstance(column_op, alembic_ops.AlterColumnOp) or column_op.modify_name is None:
+                    continue  # a type, default, nullability or comment change keeps the shape the checks read
                 changes.altered.add(key)
     return changes
 
