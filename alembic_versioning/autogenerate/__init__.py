@@ -29,7 +29,7 @@ from .migration import (
     without_missing_changes_table,
 )
 from .options import options_for
-from .pairs import metadata_table, versioned_pairs
+from .pairs import auto_updated_columns, metadata_table, versioned_pairs
 from .unversioned import unversioned_repairs
 
 
@@ -50,7 +50,8 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
         else:
             joined = hierarchy_of(tables, table)  # compared as they are in the database, so left alone
             joined = None if joined is None or any(changes.touches(t) for t in joined) else joined
-            upgrade.append((table, drift_ops(connection, table, options, joined)))
+            unflagged = auto_updated_columns(autogen_context, table)
+            upgrade.append((table, drift_ops(connection, table, options, joined, unflagged)))
     downgrade += unversioned_repairs(autogen_context, upgrade_ops, changes, tables, options)
     for table, repairs in joined_repairs(downgrade, tables, lambda table: as_downgrade_leaves(table, changes)):
         # first in the upgrade, in reverse: the downgrade runs them last, in order

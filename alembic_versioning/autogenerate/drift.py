@@ -3,7 +3,8 @@ leaves alone. Two aggregate queries per table (see :mod:`alembic_versioning.sql.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,11 +34,13 @@ def drift_ops(
     table: VersionedTable,
     options: Options,
     joined: Sequence[VersionedTable] | None = None,
+    unflagged: Collection[str] = (),
 ) -> list[VersionedTableOp]:
     """The repairs ``table``'s data needs, each carrying what was found (in run order).
 
     A table of a joined-table inheritance hierarchy has its futile versions counted across the
-    hierarchy, on its base table, with the other tables ``joined`` (none: not counted)."""
+    hierarchy, on its base table, with the other tables ``joined`` (none: not counted). The mod
+    flags of the ``unflagged`` columns are not checked (see :func:`.pairs.auto_updated_columns`)."""
     inspector = sa.inspect(connection)
     if not (
         inspector.has_table(table.version_name, schema=table.schema)
@@ -45,9 +48,10 @@ def drift_ops(
     ):
         return []
     found: list[VersionedTableOp] = []
+    checked = dataclasses.replace(table, mod_columns=tuple(c for c in table.mod_columns if c not in unflagged))
     counts: Any = connection.execute(
         history_check(
-            table,
+            checked,
             chains=options.enabled("chains"),
             mod_flags=options.enabled("mod_flags"),
             futile=options.enabled("vacuum") and not table.joined_with,

@@ -47,3 +47,13 @@ def versioned_pairs(autogen_context: Any, options: Options, schemas: Iterable[st
         and included(autogen_context, table.name, table.schema)
         and included(autogen_context, table.version_name, table.schema)
     ]
+
+
+def auto_updated_columns(autogen_context: Any, table: VersionedTable) -> list[str]:
+    """The live table's columns the database or SQLAlchemy sets on every update (``onupdate``,
+    ``server_onupdate``), as the target MetaData has them. Continuum never flags them (the value
+    changes outside the attribute's history), so their flags are not checked."""
+    live = metadata_table(autogen_context, table.name, table.schema)
+    if live is None:
+        return []
+    return [c.name for c in live.c if c.onupdate is not None or c.server_onupdate is not None]

@@ -22,7 +22,8 @@ class Differs(ColumnElement[bool]):
     ``None``; Continuum writes the first where the live row, its column never set, holds the
     second). PostgreSQL's ``json`` type has no equality operator, so there both sides are compared
     as ``jsonb`` (equal documents compare equal, as they do in Python), arrays of ``json`` as
-    ``jsonb[]``; SQLite compares the stored text (the same serialiser writes both sides).
+    ``jsonb[]``; SQLite compares the stored text (the same serialiser writes both sides), datetimes
+    with six fractional digits (``CURRENT_TIMESTAMP`` writes none).
     """
 
     inherit_cache = True
@@ -62,7 +63,17 @@ def _differs(element: Differs, compiler: SQLCompiler, **kw: Any) -> str:
     left, right = element.left, element.right
     if _is_json(element, compiler):  # stored as text (SQLite)
         left, right = (sa.func.nullif(side, sa.literal_column("'null'")) for side in (left, right))
+    elif any(isinstance(t, sa.DateTime) for t in _types(element, compiler)):
+        left, right = (_full_datetime_text(side) for side in (left, right))
     return compiler.process(left.is_distinct_from(right), **kw)
+
+
+def _full_datetime_text(value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A datetime stored as text (SQLite) with SQLAlchemy's six fractional digits: the database's
+    own ``CURRENT_TIMESTAMP`` (a ``server_default`` or ``func.now()``) writes none, while Continuum
+    copies the same instant as SQLAlchemy writes it, ``.000000`` added."""
+    text = sa.cast(value, sa.Text)
+    return sa.case((sa.func.length(text) == constant(19), text.concat(sa.literal_column("'.000000'"))), else_=text)
 
 
 @compiles(Differs, "postgresql")
