@@ -106,6 +106,28 @@ def versioned_app(
 
 
 @contextmanager
+def one_model_app(table: str, **columns: Any) -> Iterator[tuple[sa.MetaData, type]]:
+    """One model on ``table`` (an integer ``id`` key and ``columns``), versioned with the mod
+    tracker under a manager of its own: its MetaData and class."""
+    manager = VersioningManager()
+    make_versioned(manager=manager, user_cls=None, plugins=[PropertyModTrackerPlugin()])
+
+    class Base(DeclarativeBase):
+        pass
+
+    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
+    attributes = {
+        "__tablename__": table,
+        "__versioned__": {},
+        "id": sa.Column(sa.Integer, primary_key=True, autoincrement=False),
+        **columns,
+    }
+    model = type(table.title(), (Base,), attributes)
+    with mapped(manager, Base):
+        yield Base.metadata, model
+
+
+@contextmanager
 def mapped(manager: VersioningManager, base: type[DeclarativeBase]) -> Iterator[None]:
     """Configure the mappers of ``base``'s models (Continuum builds its version classes then);
     on exit, close sessions, remove ``manager``'s versioning and dispose of the models."""

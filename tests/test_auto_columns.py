@@ -8,42 +8,23 @@ may read as drift in a history Continuum wrote.
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from sqlalchemy_continuum import VersioningManager, make_versioned
-from sqlalchemy_continuum.plugins import PropertyModTrackerPlugin
+from sqlalchemy.orm import Session
 
-from .continuum_app import mapped
+from .continuum_app import one_model_app
 from .test_autogenerate import apply, ours, produce
 
 
-@contextmanager
-def stamped_app() -> Iterator[tuple[sa.MetaData, type]]:
-    """``post`` with ``created_at`` (a server default) and ``updated_at`` (``onupdate``), versioned
-    with the mod tracker."""
-    manager = VersioningManager()
-    make_versioned(manager=manager, user_cls=None, plugins=[PropertyModTrackerPlugin()])
-
-    class Base(DeclarativeBase):
-        pass
-
-    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
-
-    class Post(Base):
-        __tablename__ = "post"
-        __versioned__: dict[str, Any] = {}
-        id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-        title: Mapped[str | None] = mapped_column(sa.String(50))
-        created_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime, server_default=sa.func.now())
-        updated_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime, onupdate=sa.func.now())
-
-    with mapped(manager, Base):
-        yield Base.metadata, Post
+def stamped_app() -> Any:
+    """``post`` with ``created_at`` (a server default) and ``updated_at`` (``onupdate``)."""
+    return one_model_app(
+        "post",
+        title=sa.Column(sa.String(50)),
+        created_at=sa.Column(sa.DateTime, server_default=sa.func.now()),
+        updated_at=sa.Column(sa.DateTime, onupdate=sa.func.now()),
+    )
 
 
 def test_timestamps_continuum_wrote_are_no_drift(engine: sa.Engine) -> None:

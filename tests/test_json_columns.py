@@ -7,18 +7,14 @@ A JSON column never set holds SQL NULL in the live row, while Continuum copies t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from sqlalchemy_continuum import VersioningManager, make_versioned
-from sqlalchemy_continuum.plugins import PropertyModTrackerPlugin
+from sqlalchemy.orm import Session
 
-from .continuum_app import mapped, snapshot
+from .continuum_app import one_model_app, snapshot
 from .migrate import run
 from .test_autogenerate import ours, produce
 
@@ -30,26 +26,9 @@ class WrappedJSON(sa.types.TypeDecorator[Any]):
     cache_ok = True
 
 
-@contextmanager
-def json_app(json_type: Any = sa.JSON) -> Iterator[tuple[sa.MetaData, type]]:
-    """``note`` (``title``, ``meta`` of ``json_type``) versioned with the mod tracker."""
-    manager = VersioningManager()
-    make_versioned(manager=manager, user_cls=None, plugins=[PropertyModTrackerPlugin()])
-
-    class Base(DeclarativeBase):
-        pass
-
-    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
-
-    class Note(Base):
-        __tablename__ = "note"
-        __versioned__: dict[str, Any] = {}
-        id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-        title: Mapped[str | None] = mapped_column(sa.String(50))
-        meta: Mapped[Any] = mapped_column(json_type, nullable=True)
-
-    with mapped(manager, Base):
-        yield Base.metadata, Note
+def json_app(json_type: Any = sa.JSON) -> Any:
+    """``note`` (``title``, ``meta`` of ``json_type``)."""
+    return one_model_app("note", title=sa.Column(sa.String(50)), meta=sa.Column(json_type, nullable=True))
 
 
 def _history(engine: sa.Engine, note: type) -> None:
