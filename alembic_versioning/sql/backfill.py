@@ -366,35 +366,34 @@ def backfill_statements(
     statements.append(
         sa.insert(txt).from_select(["id", *values], sa.select(new_tx.c.id, *values.values()).where(*unrecorded))
     )
-    # native versioning's record, shared by the migration, may have these rows already (the first written stays)
     if record.meta_table is not None:
-        meta = record.meta_table
-        statements += [
-            sa.insert(meta).from_select(
-                ["transaction_id", "key", "value"],
-                sa.select(new_tx.c.id, k, v).where(
-                    ~sa.exists().where(meta.c.transaction_id == new_tx.c.id, meta.c.key == k)
-                ),
-            )
-            for k, v in record.meta
-        ]
+        statements += _record_rows(record.meta_table, new_tx, ["key", "value"], record.meta)
     if record.changes_table is not None:
-        changes = record.changes_table
-        statements += [
-            sa.insert(changes).from_select(
-                ["transaction_id", "entity_name"],
-                sa.select(new_tx.c.id, name).where(
-                    ~sa.exists().where(changes.c.transaction_id == new_tx.c.id, changes.c.entity_name == name)
-                ),
-            )
-            for name in record.entity_names
-        ]
+        statements += _record_rows(record.changes_table, new_tx, ["entity_name"], [(n,) for n in record.entity_names])
     inserting = []
     for part, pending in paired:
         statements += _write_versions(part, pending, record, new_id, sa.exists().select_from(new_tx))
         inserting.append(len(statements) - 1)
     statements += [sa.schema.DropTable(t) for t in (new_tx, *pendings)]
     return statements, inserting
+
+
+def _record_rows(
+    table: sa.Table, new_tx: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[ColumnElement[Any]]]
+) -> list[sa.Executable]:
+    """One ``INSERT`` of each of ``rows`` (values of ``columns``) into ``table``, a Continuum plugin's
+    table keyed on the transaction id and the first column (``transaction_meta``'s key,
+    ``transaction_changes``' entity name), under the new transaction id. A row whose key the record
+    has already is left out: native versioning's record is shared by the migration (the first stays)."""
+    return [
+        sa.insert(table).from_select(
+            ["transaction_id", *columns],
+            sa.select(new_tx.c.id, *row).where(
+                ~sa.exists().where(table.c.transaction_id == new_tx.c.id, table.c[columns[0]] == row[0])
+            ),
+        )
+        for row in rows
+    ]
 
 
 def _write_versions(

@@ -55,7 +55,7 @@ def _is_json_type(type_: Any, compiler: SQLCompiler) -> bool:
 
 def _is_json(element: Differs, compiler: SQLCompiler) -> bool:
     """Whether either side is JSON."""
-    return any(isinstance(t, sa.JSON) for t in _types(element, compiler))
+    return any(_is_json_type(t, compiler) for t in (element.left.type, element.right.type))
 
 
 @compiles(Differs)
