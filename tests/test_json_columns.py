@@ -112,3 +112,40 @@ def test_arrays_of_json_compare_on_postgresql(pg_engine: sa.Engine, item_type: A
         assert ours(produce(engine, metadata, alembic_versioning={"vacuum": True})) == []
         with Session(engine) as session:
             assert [v.meta for v in session.get(note, 2).versions] == [None, [{"c": 3}]]
+
+
+@pytest.mark.parametrize(("live_type", "version_type"), [("json", "jsonb"), ("jsonb", "json")])
+@pytest.mark.parametrize("mode", ["online", "offline"])
+def test_json_live_column_beside_a_jsonb_version_column(
+    pg_engine: sa.Engine, live_type: str, version_type: str, mode: str
+) -> None:
+    """One side ``json``, the other ``jsonb`` (a version table migrated to ``jsonb`` for its
+    indexes): compared and copied across the two types."""
+    engine = pg_engine
+    with json_app(postgresql.JSON) as (metadata, note):
+        metadata.create_all(engine)
+        with engine.begin() as conn:
+            for table, type_ in (("note", live_type), ("note_version", version_type)):
+                conn.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN meta TYPE {type_} USING meta::{type_}")
+        with Session(engine) as session:
+            session.add_all([note(id=1, meta={"a": 1}), note(id=2), note(id=3, meta={"c": [1]})])
+            session.commit()
+            session.get(note, 1).meta = {"a": 2}
+            session.commit()
+        assert ours(produce(engine, metadata, alembic_versioning={"vacuum": True})) == []
+        with engine.begin() as conn:
+            conn.exec_driver_sql("""UPDATE note SET meta = '{"b": 1}' WHERE id = 2""")
+            conn.exec_driver_sql("DELETE FROM note WHERE id = 3")
+        assert [f[:2] for f in ours(produce(engine, metadata))] == [("backfill_versions", "note")]
+        run(engine, lambda op: op.backfill_versions("note"), mode, target_metadata=metadata)
+        assert ours(produce(engine, metadata, alembic_versioning={"vacuum": True})) == []
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT id, meta::text, operation_type FROM note_version ORDER BY id, transaction_id"
+            )
+            assert [tuple(r) for r in rows][2:] == [
+                (2, "null", 0),
+                (2, '{"b": 1}', 1),
+                (3, '{"c": [1]}', 0),
+                (3, '{"c": [1]}', 2),
+            ]

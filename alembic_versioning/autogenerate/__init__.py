@@ -51,7 +51,7 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
             joined = hierarchy_of(tables, table)  # compared as they are in the database, so left alone
             joined = None if joined is None or any(changes.touches(t) for t in joined) else joined
             unflagged = auto_updated_columns(autogen_context, table)
-            upgrade.append((table, drift_ops(connection, table, options, joined, unflagged)))
+            upgrade.append((table, drift_ops(connection, autogen_context.inspector, table, options, joined, unflagged)))
     downgrade += unversioned_repairs(autogen_context, upgrade_ops, changes, tables, options)
     for table, repairs in joined_repairs(downgrade, tables, lambda table: as_downgrade_leaves(table, changes)):
         # first in the upgrade, in reverse: the downgrade runs them last, in order

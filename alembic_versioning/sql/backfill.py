@@ -87,8 +87,9 @@ def latest_versions(table: VersionedTable, version: sa.Table) -> sa.Subquery:
     """
     tx = version.c[table.naming.transaction_column_name]
     key = table.key_columns(version.c)
+    columns = [as_version_type(c, c.type).label(c.name) for c in version.c]  # JSON as the models say
     return (
-        sa.select(version, RowAddress(version).label(LATEST_ROW))
+        sa.select(*columns, RowAddress(version).label(LATEST_ROW))
         .prefix_with(DistinctOn(*key), dialect="postgresql")  # type: ignore[arg-type]  # a StatementOptionRole
         .where(UnlessDistinctOn(tx == _newest(table, version)))
         .order_by(*key, tx.desc())

@@ -92,13 +92,45 @@ def _differs_postgresql(element: Differs, compiler: SQLCompiler, **kw: Any) -> s
 
 
 def as_version_type(value: ColumnElement[Any], version_type: Any) -> ColumnElement[Any]:
-    """A live column's ``value`` in its version column's type, where the two are different enum
-    types (sqlalchemy-history gives version tables enums of their own, ``history_<name>``, which
-    PostgreSQL neither compares nor assigns to the live enum): converted by way of text."""
+    """A live column's ``value`` in its version column's type, where the database would not take
+    one for the other in a ``CASE``, a ``UNION`` or a comparison: different enum types
+    (sqlalchemy-history gives version tables enums of their own, ``history_<name>``, which
+    PostgreSQL neither compares nor assigns to the live enum), converted by way of text; JSON, see
+    :class:`InJsonType`."""
     live_type = value.type
     if isinstance(live_type, sa.Enum) and isinstance(version_type, sa.Enum) and live_type.name != version_type.name:
         return sa.cast(sa.cast(value, sa.Text), version_type)
+    if isinstance(getattr(version_type, "impl", version_type), sa.JSON):
+        return InJsonType(value, version_type)
     return value
+
+
+class InJsonType(ColumnElement[Any]):
+    """A JSON ``value`` in the JSON type ``type_``: on PostgreSQL cast, since ``json`` and ``jsonb``
+    meet in one ``CASE`` or ``UNION`` only so, and which of the two the database holds may not be
+    what the models say (offline, nothing else is known); elsewhere the value itself. A cast to the
+    type the value already has is no operation."""
+
+    inherit_cache = True
+    _traverse_internals = [("value", InternalTraversal.dp_clauseelement), ("type", InternalTraversal.dp_type)]
+
+    def __init__(self, value: ColumnElement[Any], type_: Any) -> None:
+        self.value = value
+        self.type = type_
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return self.value._from_objects
+
+
+@compiles(InJsonType)
+def _in_json_type(element: InJsonType, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.value, **kw)
+
+
+@compiles(InJsonType, "postgresql")
+def _in_json_type_postgresql(element: InJsonType, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(sa.cast(element.value, element.type), **kw)
 
 
 def unset(flag: ColumnElement[bool]) -> ColumnElement[bool]:
