@@ -465,3 +465,36 @@ def test_schemas_and_include_name(pg_engine: sa.Engine) -> None:
 
         assert ours(produce(pg_engine, app.metadata, include_schemas=True, include_name=not_article_version)) == []
         assert ours(produce(pg_engine, app.metadata, include_schemas=False)) == []
+
+
+def test_backfill_left_out_without_a_transaction_table(engine: sa.Engine) -> None:
+    """A backfill needs the transaction table: where neither the database nor the migration has
+    one (the models' is excluded), autogenerate warns instead of writing a migration that fails;
+    where the migration creates it, the backfill runs after it."""
+    with versioned_app() as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app)
+        with engine.begin() as conn:
+            conn.execute(sa.update(app.table("article")).values(name="raw"))
+            conn.execute(sa.text('DROP TABLE "transaction"'))
+
+        def no_transaction_table(obj: Any, name: str | None, kind: str, reflected: bool, compare_to: Any) -> bool:
+            return not (kind == "table" and name == "transaction")
+
+        fix = r"its transaction table 'transaction' does not exist; create Continuum's transaction table"
+        with pytest.warns(UserWarning, match=r"leaves out backfill_versions\('article'\) \(\d+ stale .*" + fix):
+            script = produce(engine, app.metadata, include_object=no_transaction_table)
+        assert "article" not in [table for name, table, _ in ours(script) if name == "backfill_versions"]
+
+        script = produce(engine, app.metadata)
+        created = [op.table_name for op in script.upgrade_ops.ops if isinstance(op, alembic_ops.CreateTableOp)]
+        assert created == ["transaction"] and ("backfill_versions", "article") in [f[:2] for f in ours(script)]
+        version = app.version("Article")
+        newest = sa.select(sa.func.max(version.c.transaction_id))
+        with engine.connect() as conn:
+            before = conn.execute(newest).scalar_one()
+        apply(engine, script)  # the new record dates the versions after the old ones, its table empty or not
+        with engine.connect() as conn:
+            new_tx = conn.execute(sa.select(app.table("transaction").c.id)).scalar_one()
+            assert new_tx > before and conn.execute(newest).scalar_one() == new_tx
+        assert produce(engine, app.metadata).upgrade_ops.is_empty()

@@ -130,3 +130,28 @@ def test_data_ops_need_their_columns_without_target_metadata(engine: sa.Engine, 
         render_offline(engine, lambda op: getattr(op, name)("article", primary_key=["id"]))
     script = render_offline(engine, lambda op: getattr(op, name)("article", primary_key=["id"], columns=["name"]))
     assert "article_version" in script
+
+
+def test_repairs_need_no_column_a_later_revision_adds(engine: sa.Engine) -> None:
+    """A whole-history ``upgrade --sql`` describes each table as ``target_metadata`` does, at the
+    head: the chain repair reads no data column, and the mod-flag repair of named columns no other,
+    so their scripts run on the schema before a later revision adds ``summary``."""
+    with versioned_app(mod_tracker=True) as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app)
+        version = app.version("Article")
+        with engine.begin() as conn:
+            conn.execute(sa.update(version).values(end_transaction_id=None, name_mod=sa.false()))
+        head = sa.MetaData()
+        for table in app.metadata.tables.values():
+            table.to_metadata(head)
+        for name in ("article", "article_version"):
+            head.tables[name].append_column(sa.Column("summary", sa.Text))
+        head.tables["article_version"].append_column(sa.Column("summary_mod", sa.Boolean))
+
+        def repairs(op: Any) -> None:
+            op.update_end_transaction_ids("article")
+            op.update_mod_flags("article", columns=["name"])
+
+        execute_script(engine, render_offline(engine, repairs, target_metadata=head))
+        assert produce(engine, app.metadata).upgrade_ops.is_empty()

@@ -22,6 +22,7 @@ from ..transactions import transaction_table
 from .drift import drift_ops
 from .hierarchies import Found, hierarchy_of, joined_repairs
 from .migration import (
+    TableKey,
     as_downgrade_leaves,
     downgrade_repairs,
     predicted_ops,
@@ -55,32 +56,68 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
     downgrade += unversioned_repairs(autogen_context, upgrade_ops, changes, tables, options)
     for table, repairs in joined_repairs(downgrade, tables, lambda table: as_downgrade_leaves(table, changes)):
         # first in the upgrade, in reverse: the downgrade runs them last, in order
-        runnable = without_missing_changes_table(_runnable(autogen_context, table, repairs), changes.created)
+        runnable = _runnable(autogen_context, table, repairs, appears=changes.dropped, disappears=changes.created)
+        runnable = without_missing_changes_table(runnable, changes.created)
         upgrade_ops.ops[0:0] = [RepairOnDowngradeOp(op) for op in reversed(runnable)]
     for table, found in joined_repairs(upgrade, tables):
         for op in found:
             if isinstance(op, BackfillVersionsOp) and _native(autogen_context, table):
                 op.native_versioning = True  # rendered, so the script is right offline too
-        upgrade_ops.ops.extend(without_missing_changes_table(_runnable(autogen_context, table, found), changes.dropped))
+        runnable = _runnable(autogen_context, table, found, appears=changes.created, disappears=changes.dropped)
+        upgrade_ops.ops.extend(without_missing_changes_table(runnable, changes.dropped))
     return None
 
 
-def _runnable(autogen_context: Any, table: VersionedTable, found: list[VersionedTableOp]) -> list[VersionedTableOp]:
+def _runnable(
+    autogen_context: Any,
+    table: VersionedTable,
+    found: list[VersionedTableOp],
+    *,
+    appears: set[TableKey],
+    disappears: set[TableKey],
+) -> list[VersionedTableOp]:
     """``found`` without the repairs that could only fail or do harm, each warned about instead,
-    naming the fix (the drift stays until it is dealt with): a backfill its version table has no
-    room for or of a hierarchy under native versioning."""
-    why: dict[type[VersionedTableOp], str] = {}
-    if _one_version_per_transaction(autogen_context, table):
-        why[BackfillVersionsOp] = no_room_for_backfill(table.name, table.naming)
-    elif any(isinstance(op, BackfillVersionsOp) and op.joined for op in found) and _native(autogen_context, table):
-        why[BackfillVersionsOp] = (
+    naming the fix (the drift stays until it is dealt with): a backfill without a transaction
+    table to record it in (in the database and not among the tables that ``disappear`` in this
+    direction, or among those that ``appear``), one its version table has no room for, or one of a
+    hierarchy under native versioning."""
+    backfills = [op for op in found if isinstance(op, BackfillVersionsOp)]
+    if not backfills:
+        return found
+    where = table.naming.transaction_location(table.schema)
+    why = ""
+    if not _transaction_table_after(autogen_context, where, appears, disappears):
+        why = (
+            f"its transaction table {'.'.join(filter(None, where))!r} does not exist; create Continuum's "
+            f"transaction table, or write the backfill by hand naming one with transaction_table=..."
+        )
+    elif _one_version_per_transaction(autogen_context, table):
+        why = no_room_for_backfill(table.name, table.naming)
+    elif any(op.joined for op in backfills) and _native(autogen_context, table):
+        why = (
             "Continuum's native versioning writes each table of a joined-table inheritance hierarchy alone; "
             "backfill through the ORM, and add the tables to skip_tables."
         )
-    for op in found:
-        if type(op) in why:
-            util.warn(f"alembic-versioning leaves out {op.op_name}({op.table_name!r}) ({op.finding}): {why[type(op)]}")
-    return [op for op in found if type(op) not in why]
+    if not why:
+        return found
+    for op in backfills:
+        util.warn(f"alembic-versioning leaves out {op.op_name}({op.table_name!r}) ({op.finding}): {why}")
+    return [op for op in found if op not in backfills]
+
+
+def _transaction_table_after(
+    autogen_context: Any, where: TableKey, appears: set[TableKey], disappears: set[TableKey]
+) -> bool:
+    """Whether the transaction table at ``where`` exists once the migration's schema changes ran."""
+    default = autogen_context.dialect.default_schema_name
+
+    def plain(key: TableKey) -> TableKey:
+        return (None if key[0] == default else key[0], key[1])
+
+    if plain(where) in {plain(k) for k in appears | disappears}:
+        return plain(where) in {plain(k) for k in appears}
+    connection = autogen_context.connection
+    return connection is None or bool(autogen_context.inspector.has_table(where[1], schema=where[0]))
 
 
 def _native(autogen_context: Any, table: VersionedTable) -> bool:

@@ -92,7 +92,7 @@ def _describe(
             return None
         if {naming.transaction_column_name, naming.operation_type_column_name} - set(version.c.keys()):
             return None
-        why = _unrepairable(autogen_context, version, naming, live.name)
+        why = _unrepairable(version, naming, live.name)
         if why:
             util.warn(f"alembic-versioning leaves out the downgrade's backfill_versions({live.name!r}): {why}")
             return None
@@ -128,18 +128,11 @@ def _live_table(autogen_context: Any, version: sa.Table, naming: Naming) -> sa.T
     return None
 
 
-def _unrepairable(autogen_context: Any, version: sa.Table, naming: Naming, name: str) -> str:
-    """Why a backfill of ``version`` could only fail ("" when it can run)."""
+def _unrepairable(version: sa.Table, naming: Naming, name: str) -> str:
+    """Why a backfill of ``version`` could only fail ("" when it can run; a missing transaction
+    table is found later, as for every backfill)."""
     if one_version_per_transaction(version, naming):
         return no_room_for_backfill(name, naming)
-    owner, transaction = naming.transaction_location(version.schema)
-    connection = autogen_context.connection
-    if connection is not None and not sa.inspect(connection).has_table(transaction, schema=owner):
-        where = f"{owner}.{transaction}" if owner else transaction
-        return (
-            f"its transaction table {where!r} does not exist; add op.backfill_versions({name!r}, "
-            f"transaction_table=...) to the downgrade by hand."
-        )
     return ""
 
 

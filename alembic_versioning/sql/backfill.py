@@ -355,7 +355,7 @@ def backfill_statements(
         sa.schema.CreateTable(new_tx),
         sa.insert(new_tx).from_select(
             ["id"],
-            sa.select(NextTransactionId(txt.c.id, record.sequence, reuse)).where(
+            sa.select(NextTransactionId(txt.c.id, record.sequence, reuse, [t.c[LATEST_TX] for t in pendings])).where(
                 sa.or_(*(sa.exists().select_from(t) for t in pendings))
             ),
         ),

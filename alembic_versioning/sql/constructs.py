@@ -353,17 +353,26 @@ class NextTransactionId(ColumnElement[int]):
     Where the dialect has sequences, the next value of ``sequence`` (Continuum's
     ``transaction_id_seq``, which PostgreSQL does not attach as a column default). Elsewhere
     (SQLite's ``INTEGER PRIMARY KEY``), one more than the largest id, as the database itself
-    would assign. With ``reuse``, an id already in that table (the transaction record native
-    versioning created in this database transaction) is taken first.
+    would assign, and than the largest of ``above`` (the transaction ids of the versions the new
+    ones follow: a transaction table emptied or recreated must not date them before those). With
+    ``reuse``, an id already in that table (the transaction record native versioning created in
+    this database transaction) is taken first.
     """
 
     inherit_cache = False
     type = sa.BigInteger()
 
-    def __init__(self, transaction_id: sa.Column[Any], sequence: sa.Sequence, reuse: sa.Column[Any] | None) -> None:
+    def __init__(
+        self,
+        transaction_id: sa.Column[Any],
+        sequence: sa.Sequence,
+        reuse: sa.Column[Any] | None,
+        above: Sequence[sa.Column[Any]] = (),
+    ) -> None:
         self.transaction_id = transaction_id
         self.sequence = sequence
         self.reuse = reuse
+        self.above = above
 
 
 @compiles(NextTransactionId)
@@ -371,9 +380,9 @@ def _next_transaction_id(element: NextTransactionId, compiler: SQLCompiler, **kw
     if compiler.dialect.supports_sequences:
         new: ColumnElement[Any] = element.sequence.next_value()
     else:
-        new = sa.select(
-            sa.func.coalesce(sa.func.max(element.transaction_id), constant(0)) + constant(1)
-        ).scalar_subquery()
+        ids = [sa.select(sa.func.max(c).label("id")) for c in (element.transaction_id, *element.above)]
+        highest = sa.union_all(*ids).subquery("highest")
+        new = sa.select(sa.func.coalesce(sa.func.max(highest.c.id), constant(0)) + constant(1)).scalar_subquery()
     if element.reuse is not None:
         new = sa.func.coalesce(sa.select(sa.func.max(element.reuse)).scalar_subquery(), new)
     return compiler.process(new, **kw)

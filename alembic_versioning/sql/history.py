@@ -70,11 +70,17 @@ def history(
     next_tx: bool = False,
     previous_tx: bool = False,
     previous_op: bool = False,
+    whole: bool = False,
 ) -> History:
     """The versions of ``version`` with, per entity in transaction order, the previous values of
     ``columns`` and, as asked for, the next transaction id and the previous transaction id and
     operation type. Each window function costs the database a little on every row, so only
-    those asked for are computed."""
+    those asked for are computed.
+
+    Each version carries its key, transaction, end-transaction and operation columns and
+    ``columns`` with their mod flags, or with ``whole`` every column of ``version``: a repair
+    needs no column it does not read (an offline script's description of the table may hold
+    columns a later revision adds)."""
     names = table.naming
     tx = version.c[names.transaction_column_name]
     window: dict[str, Any] = {"partition_by": table.key_columns(version.c), "order_by": tx}
@@ -84,9 +90,18 @@ def history(
         "_av_previous_tx": sa.func.lag(tx) if previous_tx else None,
         "_av_previous_op": sa.func.lag(version.c[names.operation_type_column_name]) if previous_op else None,
     }
+    carried = version.c if whole else _carried(table, version, columns)
     subquery = sa.select(
-        version,
+        *carried,
         *(function.over(**window).label(label) for label, function in neighbours.items() if function is not None),
         *(sa.func.lag(version.c[c]).over(**window).label(f"_av_previous_{i}") for i, c in enumerate(columns)),
     ).subquery(name)
     return History(table, subquery, columns)
+
+
+def _carried(table: VersionedTable, version: sa.Table, columns: Sequence[str]) -> list[sa.Column[Any]]:
+    """The columns of ``version`` a history of ``columns`` needs, in the table's order."""
+    names = table.naming
+    needed = {*table.entity_key, *columns, *(table.mod_column(c) for c in columns if c in table.mod_columns)}
+    needed |= {names.transaction_column_name, names.end_transaction_column_name, names.operation_type_column_name}
+    return [c for c in version.c if c.name in needed]

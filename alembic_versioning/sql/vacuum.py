@@ -64,7 +64,7 @@ def is_futile(h: History, compared: Sequence[str]) -> ColumnElement[bool]:
 def classified_versions(table: VersionedTable, version: sa.Table, compared: Sequence[str]) -> sa.Subquery:
     """Every version with ``_av_futile`` (1 or 0) and ``_av_after_futile`` (whether the
     version just before it is futile)."""
-    h = history(table, version, compared, name="previous", previous_op=True)
+    h = history(table, version, compared, name="previous", previous_op=True, whole=True)
     marked = sa.select(
         *(h.c[c.name] for c in version.c),
         sa.case((is_futile(h, compared), constant(1)), else_=constant(0)).label(FUTILE),
