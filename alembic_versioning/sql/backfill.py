@@ -118,10 +118,11 @@ def pending_versions(table: VersionedTable, version: sa.Table, live: sa.Table, c
     data = [c for c in columns if c not in table.entity_key]
     latest = latest_versions(table, version)
     live = _in_version_types(live, version, [*table.entity_key, *data])
-    union = _pending_union(table, latest, live, data)
     if not table.primary_key:
-        return union
-    return FullJoinSelect.of(_pending_full_join(table, latest, live, data), union)
+        return _pending_union(table, latest, live, data)
+    return FullJoinSelect.of(
+        _pending_full_join(table, latest, live, data), lambda: _pending_union(table, latest, live, data)
+    )
 
 
 def _in_version_types(live: sa.Table, version: sa.Table, columns: Sequence[str]) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -164,8 +164,8 @@ def same_entity_across(
 
 
 class FullJoinSelect(sa.sql.Select):  # type: ignore[type-arg]
-    """A ``SELECT`` over a ``FULL JOIN``, with an equivalent ``fallback`` that must return the
-    same columns and rows.
+    """A ``SELECT`` over a ``FULL JOIN``, with an equivalent ``fallback`` (built by the callable,
+    only for the dialects that need it) that must return the same columns and rows.
 
     SQLite gets ``fallback``: its ``FULL JOIN`` (3.39+) of a materialised subquery builds no
     index and rescans the subquery for every row of the other side (quadratic: 10 s at 20k rows,
@@ -173,10 +173,10 @@ class FullJoinSelect(sa.sql.Select):  # type: ignore[type-arg]
     """
 
     inherit_cache = False
-    fallback: sa.sql.expression.SelectBase
+    fallback: Callable[[], sa.sql.expression.SelectBase]
 
     @classmethod
-    def of(cls, select: sa.Select[Any], fallback: sa.sql.expression.SelectBase) -> FullJoinSelect:
+    def of(cls, select: sa.Select[Any], fallback: Callable[[], sa.sql.expression.SelectBase]) -> FullJoinSelect:
         full = cls.__new__(cls)
         full.__dict__.update(select.__dict__)
         full.fallback = fallback
@@ -185,7 +185,7 @@ class FullJoinSelect(sa.sql.Select):  # type: ignore[type-arg]
 
 @compiles(FullJoinSelect, "sqlite")
 def _full_join_select_sqlite(element: FullJoinSelect, compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(element.fallback, **kw)
+    return compiler.process(element.fallback(), **kw)
 
 
 class DistinctOn(roles.StatementOptionRole, sa.sql.expression.ClauseElement):
