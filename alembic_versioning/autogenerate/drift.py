@@ -19,6 +19,7 @@ from ..operations import (
 )
 from ..sql.checks import backfill_check, hierarchy_futile_check, history_check
 from ..sql.vacuum import VacuumPart
+from .catalog import Catalog
 from .factory import joined_description, make_op
 from .options import Options
 
@@ -29,11 +30,6 @@ def _counted(*parts: tuple[int, str, str]) -> str:
     return ", ".join(f"{n:,} {one if n == 1 else many}" for n, one, many in parts if n)
 
 
-def _types(inspector: sa.Inspector, name: str, schema: str | None) -> dict[str, Any]:
-    """A table's column types as the database holds them."""
-    return {c["name"]: c["type"] for c in inspector.get_columns(name, schema=schema)}
-
-
 def _known(types: dict[str, Any]) -> dict[str, Any]:
     """``types`` without those the dialect does not know (the models' stand)."""
     return {name: type_ for name, type_ in types.items() if not isinstance(type_, sa.types.NullType)}
@@ -41,7 +37,7 @@ def _known(types: dict[str, Any]) -> dict[str, Any]:
 
 def drift_ops(
     connection: sa.engine.Connection,
-    inspector: sa.Inspector,
+    catalog: Catalog,
     table: VersionedTable,
     options: Options,
     joined: Sequence[VersionedTable] | None = None,
@@ -53,15 +49,11 @@ def drift_ops(
     hierarchy, on its base table, with the other tables ``joined`` (none: not counted). The mod
     flags of the ``unflagged`` columns are not checked (see :func:`.pairs.auto_updated_columns`).
 
-    The columns are compared in the types the database holds them in, as the repairs do (read
-    through ``inspector``, Alembic's, whose cache its own comparison has filled)."""
-    if not (
-        inspector.has_table(table.version_name, schema=table.schema)
-        and inspector.has_table(table.name, schema=table.schema)
-    ):
+    The columns are compared in the types the database holds them in (``catalog``), as the repairs do."""
+    if not (catalog.has_table(table.version_name, table.schema) and catalog.has_table(table.name, table.schema)):
         return []
     found: list[VersionedTableOp] = []
-    in_database = _known(_types(inspector, table.version_name, table.schema))
+    in_database = _known(catalog.types(table.version_name, table.schema))
     table = dataclasses.replace(table, types={**table.types, **in_database})
     checked = dataclasses.replace(table, mod_columns=tuple(c for c in table.mod_columns if c not in unflagged))
     counts: Any = connection.execute(
@@ -121,7 +113,7 @@ def drift_ops(
             )
         )
     if options.enabled("backfill"):
-        live_types = _types(inspector, table.name, table.schema)
+        live_types = catalog.types(table.name, table.schema)
         columns = [c for c in table.columns if c in live_types]
         live = table.live_table(columns, _known(live_types))
         pending: Any = connection.execute(backfill_check(table, live, columns)).one()
