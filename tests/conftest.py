@@ -64,6 +64,13 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine
 
 
 @pytest.fixture
+def sqlite_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """A fresh, empty SQLite database, for SQLite-only behaviour."""
+    with fresh_database("sqlite", request, tmp_path / "test.db") as engine:
+        yield engine
+
+
+@pytest.fixture
 def pg_engine(postgresql_proc: Any) -> Iterator[sa.Engine]:
     """A fresh, empty PostgreSQL database, for PostgreSQL-only behaviour."""
     with postgresql_database(postgresql_proc) as engine:

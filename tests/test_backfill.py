@@ -548,22 +548,62 @@ def test_offline_without_metadata_needs_columns(engine: sa.Engine) -> None:
     assert "INSERT INTO article_version (id, name, transaction_id, operation_type)" in script
 
 
-def test_a_sequence_behind_the_transaction_ids_fails_and_writes_nothing(pg_engine: sa.Engine) -> None:
-    """A ``transaction_id_seq`` behind the transaction table's ids (ids inserted explicitly, no
-    ``setval``) gives an id that is taken: the backfill stops on the primary key instead of
-    filing its versions under an unrelated transaction."""
+@pytest.mark.parametrize("pruned", [False, True], ids=["records-kept", "records-pruned"])
+@pytest.mark.parametrize("mode", ["online", "offline"])
+def test_a_sequence_behind_the_transaction_ids_fails_and_writes_nothing(
+    pg_engine: sa.Engine, mode: str, pruned: bool
+) -> None:
+    """A ``transaction_id_seq`` behind the version table's transaction ids (ids inserted explicitly,
+    or a restore, without ``setval``) would date the new versions before existing ones, or file them
+    under an unrelated transaction: the backfill stops, naming the fix, also where the transaction
+    records are pruned (no primary key of theirs to collide with)."""
     with versioned_app() as app:
         app.metadata.create_all(pg_engine)
         write_history(pg_engine, app)
         with pg_engine.begin() as conn:
             conn.execute(sa.update(app.table("article")).values(name="raw"))
             conn.exec_driver_sql("SELECT setval('transaction_id_seq', 1)")
+            if pruned:
+                conn.execute(sa.delete(app.table("transaction")))
         before = [snapshot(pg_engine, table) for table in (app.version("Article"), app.table("transaction"))]
-        with pytest.raises(
-            sa.exc.IntegrityError, match=r"duplicate key value violates unique constraint \"transaction_pkey\""
-        ):
-            run_online(pg_engine, lambda op: op.backfill_versions("article"))
+        fix = r"Move the sequence past them, e.g. SELECT setval\('transaction_id_seq', \(SELECT max\(transaction_id\)"
+        with pytest.raises(Exception, match=r"backfill_versions\('article'\): the transaction id .*" + fix):
+            run(pg_engine, lambda op: op.backfill_versions("article"), mode, target_metadata=app.metadata)
         assert [snapshot(pg_engine, table) for table in (app.version("Article"), app.table("transaction"))] == before
+        with pg_engine.begin() as conn:  # the fix the message names
+            conn.exec_driver_sql(
+                "SELECT setval('transaction_id_seq', (SELECT max(transaction_id) FROM article_version))"
+            )
+        run(pg_engine, lambda op: op.backfill_versions("article"), mode, target_metadata=app.metadata)
+
+
+@pytest.mark.parametrize("mode", ["online", "offline"])
+def test_sqlite_transaction_id_above_every_version_after_the_records_are_pruned(
+    sqlite_engine: sa.Engine, mode: str
+) -> None:
+    """Without a sequence (SQLite) the new id follows the transaction table's largest; with that
+    table emptied (old records pruned) it still follows every version's transaction id, so the
+    backfill's versions come after all others and share no transaction with them. (PostgreSQL
+    takes ids from ``transaction_id_seq``; a sequence behind: see above.)"""
+    engine = sqlite_engine
+    with versioned_app() as app:
+        app.metadata.create_all(engine)
+        with Session(engine) as session:
+            session.add_all([app.Article(id=1, name="a"), app.Article(id=2, name="b")])
+            session.commit()
+            for name in ("b2", "b3"):
+                session.get(app.Article, 2).name = name
+                session.commit()
+        version = app.version("Article")
+        with engine.begin() as conn:
+            newest = conn.execute(sa.select(sa.func.max(version.c.transaction_id))).scalar_one()
+            conn.execute(sa.delete(app.table("transaction")))
+            conn.execute(sa.update(app.table("article")).where(sa.text("id = 1")).values(name="bulk"))
+        run(engine, lambda op: op.backfill_versions("article"), mode, target_metadata=app.metadata)
+        with engine.connect() as conn:
+            new_tx = conn.execute(sa.select(app.table("transaction").c.id)).scalar_one()
+            written = conn.execute(sa.select(version.c.id).where(version.c.transaction_id == new_tx)).scalars()
+            assert new_tx > newest and written.all() == [1]
 
 
 def test_broken_chain_compares_with_the_highest_transaction(engine: sa.Engine) -> None:

@@ -34,7 +34,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy_continuum.plugins import TransactionChangesPlugin, TransactionMetaPlugin
 
-from alembic_versioning.sql.constructs import RefuseNativeVersioning
+from alembic_versioning.sql.constructs import refuse_native_versioning
 
 from .conftest import postgresql_database
 from .continuum_app import App, snapshot, versioned_app
@@ -391,7 +391,7 @@ def test_the_offline_guard_reads_any_table_name(pg_engine: sa.Engine, name: str)
     """The guard an offline script starts with raises its message (quotes and percent signs kept)
     exactly where the table of that name has Continuum's ``transaction_trigger``."""
     table = sa.Table(name, sa.MetaData(), sa.Column("id", sa.Integer))
-    guard = RefuseNativeVersioning(table, "it's 100% native: pass native_versioning=True")
+    guard = refuse_native_versioning(table, "it's 100% native: pass native_versioning=True")
     with pg_engine.begin() as conn:
         table.create(conn)
         conn.execute(guard)  # no trigger: nothing happens

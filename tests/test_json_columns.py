@@ -7,6 +7,7 @@ A JSON column never set holds SQL NULL in the live row, while Continuum copies t
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -20,10 +21,20 @@ from .test_autogenerate import ours, produce
 
 
 class WrappedJSON(sa.types.TypeDecorator[Any]):
-    """JSON behind a ``TypeDecorator``, as sqlalchemy-utils' ``JSONType`` is."""
+    """JSON behind a ``TypeDecorator``."""
 
     impl = sa.JSON
     cache_ok = True
+
+
+class TextOrJSON(sa.types.TypeDecorator[Any]):
+    """JSON on PostgreSQL only, text elsewhere: built as sqlalchemy-utils' ``JSONType`` is."""
+
+    impl = sa.UnicodeText
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> Any:
+        return dialect.type_descriptor(postgresql.JSON() if dialect.name == "postgresql" else sa.UnicodeText())
 
 
 def json_app(json_type: Any = sa.JSON) -> Any:
@@ -91,14 +102,28 @@ def test_continuum_writes_json_null_where_the_live_row_holds_sql_null(engine: sa
 
 
 @pytest.mark.parametrize(
-    ("item_type", "mode"), [(sa.JSON, "online"), (WrappedJSON, "offline")], ids=["json", "type-decorator-offline"]
+    ("item_type", "mode", "version_type"),
+    [
+        (sa.JSON, "online", None),
+        (WrappedJSON, "offline", None),
+        (sa.JSON, "online", "jsonb[]"),
+        (sa.JSON, "offline", "jsonb[]"),
+    ],
+    ids=["json", "type-decorator-offline", "beside-jsonb-online", "beside-jsonb-offline"],
 )
-def test_arrays_of_json_compare_on_postgresql(pg_engine: sa.Engine, item_type: Any, mode: str) -> None:
+def test_arrays_of_json_compare_on_postgresql(
+    pg_engine: sa.Engine, item_type: Any, mode: str, version_type: str | None
+) -> None:
     """``json[]`` has no equality operator either: compared as ``jsonb[]``, Continuum's history
-    gives no diff, and a raw change is found and repaired."""
+    gives no diff, and a raw change is found and repaired; also beside a ``jsonb[]`` version column."""
     engine = pg_engine
     with json_app(postgresql.ARRAY(item_type)) as (metadata, note):
         metadata.create_all(engine)
+        if version_type is not None:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(
+                    f"ALTER TABLE note_version ALTER COLUMN meta TYPE {version_type} USING meta::{version_type}"
+                )
         with Session(engine) as session:
             session.add_all([note(id=1, meta=[{"a": 1}]), note(id=2)])
             session.commit()
@@ -114,15 +139,25 @@ def test_arrays_of_json_compare_on_postgresql(pg_engine: sa.Engine, item_type: A
             assert [v.meta for v in session.get(note, 2).versions] == [None, [{"c": 3}]]
 
 
-@pytest.mark.parametrize(("live_type", "version_type"), [("json", "jsonb"), ("jsonb", "json")])
+@pytest.mark.parametrize(
+    ("live_type", "version_type", "model_type"),
+    [
+        ("json", "jsonb", postgresql.JSON),
+        ("jsonb", "json", postgresql.JSON),
+        ("json", "json", postgresql.JSONB),  # the models wrong about both
+        ("json", "jsonb", TextOrJSON),
+    ],
+    ids=["json-jsonb", "jsonb-json", "models-say-jsonb", "type-decorator"],
+)
 @pytest.mark.parametrize("mode", ["online", "offline"])
 def test_json_live_column_beside_a_jsonb_version_column(
-    pg_engine: sa.Engine, live_type: str, version_type: str, mode: str
+    pg_engine: sa.Engine, live_type: str, version_type: str, model_type: Any, mode: str
 ) -> None:
     """One side ``json``, the other ``jsonb`` (a version table migrated to ``jsonb`` for its
-    indexes): compared and copied across the two types."""
+    indexes), or the database unlike the models (offline scripts go by the models): compared and
+    copied across the two types."""
     engine = pg_engine
-    with json_app(postgresql.JSON) as (metadata, note):
+    with json_app(model_type) as (metadata, note):
         metadata.create_all(engine)
         with engine.begin() as conn:
             for table, type_ in (("note", live_type), ("note_version", version_type)):
@@ -149,3 +184,15 @@ def test_json_live_column_beside_a_jsonb_version_column(
                 (3, '{"c": [1]}', 0),
                 (3, '{"c": [1]}', 2),
             ]
+
+
+def test_json_cast_only_on_the_latest_versions(pg_engine: sa.Engine) -> None:
+    """Offline the JSON casts follow the models, so they must not sit below ``DISTINCT ON``, where
+    PostgreSQL would compute them for every version and sort them instead of reading the index."""
+    from .migrate import render_offline
+
+    with json_app(sa.JSON) as (metadata, _):
+        script = render_offline(pg_engine, lambda op: op.backfill_versions("note"), target_metadata=metadata)
+    latest = re.search(r"SELECT DISTINCT ON \(note_version\.id\) (.*?)\s+FROM note_version", script, re.S)
+    assert latest is not None and "CAST" not in latest.group(1)
+    assert "ELSE CAST(latest.meta AS JSON) END" in script

@@ -38,13 +38,14 @@ from .constructs import (
     FullJoinSelect,
     LockForWrite,
     NextTransactionId,
-    RefuseNativeVersioning,
     RowAddress,
+    StopIf,
     UnlessDistinctOn,
     UpdateAtAddresses,
     UtcNow,
     as_version_type,
     constant,
+    refuse_native_versioning,
     same_entity,
     same_entity_across,
 )
@@ -87,9 +88,8 @@ def latest_versions(table: VersionedTable, version: sa.Table) -> sa.Subquery:
     """
     tx = version.c[table.naming.transaction_column_name]
     key = table.key_columns(version.c)
-    columns = [as_version_type(c, c.type).label(c.name) for c in version.c]  # JSON as the models say
     return (
-        sa.select(*columns, RowAddress(version).label(LATEST_ROW))
+        sa.select(version, RowAddress(version).label(LATEST_ROW))
         .prefix_with(DistinctOn(*key), dialect="postgresql")  # type: ignore[arg-type]  # a StatementOptionRole
         .where(UnlessDistinctOn(tx == _newest(table, version)))
         .order_by(*key, tx.desc())
@@ -134,6 +134,13 @@ def _in_version_types(live: sa.Table, version: sa.Table, columns: Sequence[str])
     return sa.select(*(value.label(c) for c, value in values.items())).subquery(live.name)
 
 
+def _typed(value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A latest version's ``value`` in its column's type as the models have it, the live side's (see
+    :func:`~alembic_versioning.sql.constructs.as_version_type`): where the two meet, so only on the
+    latest versions."""
+    return as_version_type(value, value.type)
+
+
 def _latest_columns(table: VersionedTable, latest: sa.Subquery, data: list[str]) -> list[ColumnElement[Any]]:
     """The pending row's columns about the latest version: its transaction id, its address, its
     operation type and its values (``_av_latest_<i>``, what new mod flags are compared with)."""
@@ -153,7 +160,7 @@ def _pending_full_join(table: VersionedTable, latest: sa.Subquery, live: sa.Tabl
     return (
         sa.select(
             *(sa.func.coalesce(live.c[k], latest.c[k]).label(k) for k in table.entity_key),
-            *(sa.case((present, live.c[c]), else_=latest.c[c]).label(c) for c in data),
+            *(sa.case((present, live.c[c]), else_=_typed(latest.c[c])).label(c) for c in data),
             sa.case(
                 (~present, constant(DELETE)),
                 (tx.is_(None), constant(INSERT)),
@@ -191,7 +198,7 @@ def _pending_union(table: VersionedTable, latest: sa.Subquery, live: sa.Table, d
     gone = (
         sa.select(
             *(latest.c[k] for k in table.entity_key),
-            *(latest.c[c] for c in data),
+            *(_typed(latest.c[c]) for c in data),
             constant(DELETE).label(OPERATION),
             *_latest_columns(table, latest, data),
         )
@@ -338,10 +345,12 @@ def backfill_statements(
     new_id = sa.select(new_tx.c.id).scalar_subquery()
     txt = record.table
     reuse = record.reuse.c.id if record.reuse is not None else None
-    lock = [txt, *(p.live for p in parts), *(p.table.version_table() for p in parts)]
+    versions = [p.table.version_table() for p in parts]
+    versions_tx = [v.c[p.table.naming.transaction_column_name] for p, v in zip(parts, versions, strict=True)]
+    lock = [txt, *(p.live for p in parts), *versions]
     statements: list[sa.Executable] = [LockForWrite(*lock)]
     if record.refuse_native is not None:
-        statements.insert(0, RefuseNativeVersioning(txt, record.refuse_native))
+        statements.insert(0, refuse_native_versioning(txt, record.refuse_native))
     if record.reuse is not None:
         statements.append(sa.schema.CreateTable(record.reuse, if_not_exists=True))
     # left over on SQLite (whose DDL a failed migration does not roll back)
@@ -356,11 +365,12 @@ def backfill_statements(
         sa.schema.CreateTable(new_tx),
         sa.insert(new_tx).from_select(
             ["id"],
-            sa.select(NextTransactionId(txt.c.id, record.sequence, reuse, [t.c[LATEST_TX] for t in pendings])).where(
+            sa.select(NextTransactionId(txt.c.id, record.sequence, reuse, versions_tx)).where(
                 sa.or_(*(sa.exists().select_from(t) for t in pendings))
             ),
         ),
     ]
+    statements.append(_sequence_ahead(parts, versions_tx, new_tx, record))
     values = {"issued_at": UtcNow(), **record.values}
     # Only a reused record (native versioning's) may exist already; a new id that does (a sequence
     # behind the table's ids) fails on the primary key rather than join an unrelated transaction.
@@ -378,6 +388,33 @@ def backfill_statements(
         inserting.append(len(statements) - 1)
     statements += [sa.schema.DropTable(t) for t in (new_tx, *pendings)]
     return statements, inserting
+
+
+def _sequence_ahead(
+    parts: Sequence[BackfillPart], versions_tx: Sequence[sa.Column[Any]], new_tx: sa.Table, record: TransactionRecord
+) -> StopIf:
+    """Stop where the new transaction id is not above every transaction id of the version tables
+    (a sequence behind them, as after a restore without ``setval``): its versions would be dated
+    before, or among, the existing ones. An indexed ``max()`` per table. Native versioning's record
+    may carry versions its triggers wrote in this transaction already: it may equal their id. SQLite
+    needs no check: its ids are taken above those (see
+    :class:`~alembic_versioning.sql.constructs.NextTransactionId`)."""
+    sequence = record.sequence
+
+    def behind(tx: sa.Column[Any]) -> ColumnElement[bool]:
+        newest = sa.select(sa.func.max(tx)).scalar_subquery()
+        return sa.exists().where(new_tx.c.id < newest if record.reuse is not None else new_tx.c.id <= newest)
+
+    tables = ", ".join(p.table.qualified_version_name for p in parts)
+    name = f"{sequence.schema}.{sequence.name}" if sequence.schema else sequence.name
+    first, tx = parts[0].table.qualified_version_name, versions_tx[0].name
+    return StopIf(
+        sa.or_(*(behind(tx) for tx in versions_tx)),
+        f"backfill_versions({parts[0].table.name!r}): the transaction id {name} gives is not above every "
+        f"transaction id of {tables}, so the new versions would be dated before existing ones. Move the "
+        f"sequence past them, e.g. SELECT setval('{name}', (SELECT max({tx}) FROM {first})), and run it again.",
+        "new transaction ids follow the largest taken: no sequence to check",
+    )
 
 
 def _record_rows(

@@ -100,16 +100,24 @@ def as_version_type(value: ColumnElement[Any], version_type: Any) -> ColumnEleme
     live_type = value.type
     if isinstance(live_type, sa.Enum) and isinstance(version_type, sa.Enum) and live_type.name != version_type.name:
         return sa.cast(sa.cast(value, sa.Text), version_type)
-    if isinstance(getattr(version_type, "impl", version_type), sa.JSON):
+    if _may_be_json(version_type):
         return InJsonType(value, version_type)
     return value
 
 
+def _may_be_json(type_: Any) -> bool:
+    """Whether ``type_`` may be JSON, or an array of it, on some dialect (a ``TypeDecorator``
+    decides per dialect, as sqlalchemy-utils' ``JSONType`` does)."""
+    item = type_.item_type if isinstance(type_, sa.ARRAY) else type_
+    return isinstance(item, (sa.JSON, sa.types.TypeDecorator))
+
+
 class InJsonType(ColumnElement[Any]):
-    """A JSON ``value`` in the JSON type ``type_``: on PostgreSQL cast, since ``json`` and ``jsonb``
-    meet in one ``CASE`` or ``UNION`` only so, and which of the two the database holds may not be
-    what the models say (offline, nothing else is known); elsewhere the value itself. A cast to the
-    type the value already has is no operation."""
+    """A JSON ``value`` (or array of JSON) in the JSON type ``type_``: on PostgreSQL cast, since
+    ``json`` and ``jsonb`` meet in one ``CASE`` or ``UNION`` only so, and which of the two the
+    database holds may not be what the models say (offline, nothing else is known); elsewhere, and
+    where ``type_`` is no JSON on the dialect, the value itself. A cast to the type the value
+    already has is no operation."""
 
     inherit_cache = True
     _traverse_internals = [("value", InternalTraversal.dp_clauseelement), ("type", InternalTraversal.dp_type)]
@@ -130,7 +138,11 @@ def _in_json_type(element: InJsonType, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(InJsonType, "postgresql")
 def _in_json_type_postgresql(element: InJsonType, compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(sa.cast(element.value, element.type), **kw)
+    type_ = _dialect_type(element.type, compiler)
+    item = type_.item_type if isinstance(type_, sa.ARRAY) else type_
+    if not _is_json_type(item, compiler):
+        return compiler.process(element.value, **kw)
+    return compiler.process(sa.cast(element.value, type_), **kw)
 
 
 def unset(flag: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -353,8 +365,9 @@ class NextTransactionId(ColumnElement[int]):
     Where the dialect has sequences, the next value of ``sequence`` (Continuum's
     ``transaction_id_seq``, which PostgreSQL does not attach as a column default). Elsewhere
     (SQLite's ``INTEGER PRIMARY KEY``), one more than the largest id, as the database itself
-    would assign, and than the largest of ``above`` (the transaction ids of the versions the new
-    ones follow: a transaction table emptied or recreated must not date them before those). With
+    would assign, and than the largest of ``above`` (the version tables' transaction ids: a
+    transaction table emptied or recreated must not date the new versions before, or among, the
+    existing ones; an indexed ``max()``). With
     ``reuse``, an id already in that table (the transaction record native versioning created in
     this database transaction) is taken first.
     """
@@ -388,29 +401,36 @@ def _next_transaction_id(element: NextTransactionId, compiler: SQLCompiler, **kw
     return compiler.process(new, **kw)
 
 
-class RefuseNativeVersioning(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
-    """Stop the script with ``message`` where Continuum's native versioning is installed on
-    ``transaction`` (see :class:`NativeVersioningInstalled`): for offline scripts rendered without
-    knowing. PostgreSQL: a ``DO`` block raising the error; elsewhere a comment (no such triggers)."""
+class StopIf(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
+    """Stop the migration with ``message`` where ``condition`` holds, online and in an offline
+    script alike. PostgreSQL: a ``DO`` block raising the error; elsewhere the comment ``note``
+    (the statements there need no such check)."""
 
     inherit_cache = False
 
-    def __init__(self, transaction: sa.Table, message: str) -> None:
-        self.transaction = transaction
+    def __init__(self, condition: ColumnElement[bool], message: str, note: str) -> None:
+        self.condition = condition
         self.message = message
+        self.note = note
 
 
-@compiles(RefuseNativeVersioning)
-def _refuse_native_versioning(element: RefuseNativeVersioning, compiler: SQLCompiler, **kw: Any) -> str:
-    return "-- no native versioning on this database"
+def refuse_native_versioning(transaction: sa.Table, message: str) -> StopIf:
+    """Stop with ``message`` where Continuum's native versioning is installed on ``transaction``
+    (see :class:`NativeVersioningInstalled`): for offline scripts rendered without knowing."""
+    return StopIf(NativeVersioningInstalled(transaction), message, "no native versioning on this database")
 
 
-@compiles(RefuseNativeVersioning, "postgresql")
-def _refuse_native_versioning_postgresql(element: RefuseNativeVersioning, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(StopIf)
+def _stop_if(element: StopIf, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"-- {element.note}"
+
+
+@compiles(StopIf, "postgresql")
+def _stop_if_postgresql(element: StopIf, compiler: SQLCompiler, **kw: Any) -> str:
     literal = {**kw, "literal_binds": True}
-    installed = compiler.process(NativeVersioningInstalled(element.transaction), **literal)
+    condition = compiler.process(element.condition, **literal)
     message = compiler.process(sa.literal(element.message, sa.Text), **literal)
-    body = f" BEGIN IF {installed} THEN RAISE EXCEPTION USING MESSAGE = {message}; END IF; END "
+    body = f" BEGIN IF {condition} THEN RAISE EXCEPTION USING MESSAGE = {message}; END IF; END "
     tag = "$av_guard$"
     while tag in body:  # a name may hold any dollar quote
         tag = tag[:-1] + "_$"
