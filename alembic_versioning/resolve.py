@@ -7,6 +7,7 @@ Online, tables are reflected from the migration's connection. Offline
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -66,7 +67,8 @@ def resolve(
     Offline, the op's explicit arguments (``primary_key``, and ``columns`` / ``mod_columns``
     given here, as autogenerate renders them) describe the table as of the migration's
     revision; ``target_metadata`` (the head revision) only fills in what they leave out: the
-    column types and, unless ``strategy=`` is given, the strategy.
+    key, the column types, which of the ``columns`` have flags when ``mod_columns`` is not given
+    and, unless ``strategy=`` is given, the strategy.
     """
     require_supported(operations.migration_context.dialect, f"op.{op.op_name}({op.table_name!r})")
     catalog = Catalog(operations)
@@ -81,7 +83,7 @@ def resolve(
             )
         raise missing_version_table(op.table_name, op.schema, op.naming)
     if table is not None and (catalog.online or not op.describes_table()):
-        return describe_version_table(
+        described = describe_version_table(
             table,
             name=op.table_name,
             naming=op.naming,
@@ -89,6 +91,11 @@ def resolve(
             strategy=op.strategy,
             data_columns=columns,
         )
+        if catalog.online or columns is None:
+            return described
+        # offline, the head's key and types, but the columns the op names (its revision's)
+        flagged = [c for c in columns if c in described.mod_columns] if mod_columns is None else mod_columns
+        return dataclasses.replace(described, columns=tuple(columns), mod_columns=tuple(flagged))
     if op.primary_key is None:
         raise VersioningError(
             f"Offline mode cannot reflect {version_name!r} (table {op.table_name!r}) and the "
@@ -103,6 +110,8 @@ def resolve(
             f"Pass them as columns=[...] (and mod_columns=[...], those with flags) where op.{op.op_name}() "
             f"takes them, or give env.py's context.configure() the target_metadata."
         )
+    if mod_columns is None and table is not None:  # not given: the flags target_metadata shows
+        mod_columns = [c for c in columns or () if op.naming.mod_suffix and f"{c}{op.naming.mod_suffix}" in table.c]
     return VersionedTable(
         name=op.table_name,
         schema=op.schema,

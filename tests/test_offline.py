@@ -142,12 +142,7 @@ def test_repairs_need_no_column_a_later_revision_adds(engine: sa.Engine) -> None
         version = app.version("Article")
         with engine.begin() as conn:
             conn.execute(sa.update(version).values(end_transaction_id=None, name_mod=sa.false()))
-        head = sa.MetaData()
-        for table in app.metadata.tables.values():
-            table.to_metadata(head)
-        for name in ("article", "article_version"):
-            head.tables[name].append_column(sa.Column("summary", sa.Text))
-        head.tables["article_version"].append_column(sa.Column("summary_mod", sa.Boolean))
+        head = _with_summary(app.metadata)
 
         def repairs(op: Any) -> None:
             op.update_end_transaction_ids("article")
@@ -155,3 +150,36 @@ def test_repairs_need_no_column_a_later_revision_adds(engine: sa.Engine) -> None
 
         execute_script(engine, render_offline(engine, repairs, target_metadata=head))
         assert produce(engine, app.metadata).upgrade_ops.is_empty()
+
+
+def _with_summary(metadata: sa.MetaData) -> sa.MetaData:
+    """``metadata`` as a later revision has it: ``summary`` added to ``article``, flagged."""
+    head = sa.MetaData()
+    for table in metadata.tables.values():
+        table.to_metadata(head)
+    for name in ("article", "article_version"):
+        head.tables[name].append_column(sa.Column("summary", sa.Text))
+    head.tables["article_version"].append_column(sa.Column("summary_mod", sa.Boolean))
+    return head
+
+
+@pytest.mark.parametrize("described", [{"primary_key": ["id"]}, {}], ids=["key-and-columns", "columns-only"])
+def test_hand_written_backfill_names_its_revisions_columns(engine: sa.Engine, described: dict[str, Any]) -> None:
+    """``columns=[...]`` is the op's revision's column list, with or without ``primary_key``; the
+    flags of those columns come from ``target_metadata`` when ``mod_columns`` is not given, so the
+    new versions get them as online (they were left at their default)."""
+    with versioned_app(mod_tracker=True) as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app)
+        with engine.begin() as conn:
+            conn.execute(sa.update(app.table("article")).values(name="raw"))
+            conn.execute(sa.insert(app.table("article")).values(id=99, name="new", content="c", score=1))
+        call = lambda op: op.backfill_versions("article", columns=["name", "content", "score"], **described)  # noqa: E731
+        execute_script(engine, render_offline(engine, call, target_metadata=_with_summary(app.metadata)))
+        assert produce(engine, app.metadata).upgrade_ops.is_empty()
+        version = app.version("Article")
+        with engine.connect() as conn:
+            flags = conn.execute(
+                sa.select(version.c.name_mod, version.c.content_mod, version.c.score_mod).where(version.c.id == 99)
+            )
+            assert [tuple(row) for row in flags] == [(True, True, True)]

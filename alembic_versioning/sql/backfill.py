@@ -393,26 +393,32 @@ def backfill_statements(
 def _sequence_ahead(
     parts: Sequence[BackfillPart], versions_tx: Sequence[sa.Column[Any]], new_tx: sa.Table, record: TransactionRecord
 ) -> StopIf:
-    """Stop where the new transaction id is not above every transaction id of the version tables
-    (a sequence behind them, as after a restore without ``setval``): its versions would be dated
-    before, or among, the existing ones. An indexed ``max()`` per table. Native versioning's record
-    may carry versions its triggers wrote in this transaction already: it may equal their id. SQLite
-    needs no check: its ids are taken above those (see
+    """Stop where a new transaction id is not above every id the transaction table and the version
+    tables hold (a sequence behind them, as after a restore without ``setval``): its versions would
+    be dated before, or filed under, existing transactions. An indexed ``max()`` per table. Native
+    versioning's record, reused from its per-transaction table, is the migration's own and exempt.
+    SQLite needs no check: its ids are taken above those (see
     :class:`~alembic_versioning.sql.constructs.NextTransactionId`)."""
-    sequence = record.sequence
+    from sqlalchemy.dialects import postgresql  # the check runs on PostgreSQL only: its hint is in its SQL
 
-    def behind(tx: sa.Column[Any]) -> ColumnElement[bool]:
-        newest = sa.select(sa.func.max(tx)).scalar_subquery()
-        return sa.exists().where(new_tx.c.id < newest if record.reuse is not None else new_tx.c.id <= newest)
-
-    tables = ", ".join(p.table.qualified_version_name for p in parts)
-    name = f"{sequence.schema}.{sequence.name}" if sequence.schema else sequence.name
-    first, tx = parts[0].table.qualified_version_name, versions_tx[0].name
+    taken = [record.table.c.id, *versions_tx]
+    newest = [sa.select(sa.func.max(column)).scalar_subquery() for column in taken]
+    behind = sa.or_(*(new_tx.c.id <= n for n in newest))
+    if record.reuse is not None:
+        behind = sa.and_(behind, ~sa.exists().where(record.reuse.c.id == new_tx.c.id))
+    quote = postgresql.dialect().identifier_preparer
+    sequence = quote.format_sequence(record.sequence)
+    highest = ", ".join(
+        f"(SELECT max({quote.quote(c.name)}) FROM {quote.format_table(c.table)})"  # type: ignore[arg-type]
+        for c in taken
+    )
+    tables = ", ".join([record.table.name, *(p.table.qualified_version_name for p in parts)])
     return StopIf(
-        sa.or_(*(behind(tx) for tx in versions_tx)),
-        f"backfill_versions({parts[0].table.name!r}): the transaction id {name} gives is not above every "
-        f"transaction id of {tables}, so the new versions would be dated before existing ones. Move the "
-        f"sequence past them, e.g. SELECT setval('{name}', (SELECT max({tx}) FROM {first})), and run it again.",
+        sa.exists().where(behind),
+        f"backfill_versions({parts[0].table.name!r}): the transaction id {record.sequence.name!r} gives is not "
+        f"above every transaction id of {tables}, so the new versions would be dated before, or filed under, "
+        f"existing transactions. Move the sequence past them and run it again: "
+        f"SELECT setval('{sequence.replace(chr(39), chr(39) * 2)}', greatest({highest}));",
         "new transaction ids follow the largest taken: no sequence to check",
     )
 
