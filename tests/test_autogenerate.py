@@ -500,10 +500,10 @@ def test_backfill_left_out_without_a_transaction_table(engine: sa.Engine) -> Non
         assert produce(engine, app.metadata).upgrade_ops.is_empty()
 
 
-def test_catalog_reads_the_pairs_tables_once(engine: sa.Engine) -> None:
+def test_reflected_tables_read_once_per_schema(engine: sa.Engine) -> None:
     """The drift checks' view of the database: the tables of the pairs (present or not) and their
     column types, read in one go per schema."""
-    from alembic_versioning.autogenerate.catalog import Catalog
+    from alembic_versioning.autogenerate.reflected import ReflectedTables
     from alembic_versioning.model import VersionedTable
 
     with versioned_app() as app:
@@ -512,14 +512,14 @@ def test_catalog_reads_the_pairs_tables_once(engine: sa.Engine) -> None:
             queries: list[str] = []
             sa.event.listen(conn, "before_cursor_execute", lambda *args: queries.append(args[2]))
             tables = [VersionedTable("article", primary_key=("id",)), VersionedTable("gone", primary_key=("id",))]
-            catalog = Catalog(sa.inspect(conn), tables)
+            reflected = ReflectedTables(sa.inspect(conn), tables)
             if engine.dialect.name == "postgresql":  # SQLite reflects table by table (PRAGMA)
                 assert len(queries) == 1
-            assert [catalog.has_table(n, None) for n in ("article", "article_version", "gone", "gone_version")] == [
+            assert [reflected.has_table(n, None) for n in ("article", "article_version", "gone", "gone_version")] == [
                 True,
                 True,
                 False,
                 False,
             ]
-            assert isinstance(catalog.types("article_version", None)["name"], sa.String)
-            assert catalog.types("gone", None) == {}
+            assert isinstance(reflected.types("article_version", None)["name"], sa.String)
+            assert reflected.types("gone", None) == {}

@@ -19,7 +19,6 @@ from ..model import VersionedTable
 from ..operations import BackfillVersionsOp, RepairOnDowngradeOp, VersionedTableOp
 from ..reflection import no_room_for_backfill, one_version_per_transaction, reflect_table, uses_native_versioning
 from ..transactions import transaction_table
-from .catalog import Catalog
 from .drift import drift_ops
 from .hierarchies import Found, hierarchy_of, joined_repairs
 from .migration import (
@@ -32,6 +31,7 @@ from .migration import (
 )
 from .options import options_for
 from .pairs import auto_updated_columns, metadata_table, versioned_pairs
+from .reflected import ReflectedTables
 from .unversioned import unversioned_repairs
 
 
@@ -44,7 +44,7 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
     downgrade: Found = []
     pairs = list(versioned_pairs(autogen_context, options, schemas))
     tables = {table.qualified_name: table for table in pairs}
-    catalog: Catalog | None = None  # read when the first table is checked in the database
+    reflected: ReflectedTables | None = None  # read when the first table is checked in the database
     for table in pairs:
         require_supported(autogen_context.dialect, f"autogenerate, versioned table {table.name!r}")
         if changes.touches(table):
@@ -54,8 +54,9 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
             joined = hierarchy_of(tables, table)  # compared as they are in the database, so left alone
             joined = None if joined is None or any(changes.touches(t) for t in joined) else joined
             unflagged = auto_updated_columns(autogen_context, table)
-            catalog = catalog or Catalog(autogen_context.inspector, [t for t in pairs if not changes.touches(t)])
-            upgrade.append((table, drift_ops(connection, catalog, table, options, joined, unflagged)))
+            untouched = [t for t in pairs if not changes.touches(t)]
+            reflected = reflected or ReflectedTables(autogen_context.inspector, untouched)
+            upgrade.append((table, drift_ops(connection, reflected, table, options, joined, unflagged)))
     downgrade += unversioned_repairs(autogen_context, upgrade_ops, changes, tables, options)
     for table, repairs in joined_repairs(downgrade, tables, lambda table: as_downgrade_leaves(table, changes)):
         # first in the upgrade, in reverse: the downgrade runs them last, in order

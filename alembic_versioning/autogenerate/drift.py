@@ -19,9 +19,9 @@ from ..operations import (
 )
 from ..sql.checks import backfill_check, hierarchy_futile_check, history_check
 from ..sql.vacuum import VacuumPart
-from .catalog import Catalog
 from .factory import joined_description, make_op
 from .options import Options
+from .reflected import ReflectedTables
 
 
 def _counted(*parts: tuple[int, str, str]) -> str:
@@ -37,7 +37,7 @@ def _known(types: dict[str, Any]) -> dict[str, Any]:
 
 def drift_ops(
     connection: sa.engine.Connection,
-    catalog: Catalog,
+    reflected: ReflectedTables,
     table: VersionedTable,
     options: Options,
     joined: Sequence[VersionedTable] | None = None,
@@ -49,11 +49,11 @@ def drift_ops(
     hierarchy, on its base table, with the other tables ``joined`` (none: not counted). The mod
     flags of the ``unflagged`` columns are not checked (see :func:`.pairs.auto_updated_columns`).
 
-    The columns are compared in the types the database holds them in (``catalog``), as the repairs do."""
-    if not (catalog.has_table(table.version_name, table.schema) and catalog.has_table(table.name, table.schema)):
+    The columns are compared in the types the database holds them in (``reflected``), as the repairs do."""
+    if not (reflected.has_table(table.version_name, table.schema) and reflected.has_table(table.name, table.schema)):
         return []
     found: list[VersionedTableOp] = []
-    in_database = _known(catalog.types(table.version_name, table.schema))
+    in_database = _known(reflected.types(table.version_name, table.schema))
     table = dataclasses.replace(table, types={**table.types, **in_database})
     checked = dataclasses.replace(table, mod_columns=tuple(c for c in table.mod_columns if c not in unflagged))
     counts: Any = connection.execute(
@@ -113,7 +113,7 @@ def drift_ops(
             )
         )
     if options.enabled("backfill"):
-        live_types = catalog.types(table.name, table.schema)
+        live_types = reflected.types(table.name, table.schema)
         columns = [c for c in table.columns if c in live_types]
         live = table.live_table(columns, _known(live_types))
         pending: Any = connection.execute(backfill_check(table, live, columns)).one()

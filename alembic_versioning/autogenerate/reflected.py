@@ -13,7 +13,7 @@ from sqlalchemy.engine.reflection import ObjectKind
 from ..model import VersionedTable
 
 
-class Catalog:
+class ReflectedTables:
     """Column types of the live and version tables of ``tables``, by (schema, name)."""
 
     def __init__(self, inspector: sa.Inspector, tables: Iterable[VersionedTable]) -> None:
