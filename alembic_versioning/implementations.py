@@ -39,7 +39,8 @@ def update_end_transaction_ids(operations: Operations, op: UpdateEndTransactionI
 
 @Operations.implementation_for(UpdateModFlagsOp)
 def update_mod_flags(operations: Operations, op: UpdateModFlagsOp) -> None:
-    table = resolve(operations, op, columns=op.columns, mod_columns=op.columns)
+    # described by its arguments, the columns it names are the flagged ones; else the table says which
+    table = resolve(operations, op, columns=op.columns, mod_columns=op.columns if op.describes_table() else None)
     columns = table.mod_columns if op.columns is None else op.columns
     unflagged = [c for c in columns if c not in table.mod_columns]
     if unflagged:
@@ -93,7 +94,8 @@ def _backfill_part(catalog: Catalog, op: BackfillVersionsOp, table: VersionedTab
                 f"Table {table.qualified_name!r} has no column(s) {missing_key} of its version table's "
                 f"key: the live and version tables must share the primary key (pass primary_key=[...])."
             )
-        columns = [c for c in columns if c in live_names]
+        if catalog.online or op.columns is None:  # offline, named columns are the revision's, not the head's
+            columns = [c for c in columns if c in live_names]
     live_types = {c.name: c.type for c in live.c} if live is not None else None
     return BackfillPart(table, table.live_table(columns, live_types), columns)
 

@@ -84,6 +84,17 @@ def no_room_for_backfill(name: str, naming: Naming) -> str:
     )
 
 
+def flagged(version: sa.Table, naming: Naming, columns: Sequence[str], named: Sequence[str] = ()) -> list[str]:
+    """The ``columns`` with a mod flag in ``version``: a ``<c><mod_suffix>`` column, boolean or of
+    unknown type, that ``named`` (the data columns an op names) does not name as data."""
+    found = []
+    for column in columns:
+        flag = version.c.get(column + naming.mod_suffix)
+        if flag is not None and flag.name != column and isinstance(flag.type, FLAG_TYPES) and flag.name not in named:
+            found.append(column)
+    return found
+
+
 def describe_version_table(
     version: sa.Table,
     *,
@@ -132,11 +143,10 @@ def describe_version_table(
             raise VersioningError(f"The {where} has no primary-key column(s) {unknown}; fix primary_key=[...].")
     internal = {tx, end, naming.operation_type_column_name}
     data = [c for c in cols if c not in internal and c not in key]
-    named = set(data_columns or ())
-    flags = {c for c in data if isinstance(cols[c].type, FLAG_TYPES) and c not in named} if mod_tracker else set()
-    mod_flags = {c + naming.mod_suffix for c in data if c + naming.mod_suffix in flags}
-    columns = tuple(c for c in data if c not in mod_flags)
-    mods = tuple(c for c in columns if c + naming.mod_suffix in mod_flags)
+    named = data_columns or ()
+    flags = {c + naming.mod_suffix for c in flagged(version, naming, data, named)} & set(data) if mod_tracker else set()
+    columns = tuple(c for c in data if c not in flags)
+    mods = tuple(c for c in columns if c + naming.mod_suffix in flags)
     return VersionedTable(
         name=name,
         schema=version.schema,

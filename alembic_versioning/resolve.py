@@ -16,7 +16,7 @@ from alembic.operations import Operations
 from .errors import VersioningError, require_supported
 from .model import VersionedTable
 from .operations import VersionedTableOp
-from .reflection import describe_version_table, missing_version_table, reflect_table, strategy_of
+from .reflection import describe_version_table, flagged, missing_version_table, reflect_table, strategy_of
 
 
 class Catalog:
@@ -94,8 +94,8 @@ def resolve(
         if catalog.online or columns is None:
             return described
         # offline, the head's key and types, but the columns the op names (its revision's)
-        flagged = [c for c in columns if c in described.mod_columns] if mod_columns is None else mod_columns
-        return dataclasses.replace(described, columns=tuple(columns), mod_columns=tuple(flagged))
+        flags = [c for c in columns if c in described.mod_columns] if mod_columns is None else mod_columns
+        return dataclasses.replace(described, columns=tuple(columns), mod_columns=tuple(flags))
     if op.primary_key is None:
         raise VersioningError(
             f"Offline mode cannot reflect {version_name!r} (table {op.table_name!r}) and the "
@@ -111,7 +111,7 @@ def resolve(
             f"takes them, or give env.py's context.configure() the target_metadata."
         )
     if mod_columns is None and table is not None:  # not given: the flags target_metadata shows
-        mod_columns = [c for c in columns or () if op.naming.mod_suffix and f"{c}{op.naming.mod_suffix}" in table.c]
+        mod_columns = flagged(table, op.naming, columns or (), named=columns or ())
     return VersionedTable(
         name=op.table_name,
         schema=op.schema,

@@ -411,12 +411,13 @@ def test_the_offline_guard_reads_any_table_name(pg_engine: sa.Engine, name: str)
                 conn.exec_driver_sql(sql)
 
 
+@pytest.mark.parametrize("own_record", [False, True], ids=["fresh-id", "migrations-own-record"])
 @pytest.mark.parametrize("mode", ["online", "offline"])
-def test_a_sequence_one_behind_stops_the_backfill(pg_engine: sa.Engine, mode: str) -> None:
-    """Native versioning reuses the record its triggers made in this transaction; a fresh id from a
-    sequence behind the newest transaction (a restore without ``setval``) is no such record: the
-    backfill stops instead of filing its versions under that transaction and rewriting its version
-    in place."""
+def test_a_sequence_one_behind_stops_the_backfill(pg_engine: sa.Engine, mode: str, own_record: bool) -> None:
+    """A sequence behind the newest transaction (a restore without ``setval``) gives a fresh id, or
+    the migration's own record (native versioning reuses it), an id below existing versions: the
+    backfill stops instead of filing its versions under, or before, another transaction and
+    rewriting that transaction's version in place."""
     engine = pg_engine
     with native_app(engine) as app:
         with Session(engine) as session:
@@ -424,14 +425,23 @@ def test_a_sequence_one_behind_stops_the_backfill(pg_engine: sa.Engine, mode: st
             session.commit()
             session.get(app.Article, 1).name = "a1 v2"
             session.commit()
+            session.get(app.Article, 2).name = "a2 v2"
+            session.commit()
         with engine.begin() as conn:
             conn.exec_driver_sql("ALTER TABLE article DISABLE TRIGGER article_trigger")
             conn.exec_driver_sql("UPDATE article SET name = 'bulk'")
             conn.exec_driver_sql("ALTER TABLE article ENABLE TRIGGER article_trigger")
             newest = conn.exec_driver_sql("SELECT max(id) FROM transaction").scalar_one()
-            conn.exec_driver_sql(f"SELECT setval('transaction_id_seq', {newest - 1})")
+            conn.exec_driver_sql(f"SELECT setval('transaction_id_seq', {newest - 2})")  # next: newest - 1
+            if own_record:  # the newest records pruned: the migration's own record takes a free, old id
+                conn.exec_driver_sql(f"DELETE FROM transaction WHERE id >= {newest - 1}")
         before = _result(engine, app)
-        backfill = lambda op: op.backfill_versions("article", native_versioning=True)  # noqa: E731
+
+        def backfill(op: Operations) -> None:
+            if own_record:  # as Continuum's unit of work writes it (the trigger notes it for the transaction)
+                op.execute("INSERT INTO transaction (id, issued_at) VALUES (nextval('transaction_id_seq'), now())")
+            op.backfill_versions("article", native_versioning=True)
+
         with pytest.raises(Exception, match=r"Move the sequence past them"):
             run(engine, backfill, mode, target_metadata=app.metadata)
         assert _result(engine, app) == before

@@ -183,3 +183,54 @@ def test_hand_written_backfill_names_its_revisions_columns(engine: sa.Engine, de
                 sa.select(version.c.name_mod, version.c.content_mod, version.c.score_mod).where(version.c.id == 99)
             )
             assert [tuple(row) for row in flags] == [(True, True, True)]
+
+
+def test_a_data_column_named_like_a_flag_stays_data(engine: sa.Engine) -> None:
+    """``columns=[...]`` naming ``price_mod`` (an integer, the application's own) keeps it a data
+    column, also where the flags come from ``target_metadata`` (no ``mod_columns`` given)."""
+    metadata = sa.MetaData()
+    data = [sa.Column("price", sa.Integer), sa.Column("price_mod", sa.Integer)]
+    sa.Table(
+        "transaction", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("issued_at", sa.DateTime)
+    )  # noqa: E501  (PostgreSQL: transaction_id_seq)
+    live = sa.Table("item", metadata, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False), *data)
+    version = sa.Table(
+        "item_version",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        *(sa.Column(c.name, c.type) for c in data),
+        sa.Column("transaction_id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("end_transaction_id", sa.BigInteger),
+        sa.Column("operation_type", sa.SmallInteger, nullable=False),
+    )
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(live).values(id=1, price=10, price_mod=42))
+    call = lambda op: op.backfill_versions("item", primary_key=["id"], columns=["price", "price_mod"])  # noqa: E731
+    execute_script(engine, render_offline(engine, call, target_metadata=metadata))
+    with engine.connect() as conn:
+        assert [tuple(r) for r in conn.execute(sa.select(version.c.id, version.c.price, version.c.price_mod))] == [
+            (1, 10, 42)
+        ]
+
+
+def test_offline_columns_without_a_key_are_the_revisions(engine: sa.Engine) -> None:
+    """Offline, ``columns=[...]`` without ``primary_key`` names the revision's columns: one the head
+    (``target_metadata``) no longer has is still compared and copied; and ``update_mod_flags`` of a
+    column without a flag is refused, as online."""
+    with versioned_app() as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app)
+        with engine.begin() as conn:
+            conn.execute(sa.update(app.table("article")).where(sa.text("id = 1")).values(content="NEW"))
+        head = sa.MetaData()
+        for table in app.metadata.tables.values():
+            table.to_metadata(head)
+        for name in ("article", "article_version"):  # dropped by a later revision
+            head.tables[name]._columns.remove(head.tables[name].c.content)  # type: ignore[attr-defined]
+        call = lambda op: op.backfill_versions("article", columns=["name", "content", "score"])  # noqa: E731
+        execute_script(engine, render_offline(engine, call, target_metadata=head))
+        assert produce(engine, app.metadata).upgrade_ops.is_empty()
+    unflagged = lambda op: op.update_mod_flags("article", columns=["name"])  # noqa: E731
+    with versioned_app(mod_tracker=False) as app, pytest.raises(VersioningError, match=r"has no mod flag column"):
+        render_offline(engine, unflagged, target_metadata=app.metadata)

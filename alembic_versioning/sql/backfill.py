@@ -404,8 +404,9 @@ def _sequence_ahead(
     taken = [record.table.c.id, *versions_tx]
     newest = [sa.select(sa.func.max(column)).scalar_subquery() for column in taken]
     behind = sa.or_(*(new_tx.c.id <= n for n in newest))
-    if record.reuse is not None:
-        behind = sa.and_(behind, ~sa.exists().where(record.reuse.c.id == new_tx.c.id))
+    if record.reuse is not None:  # a reused record may carry versions already, none after it
+        reused = sa.exists().where(record.reuse.c.id == new_tx.c.id)
+        behind = sa.or_(sa.and_(~reused, behind), sa.and_(reused, sa.or_(*(new_tx.c.id < n for n in newest[1:]))))
     quote = postgresql.dialect().identifier_preparer
     sequence = quote.format_sequence(record.sequence)
     highest = ", ".join(
