@@ -372,8 +372,8 @@ def backfill_statements(
     ]
     statements.append(_sequence_ahead(parts, versions_tx, new_tx, record))
     values = {"issued_at": UtcNow(), **record.values}
-    # Only a reused record (native versioning's) may exist already; a new id that does (a sequence
-    # behind the table's ids) fails on the primary key rather than join an unrelated transaction.
+    # Only a reused record (native versioning's) may exist already (_sequence_ahead stopped any
+    # other id the transaction table holds).
     unrecorded = [~sa.exists().where(txt.c.id == new_tx.c.id)] if record.reuse is not None else []
     statements.append(
         sa.insert(txt).from_select(["id", *values], sa.select(new_tx.c.id, *values.values()).where(*unrecorded))
@@ -396,9 +396,9 @@ def _sequence_ahead(
     """Stop where a new transaction id is not above every id the transaction table and the version
     tables hold (a sequence behind them, as after a restore without ``setval``): its versions would
     be dated before, or filed under, existing transactions. An indexed ``max()`` per table. Native
-    versioning's record, reused from its per-transaction table, is the migration's own and exempt.
-    SQLite needs no check: its ids are taken above those (see
-    :class:`~alembic_versioning.sql.constructs.NextTransactionId`)."""
+    versioning's record, reused from its per-transaction table, is the migration's own: versions its
+    triggers wrote may carry its id already, but none may come after it. SQLite needs no check: its
+    ids are taken above those (see :class:`~alembic_versioning.sql.constructs.NextTransactionId`)."""
     from sqlalchemy.dialects import postgresql  # the check runs on PostgreSQL only: its hint is in its SQL
 
     taken = [record.table.c.id, *versions_tx]
