@@ -54,8 +54,9 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
             joined = hierarchy_of(tables, table)  # compared as they are in the database, so left alone
             joined = None if joined is None or any(changes.touches(t) for t in joined) else joined
             unflagged = auto_updated_columns(autogen_context, table)
-            untouched = [t for t in pairs if not changes.touches(t)]
-            reflected = reflected or ReflectedTables(autogen_context.inspector, untouched)
+            if reflected is None:
+                untouched = [t for t in pairs if not changes.touches(t)]
+                reflected = ReflectedTables(autogen_context.inspector, untouched)
             upgrade.append((table, drift_ops(connection, reflected, table, options, joined, unflagged)))
     downgrade += unversioned_repairs(autogen_context, upgrade_ops, changes, tables, options)
     for table, repairs in joined_repairs(downgrade, tables, lambda table: as_downgrade_leaves(table, changes)):
