@@ -108,8 +108,12 @@ def as_version_type(value: ColumnElement[Any], version_type: Any) -> ColumnEleme
 def _may_be_json(type_: Any) -> bool:
     """Whether ``type_`` may be JSON, or an array of it, on some dialect (a ``TypeDecorator``
     decides per dialect, as sqlalchemy-utils' ``JSONType`` does)."""
-    item = type_.item_type if isinstance(type_, sa.ARRAY) else type_
-    return isinstance(item, (sa.JSON, sa.types.TypeDecorator))
+    return isinstance(_element_type(type_), (sa.JSON, sa.types.TypeDecorator))
+
+
+def _element_type(type_: Any) -> Any:
+    """An array type's element type; any other type itself."""
+    return type_.item_type if isinstance(type_, sa.ARRAY) else type_
 
 
 class InJsonType(ColumnElement[Any]):
@@ -139,8 +143,7 @@ def _in_json_type(element: InJsonType, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(InJsonType, "postgresql")
 def _in_json_type_postgresql(element: InJsonType, compiler: SQLCompiler, **kw: Any) -> str:
     type_ = _dialect_type(element.type, compiler)
-    item = type_.item_type if isinstance(type_, sa.ARRAY) else type_
-    if not _is_json_type(item, compiler):
+    if not _is_json_type(_element_type(type_), compiler):
         return compiler.process(element.value, **kw)
     return compiler.process(sa.cast(element.value, type_), **kw)
 
@@ -367,9 +370,8 @@ class NextTransactionId(ColumnElement[int]):
     (SQLite's ``INTEGER PRIMARY KEY``), one more than the largest id, as the database itself
     would assign, and than the largest of ``above`` (the version tables' transaction ids: a
     transaction table emptied or recreated must not date the new versions before, or among, the
-    existing ones; an indexed ``max()``). With
-    ``reuse``, an id already in that table (the transaction record native versioning created in
-    this database transaction) is taken first.
+    existing ones; an indexed ``max()``). With ``reuse``, an id already in that table (the
+    transaction record native versioning created in this database transaction) is taken first.
     """
 
     inherit_cache = False
