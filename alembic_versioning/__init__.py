@@ -11,6 +11,7 @@ from .errors import VersioningError
 from .model import DELETE, INSERT, UPDATE, Naming, VersionedTable
 from .operations import (
     BackfillVersionsOp,
+    LeftOutOp,
     RepairOnDowngradeOp,
     UpdateEndTransactionIdsOp,
     UpdateModFlagsOp,
@@ -23,6 +24,7 @@ __all__ = [
     "INSERT",
     "UPDATE",
     "BackfillVersionsOp",
+    "LeftOutOp",
     "Naming",
     "RepairOnDowngradeOp",
     "UpdateEndTransactionIdsOp",

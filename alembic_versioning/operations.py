@@ -471,3 +471,25 @@ class RepairOnDowngradeOp(MigrateOperation):
     def to_diff_tuple(self) -> tuple[Any, ...]:
         """``("repair_on_downgrade", *the repair's tuple)``."""
         return ("repair_on_downgrade", *self.repair.to_diff_tuple())
+
+
+class LeftOutOp(MigrateOperation):
+    """A repair autogenerate found needed but leaves out, since it could only fail or do harm
+    (``why`` names the fix): nothing runs, the script says what was found, and ``alembic check``
+    keeps failing as long as the drift lasts."""
+
+    def __init__(self, repair: VersionedTableOp, why: str) -> None:
+        self.repair = repair
+        self.why = why
+
+    def reverse(self) -> LeftOutOp:
+        """Left out in the downgrade too: the same repair, for the same reason."""
+        return LeftOutOp(self.repair.reverse(), self.why)
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        """``("left_out", *the repair's tuple, why)``."""
+        return ("left_out", *self.repair.to_diff_tuple(), self.why)
+
+
+#: What autogenerate finds for a table: a repair it emits, or one it leaves out.
+Repair = VersionedTableOp | LeftOutOp

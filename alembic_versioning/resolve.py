@@ -82,6 +82,8 @@ def resolve(
                 f"Pass the live table's name (not the version table's) and schema=... if needed."
             )
         raise missing_version_table(op.table_name, op.schema, op.naming)
+    if table is not None and catalog.online:
+        _check_names(table, op, [*(columns or ()), *(mod_columns or ())])
     if table is not None and (catalog.online or not op.describes_table()):
         described = describe_version_table(
             table,
@@ -122,3 +124,25 @@ def resolve(
         strategy=op.strategy or (strategy_of(table, op.naming) if table is not None else "validity"),
         types={c.name: c.type for c in table.c} if table is not None else {},
     )
+
+
+def _check_names(version: sa.Table, op: VersionedTableOp, columns: Sequence[str]) -> None:
+    """Online, the names an op gives must be the version table's: a wrong ``primary_key`` (not
+    the key of a version table keyed on it and the transaction column, as Continuum keys them)
+    would compare other rows as one entity, and an unknown column is a typo."""
+    where = f"The version table {version.fullname!r} of {op.table_name!r}"
+    tx = op.naming.transaction_column_name
+    keyed = [c.name for c in version.primary_key.columns]
+    if op.primary_key is not None and tx in keyed:
+        key = [c for c in keyed if c != tx]
+        if sorted(op.primary_key) != sorted(key):
+            raise VersioningError(
+                f"{where} is keyed on {keyed}, so its entities are keyed on {key}, not primary_key="
+                f"{list(op.primary_key)}; pass primary_key={key}, or leave it out (online it is reflected)."
+            )
+    unknown = [c for c in columns if c not in version.c]
+    if unknown:
+        raise VersioningError(
+            f"{where} has no column(s) {unknown}; fix columns=[...] / mod_columns=[...] (online they are "
+            f"reflected: leave them out to take the table's)."
+        )

@@ -59,12 +59,15 @@ def versioned_app(
     schema: str | None = None,
     exclude: tuple[str, ...] = (),
     plugins: tuple[Any, ...] = (),
+    mod_suffix: str = "_mod",
     **options: Any,
 ) -> Iterator[App]:
     """Build the test models under a new versioning manager with Continuum ``options`` (and
-    ``plugins`` besides the mod tracker)."""
+    ``plugins`` besides the mod tracker, whose flags are named ``<column><mod_suffix>``)."""
     manager = VersioningManager(options=dict(options))
     tracker = [PropertyModTrackerPlugin()] if mod_tracker else []
+    for plugin in tracker:
+        plugin.column_suffix = mod_suffix
     make_versioned(manager=manager, user_cls=None, plugins=[*tracker, *plugins])
 
     class Base(DeclarativeBase):

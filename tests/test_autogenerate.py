@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from alembic_versioning import (
     BackfillVersionsOp,
+    LeftOutOp,
     UpdateModFlagsOp,
     VersionedTableOp,
 )
@@ -41,6 +43,12 @@ def ours(script: alembic_ops.MigrationScript) -> list[tuple[Any, ...]]:
     ]
 
 
+def left_out(script: alembic_ops.MigrationScript) -> list[tuple[str, str, str]]:
+    """The repairs the upgrade leaves out, as (op name, table, reason)."""
+    found = [op for op in script.upgrade_ops.ops if isinstance(op, LeftOutOp)]
+    return [(op.repair.op_name, op.repair.table_name, op.why) for op in found]
+
+
 def apply(engine: sa.Engine, script: alembic_ops.MigrationScript) -> None:
     """Run the generated upgrade's rendered code, as ``alembic upgrade`` would."""
     context = MigrationContext.configure(dialect_name=engine.dialect.name)
@@ -56,9 +64,10 @@ def apply(engine: sa.Engine, script: alembic_ops.MigrationScript) -> None:
         (False, {}),
         (True, {}),
         (True, {"strategy": "subquery"}),
+        (False, {"strategy": "subquery"}),
         (True, {"table_name": "%s_history", "transaction_column_name": "tx_id"}),
     ],
-    ids=["plain", "mod-tracker", "subquery", "custom-names"],
+    ids=["plain", "mod-tracker", "subquery", "subquery-plain", "custom-names"],
 )
 def test_continuum_histories_produce_no_diff(engine: sa.Engine, mod_tracker: bool, options: dict[str, Any]) -> None:
     with versioned_app(mod_tracker=mod_tracker, **options) as app:
@@ -234,27 +243,31 @@ CUSTOM_NAMES = {
 
 
 def test_custom_names_are_rendered_and_the_script_repairs_them(engine: sa.Engine) -> None:
-    """Every non-default naming option of the versioning manager is rendered into the generated
-    ops, which then repair a drifted history; counts carry thousands separators."""
-    with versioned_app(mod_tracker=True, **CUSTOM_NAMES) as app:
+    """Every non-default naming option of the versioning manager (and the mod tracker's flag
+    suffix) is rendered into the generated ops, which then repair a drifted history; counts carry
+    thousands separators."""
+    with versioned_app(mod_tracker=True, mod_suffix="_changed", **CUSTOM_NAMES) as app:
         app.metadata.create_all(engine)
         write_history(engine, app, seed=8)
         version = app.version("Article")
+        assert produce(engine, app.metadata).upgrade_ops.is_empty()
         with engine.begin() as conn:
             conn.execute(sa.insert(app.table("article")), [{"id": 5000 + i, "name": "raw"} for i in range(1204)])
             conn.execute(sa.update(version).where(version.c.end_tx_id.is_not(None)).values(end_tx_id=None))
+            conn.execute(sa.update(version).where(version.c.operation_type == 2).values(name_changed=False))
         script = produce(engine, app.metadata)
         assert [f[:2] for f in ours(script)] == [
             ("update_end_transaction_ids", "article"),
+            ("update_mod_flags", "article"),
             ("backfill_versions", "article"),
         ]
         code = render_python_code(script.upgrade_ops)
         assert "# 1,204 live rows without a current version\n" in code
         names = (
             "version_table_format='%s_history', transaction_column_name='tx_id', "
-            "end_transaction_column_name='end_tx_id'"
+            "end_transaction_column_name='end_tx_id', mod_suffix='_changed'"
         )
-        assert code.count(names) == 2, code
+        assert code.count(names) == 3, code
         apply(engine, script)
         assert produce(engine, app.metadata).upgrade_ops.is_empty()
         with Session(engine) as session:
@@ -306,6 +319,26 @@ def test_vacuum_is_opt_in_and_checks_can_be_switched_off(engine: sa.Engine) -> N
             produce(engine, app.metadata, alembic_versioning={"vacum": True})
 
 
+def test_mod_flag_and_vacuum_checks_can_be_switched_off(engine: sa.Engine) -> None:
+    with versioned_app(mod_tracker=True) as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app, seed=5)
+        articles, translations = app.version("Article"), app.version("Translation")
+        with engine.begin() as conn:  # DELETE versions without flags; translations as after a dropped column
+            conn.execute(sa.update(articles).where(articles.c.operation_type == 2).values(name_mod=False))
+            conn.execute(sa.update(translations).values(title="same", title_mod=False))
+            conn.execute(sa.update(app.table("translation")).values(title="same"))
+
+        def found(**options: Any) -> list[tuple[str, str]]:
+            return [f[:2] for f in ours(produce(engine, app.metadata, alembic_versioning=options))]
+
+        mod_flags, vacuum = ("update_mod_flags", "article"), ("vacuum_versions", "translation")
+        assert found() == [mod_flags]
+        assert found(vacuum=True) == [mod_flags, vacuum]
+        assert found(vacuum=True, disable=["mod_flags"]) == [vacuum]
+        assert found(vacuum=True, disable=["vacuum"]) == [mod_flags]
+
+
 def test_check_fails_on_drift_through_compare_metadata(engine: sa.Engine) -> None:
     with versioned_app() as app:
         app.metadata.create_all(engine)
@@ -339,8 +372,9 @@ def test_new_version_table_for_an_existing_table(engine: sa.Engine) -> None:
 def test_no_backfill_where_the_version_table_has_no_room(engine: sa.Engine) -> None:
     """An association table without a primary key gets a version table keyed on the transaction
     column alone, where a backfill cannot write its versions (one transaction): rather than a
-    migration that fails, autogenerate warns, naming the fix, for a new version table and for
-    drift alike, and still repairs the other tables."""
+    migration that fails, autogenerate leaves it out (comments and ``pass`` in the script, a diff
+    for ``alembic check``) and warns, naming the fix, for a new version table and for drift alike,
+    and still repairs the other tables."""
     with keyless_links() as (metadata, manager):
         link_version = metadata.tables["link_version"]
         metadata.create_all(engine, tables=[t for t in metadata.sorted_tables if t is not link_version])
@@ -356,10 +390,21 @@ def test_no_backfill_where_the_version_table_has_no_room(engine: sa.Engine) -> N
         assert [op.table_name for op in script.upgrade_ops.ops if isinstance(op, alembic_ops.CreateTableOp)] == [
             "link_version"
         ]
+        assert [found[:2] for found in left_out(script)] == [("backfill_versions", "link")]
         link_version.create(engine)
         drift = r"\(2 live rows without a current version\)"
         with pytest.warns(UserWarning, match=r"leaves out backfill_versions\('link'\) " + drift + fix):
-            assert sorted(table for _, table, _ in ours(produce(engine, metadata))) == ["a", "b"]
+            script = produce(engine, metadata)
+        assert sorted(table for _, table, _ in ours(script)) == ["a", "b"]
+        [(_, _, why)] = left_out(script)
+        assert "has the primary key (transaction_id) alone" in why
+        code = render_python_code(script.upgrade_ops)
+        assert "# 2 live rows without a current version: left out by alembic-versioning, as 'link_version'" in code
+        assert re.search(r"\n    # op\.backfill_versions\('link', [^\n]*\)\n    pass\n", code)
+        apply(engine, script)  # the left-out repair runs nothing; the others repair their tables
+        assert sorted(op.to_diff_tuple()[0:4] for op in produce(engine, metadata).upgrade_ops.ops) == [
+            ("left_out", "backfill_versions", None, "link")  # the drift is still there: check still fails
+        ]
         link_version.drop(engine)  # the fix the warning names: no primary key on link_version
         sa.Table(
             "link_version", sa.MetaData(), *(sa.Column(c.name, c.type, nullable=c.nullable) for c in link_version.c)
@@ -367,7 +412,7 @@ def test_no_backfill_where_the_version_table_has_no_room(engine: sa.Engine) -> N
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             found = ours(produce(engine, metadata))
-        assert sorted(table for _, table, _ in found) == ["a", "b", "link"]
+        assert sorted(table for _, table, _ in found) == ["link"]  # a and b: repaired above
 
 
 def test_columns_added_dropped_and_flags_predicted(engine: sa.Engine) -> None:
@@ -377,6 +422,8 @@ def test_columns_added_dropped_and_flags_predicted(engine: sa.Engine) -> None:
         old.metadata.create_all(engine)
         write_history(engine, old, seed=1)
     with versioned_app(mod_tracker=True, exclude=("content",)) as new:
+        opted_out = produce(engine, new.metadata, alembic_versioning={"managers": [new.manager]})
+        assert "vacuum_versions" not in [name for name, _, _ in ours(opted_out)]  # it deletes history: opt-in
         script = produce(engine, new.metadata, alembic_versioning={"vacuum": True, "managers": [new.manager]})
         found = [(name, table) for name, table, _ in ours(script) if table == "article"]
         assert found == [
@@ -485,6 +532,13 @@ def test_backfill_left_out_without_a_transaction_table(engine: sa.Engine) -> Non
         with pytest.warns(UserWarning, match=r"leaves out backfill_versions\('article'\) \(\d+ stale .*" + fix):
             script = produce(engine, app.metadata, include_object=no_transaction_table)
         assert "article" not in [table for name, table, _ in ours(script) if name == "backfill_versions"]
+        assert [found[:2] for found in left_out(script)] == [("backfill_versions", "article")]
+        with engine.connect() as conn, pytest.warns(UserWarning, match="leaves out"):
+            opts = {"autogenerate_plugins": PLUGINS, "include_object": no_transaction_table}
+            diffs = compare_metadata(MigrationContext.configure(conn, opts=opts), app.metadata)
+        assert [diff[:4] for diff in diffs if diff[0] == "left_out"] == [
+            ("left_out", "backfill_versions", None, "article")
+        ]
 
         script = produce(engine, app.metadata)
         created = [op.table_name for op in script.upgrade_ops.ops if isinstance(op, alembic_ops.CreateTableOp)]

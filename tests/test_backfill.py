@@ -388,6 +388,22 @@ def test_transaction_changes_rows(engine: sa.Engine, mode: str) -> None:
             "Table 'tx' does not exist.*transaction_table",
         ),
         (lambda op: op.backfill_versions("orphan"), "Table 'orphan' does not exist: backfill_versions compares"),
+        (  # would compare the two languages of an entity as one entity's versions
+            lambda op: op.backfill_versions("translation", primary_key=["lang"]),
+            r"'translation_version' of 'translation' is keyed on .*not primary_key=\['lang'\]; pass primary_key=",
+        ),
+        (  # would fail on the version table's primary key, half-way
+            lambda op: op.backfill_versions("article", primary_key=["name"]),
+            r"entities are keyed on \['id'\], not primary_key=\['name'\]; pass primary_key=\['id'\]",
+        ),
+        (
+            lambda op: op.backfill_versions("article", columns=["name", "nope"]),
+            r"'article_version' of 'article' has no column\(s\) \['nope'\]; fix columns=",
+        ),
+        (
+            lambda op: op.vacuum_versions("article", columns=["name"], mod_columns=["nope"]),
+            r"has no column\(s\) \['nope'\]; fix columns=\[...\] / mod_columns=",
+        ),
     ],
 )
 def test_bad_input_is_refused_and_writes_nothing(engine: sa.Engine, call: Any, message: str) -> None:
@@ -462,20 +478,30 @@ def test_transaction_columns_the_database_cannot_fill(engine: sa.Engine) -> None
             assert conn.execute(sa.select(sa.func.count()).select_from(app.version("Article"))).scalar() == 2
 
 
-def test_postgresql_schema_offline_and_online(pg_engine: sa.Engine) -> None:
+@pytest.mark.parametrize("mode", ["online", "offline"])
+@pytest.mark.parametrize("mod_tracker", [False, True], ids=["plain", "mod-tracker"])
+def test_postgresql_schema_equals_what_continuum_writes(pg_engine: sa.Engine, mode: str, mod_tracker: bool) -> None:
+    """In schema ``app`` (the transaction table too; Continuum's ``transaction_id_seq`` stays in the
+    search path): the versions Continuum's ORM writes for the same change, and the sequence left at
+    the new record's id."""
     with pg_engine.begin() as conn:
         conn.exec_driver_sql("CREATE SCHEMA app")
-    with versioned_app(schema="app") as app:
+    with versioned_app(schema="app", mod_tracker=mod_tracker) as app:
         app.metadata.create_all(pg_engine)
-        write_history(pg_engine, app, seed=3)
+        write_history(pg_engine, app, seed=7)
+        bulk_change(pg_engine, app, via="orm")
+        truth = state(pg_engine, app)
+        reset(pg_engine, app)
+        write_history(pg_engine, app, seed=7)
         bulk_change(pg_engine, app, via="sql")
-        run(
-            pg_engine, lambda op: op.backfill_versions("article", schema="app"), "offline", target_metadata=app.metadata
-        )
+        assert state(pg_engine, app) != truth
+        run(pg_engine, lambda op: op.backfill_versions("article", schema="app"), mode, target_metadata=app.metadata)
+        article_truth, _, ids = truth
+        article_now, _, ids_now = state(pg_engine, app)
+        assert article_now == article_truth and ids_now == ids
         with pg_engine.connect() as conn:
             sequence_value = conn.exec_driver_sql("SELECT last_value FROM transaction_id_seq").scalar()
-            newest = conn.scalar(sa.select(sa.func.max(app.table("transaction").c.id)))
-        assert sequence_value == newest
+        assert sequence_value == ids_now[-1]
         before = state(pg_engine, app)
         run_online(pg_engine, lambda op: op.backfill_versions("article", schema="app"))
         assert state(pg_engine, app) == before
@@ -665,3 +691,27 @@ def test_aware_issued_at_into_a_column_with_time_zone(pg_engine: sa.Engine) -> N
         with pg_engine.connect() as conn:
             stored = conn.exec_driver_sql("SELECT issued_at AT TIME ZONE 'UTC' FROM \"transaction\"").scalar_one()
         assert stored == dt.datetime(2020, 1, 2, 3, 4, 5)
+
+
+@pytest.mark.parametrize("mode", ["online", "offline"])
+def test_excluded_columns_stay_out(engine: sa.Engine, mode: str) -> None:
+    """``content`` excluded from versioning: changing it behind Continuum's back needs no version,
+    changing a versioned column does, and the version table never gets ``content``."""
+    with versioned_app(exclude=("content",), mod_tracker=True) as app:
+        app.metadata.create_all(engine)
+        write_history(engine, app, seed=3)
+        article, version = app.table("article"), app.version("Article")
+        assert "content" not in version.c and "content_mod" not in version.c
+        before = state(engine, app)
+        with engine.begin() as conn:
+            conn.execute(sa.update(article).values(content="raw"))
+        run(engine, lambda op: op.backfill_versions("article"), mode, target_metadata=app.metadata)
+        assert state(engine, app) == before
+        with engine.begin() as conn:
+            first = conn.execute(sa.select(sa.func.min(article.c.id))).scalar_one()
+            conn.execute(sa.update(article).where(article.c.id == first).values(name="raw", content="again"))
+        run(engine, lambda op: op.backfill_versions("article"), mode, target_metadata=app.metadata)
+        with engine.connect() as conn:
+            newest = conn.execute(sa.select(version).order_by(version.c.transaction_id.desc()).limit(1)).one()
+        assert (newest.id, newest.name, newest.operation_type, newest.name_mod) == (first, "raw", 1, True)
+        assert len(state(engine, app)[0]) == len(before[0]) + 1

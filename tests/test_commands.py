@@ -595,6 +595,40 @@ def test_downgrade_leaves_out_a_backfill_that_could_only_fail(engine: sa.Engine,
         project.run(engine, command.downgrade, "-1")
 
 
+def test_check_fails_on_drift_autogenerate_leaves_out(engine: sa.Engine, tmp_path: Path) -> None:
+    """Live links written behind Continuum's back, whose version table (keyed on the transaction
+    column alone) no backfill can fill: ``alembic check`` fails, naming the drift and the fix; the
+    generated script says so in comments and runs nothing, up and down; the drift stays found."""
+    with keyless_links() as (metadata, manager):
+        metadata.create_all(engine)
+        manager.options["versioning"] = False  # raw writes: Continuum versions Core statements on links too
+        with engine.begin() as conn:
+            conn.execute(sa.insert(metadata.tables["a"]), [{"id": 1}])
+            conn.execute(sa.insert(metadata.tables["b"]), [{"id": 1}])
+            conn.execute(sa.insert(metadata.tables["link"]), [{"a_id": 1, "b_id": 1}])
+        project = Project(tmp_path / "project", metadata, {"alembic_versioning": {"managers": [manager]}})
+        with pytest.warns(UserWarning, match=r"leaves out backfill_versions\('link'\)"):
+            report = project.check_failure(engine)
+        assert report is not None and "('left_out', 'backfill_versions', None, 'link'" in report
+        assert "has the primary key (transaction_id) alone" in report
+        with pytest.warns(UserWarning, match=r"leaves out backfill_versions\('link'\)"):
+            text = Path(project.revision(engine).path).read_text()
+        upgrade, downgrade = upgrade_and_downgrade(text)
+        assert "# 1 live row without a current version: left out by alembic-versioning, as 'link_version'" in upgrade
+        for direction in (upgrade, downgrade):
+            assert "Give 'link' a primary key" in direction.replace("\n    # ", " ")
+            assert re.search(r"\n    # op\.backfill_versions\('link'[^\n]*\n    pass\n", direction), direction
+        versions = sa.select(sa.func.count()).select_from(metadata.tables["link_version"])
+        with engine.connect() as conn:
+            before = conn.execute(versions).scalar_one()
+        for step in (command.upgrade, command.downgrade, command.upgrade):
+            project.run(engine, step, "head" if step is command.upgrade else "-1")
+        with engine.connect() as conn:
+            assert conn.execute(versions).scalar_one() == before
+        with pytest.warns(UserWarning, match=r"leaves out backfill_versions\('link'\)"):
+            assert project.check_failure(engine) is not None
+
+
 def test_downgrade_backfill_names_no_entities_once_transaction_changes_is_gone(
     engine: sa.Engine, tmp_path: Path
 ) -> None:

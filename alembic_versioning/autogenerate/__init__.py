@@ -9,14 +9,14 @@ place; in a downgrade they run first, on the schema they were generated for.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from alembic import util
 
 from ..errors import require_supported
 from ..model import VersionedTable
-from ..operations import BackfillVersionsOp, RepairOnDowngradeOp, VersionedTableOp
+from ..operations import BackfillVersionsOp, LeftOutOp, Repair, RepairOnDowngradeOp
 from ..reflection import no_room_for_backfill, one_version_per_transaction, reflect_table, uses_native_versioning
 from ..transactions import transaction_table
 from .drift import drift_ops
@@ -63,7 +63,7 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
         # first in the upgrade, in reverse: the downgrade runs them last, in order
         runnable = _runnable(autogen_context, table, repairs, appears=changes.dropped, disappears=changes.created)
         runnable = without_missing_changes_table(runnable, changes.created)
-        upgrade_ops.ops[0:0] = [RepairOnDowngradeOp(op) for op in reversed(runnable)]
+        upgrade_ops.ops[0:0] = [RepairOnDowngradeOp(op) for op in reversed(runnable) if not isinstance(op, LeftOutOp)]
     for table, found in joined_repairs(upgrade, tables):
         for op in found:
             if isinstance(op, BackfillVersionsOp) and _native(autogen_context, table):
@@ -76,13 +76,13 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
 def _runnable(
     autogen_context: Any,
     table: VersionedTable,
-    found: list[VersionedTableOp],
+    found: Sequence[Repair],
     *,
     appears: set[TableKey],
     disappears: set[TableKey],
-) -> list[VersionedTableOp]:
-    """``found`` without the repairs that could only fail or do harm, each warned about instead,
-    naming the fix (the drift stays until it is dealt with): a backfill without a transaction
+) -> Sequence[Repair]:
+    """``found`` with the repairs that could only fail or do harm left out (:class:`LeftOutOp`),
+    each warned about, naming the fix (the drift stays until it is dealt with): a backfill without a transaction
     table to record it in (in the database and not among the tables that ``disappear`` in this
     direction, or among those that ``appear``), one its version table has no room for, or one of a
     hierarchy under native versioning."""
@@ -107,7 +107,7 @@ def _runnable(
         return found
     for op in backfills:
         util.warn(f"alembic-versioning leaves out {op.op_name}({op.table_name!r}) ({op.finding}): {why}")
-    return [op for op in found if op not in backfills]
+    return [LeftOutOp(op, why) if op in backfills else op for op in found]
 
 
 def _transaction_table_after(

@@ -4,20 +4,28 @@ Continuum writes every table of a hierarchy at each version of an entity, so the
 the vacuums) the tables of one hierarchy need become one ``backfill_versions(base, joined=...)``
 (one ``vacuum_versions(base, joined=...)``), placed after the repairs of the hierarchy's last
 table. A hierarchy the migration cannot repair as a whole (a table of it skipped, or in another
-schema than the base) gets none, with a warning naming the fix.
+schema than the base) gets none: the repair is left out (``LeftOutOp``), with a warning naming the fix.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 from alembic import util
 
 from ..model import VersionedTable
-from ..operations import BackfillVersionsOp, VacuumVersionsOp, VersionedDataOp, VersionedTableOp, joined_tables
+from ..operations import (
+    BackfillVersionsOp,
+    LeftOutOp,
+    Repair,
+    VacuumVersionsOp,
+    VersionedDataOp,
+    joined_tables,
+)
 from .factory import joined_description, make_op
 
-Found = list[tuple[VersionedTable, list[VersionedTableOp]]]
+Found = list[tuple[VersionedTable, Sequence[Repair]]]
 Describe = Callable[[VersionedTable], VersionedTable | None]
 #: The ops merged per hierarchy, in the order they run.
 MERGED: tuple[type[VersionedDataOp], ...] = (VacuumVersionsOp, BackfillVersionsOp)
@@ -37,27 +45,30 @@ def joined_repairs(found: Found, tables: dict[str, VersionedTable], describe: De
     ``None``: not versioned then). ``tables``: every versioned table compared, by qualified name."""
     groups: dict[str, list[VersionedDataOp]] = {}
     last: dict[str, int] = {}
+    first: dict[str, VersionedTable] = {}
     result: Found = []
     for table, ops in found:
         if not table.joined_with:
             result.append((table, ops))
             continue
         base = table.joined_base or table.qualified_name
+        first.setdefault(base, table)
         groups.setdefault(base, []).extend(op for op in ops if isinstance(op, MERGED))
         result.append((table, [op for op in ops if not isinstance(op, MERGED)]))
         last[base] = len(result)
     for base, group in sorted(groups.items(), key=lambda item: -last[item[0]]):  # later first: stable indexes
         merged = [_merged(tables, base, [op for op in group if type(op) is kind], describe) for kind in MERGED]
         if any(merged):
-            result.insert(last[base], (tables[base], [op for op in merged if op is not None]))
+            result.insert(last[base], (tables.get(base, first[base]), [op for op in merged if op is not None]))
     return result
 
 
 def _merged(
     tables: dict[str, VersionedTable], base: str, ops: Sequence[VersionedDataOp], describe: Describe
-) -> VersionedDataOp | None:
-    """One op of the hierarchy of ``base`` for ``ops`` (its tables' own, of one kind), or ``None``
-    (and a warning, when there were ops) when the hierarchy cannot be repaired as a whole here."""
+) -> VersionedDataOp | LeftOutOp | None:
+    """One op of the hierarchy of ``base`` for ``ops`` (its tables' own, of one kind), ``None``
+    without ops, or, when the hierarchy cannot be repaired as a whole here, the first of ``ops``
+    left out, with a warning."""
     if not ops:
         return None
     root = tables.get(base)
@@ -66,13 +77,15 @@ def _merged(
     found = own.get(root.name) if root is not None else None
     described = describe(root) if root is not None and found is None else root
     if root is None or problem or described is None:
-        names = sorted(own)
-        util.warn(
-            f"alembic-versioning leaves out {ops[0].op_name} of {names}: joined-table inheritance versions "
-            f"them together, and {problem or f'its base table {base!r} is not versioned then'}; repair them "
-            f"with op.{ops[0].op_name}(base, joined=[...]) by hand, or add them to skip_tables."
+        why = (
+            f"joined-table inheritance versions {sorted(own)} together, and "
+            f"{problem or f'its base table {base!r} is not versioned then'}; repair them with "
+            f"op.{ops[0].op_name}(base, joined=[...]) by hand, or add them to skip_tables."
         )
-        return None
+        util.warn(f"alembic-versioning leaves out {ops[0].op_name} of {sorted(own)}: {why}")
+        left_out = copy.copy(ops[0])
+        left_out.finding = "; ".join(f"{op.table_name}: {op.finding}" for op in ops if op.finding)
+        return LeftOutOp(left_out, why)
     alone = len(ops) == 1 and ops[0].table_name == root.name
     finding = "; ".join(op.finding if alone else f"{op.table_name}: {op.finding}" for op in ops if op.finding)
     # each table as its own op describes it, else as ``describe`` does (left out: not versioned then)

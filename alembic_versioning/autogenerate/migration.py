@@ -7,6 +7,7 @@ have its new shape yet), so those repairs are predicted from Alembic's schema op
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -15,6 +16,7 @@ from alembic.operations import ops as alembic_ops
 from ..model import Strategy, VersionedTable
 from ..operations import (
     BackfillVersionsOp,
+    Repair,
     UpdateEndTransactionIdsOp,
     UpdateModFlagsOp,
     VacuumVersionsOp,
@@ -214,7 +216,7 @@ def downgrade_repairs(table: VersionedTable, changes: SchemaChanges, options: Op
     return found
 
 
-def without_missing_changes_table(ops: list[VersionedTableOp], missing: set[TableKey]) -> list[VersionedTableOp]:
+def without_missing_changes_table(ops: Sequence[Repair], missing: set[TableKey]) -> Sequence[Repair]:
     """``ops`` with no ``entity_names`` on a backfill whose ``transaction_changes`` table is among
     ``missing``: dropped by the upgrade (for upgrade ops) or created by it (for downgrade ops)."""
     for op in ops:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from alembic.autogenerate.render import renderers
 
 from ..operations import (
     BackfillVersionsOp,
+    LeftOutOp,
     RepairOnDowngradeOp,
     UpdateEndTransactionIdsOp,
     UpdateModFlagsOp,
@@ -22,12 +24,16 @@ def render_versioned_table_op(autogen_context: Any, op: VersionedTableOp) -> lis
     """``op.<name>('<table>', ...)``, every non-default argument explicit, after a comment
     saying what autogenerate found; adds the import that registers the operations."""
     autogen_context.imports.add(IMPORT)
+    call = _call(autogen_context, op)
+    return [f"# {op.finding}", call] if op.finding else [call]
+
+
+def _call(autogen_context: Any, op: VersionedTableOp) -> str:
     kwargs = op.arguments()
     if "strategy" in kwargs:  # last: it describes the table as of this revision, after its columns
         kwargs["strategy"] = kwargs.pop("strategy")
     arguments = ", ".join([repr(op.table_name), *(f"{k}={v!r}" for k, v in kwargs.items())])
-    call = f"{autogen_context.opts.get('alembic_module_prefix', 'op.')}{op.op_name}({arguments})"
-    return [f"# {op.finding}", call] if op.finding else [call]
+    return f"{autogen_context.opts.get('alembic_module_prefix', 'op.')}{op.op_name}({arguments})"
 
 
 for _op_class in (BackfillVersionsOp, UpdateEndTransactionIdsOp, UpdateModFlagsOp, VacuumVersionsOp):
@@ -38,3 +44,12 @@ for _op_class in (BackfillVersionsOp, UpdateEndTransactionIdsOp, UpdateModFlagsO
 def render_repair_on_downgrade(autogen_context: Any, op: RepairOnDowngradeOp) -> list[str]:
     """Nothing to do on upgrade: a ``pass`` saying what the downgrade will repair."""
     return [f"pass  # on downgrade, once the schema is back: {op.repair.op_name}({op.repair.table_name!r})"]
+
+
+@renderers.dispatch_for(LeftOutOp)
+def render_left_out(autogen_context: Any, op: LeftOutOp) -> list[str]:
+    """Comments saying what was found, why the repair is left out and the repair itself, then
+    ``pass``: nothing runs."""
+    found = f"{op.repair.finding}: " if op.repair.finding else ""
+    reason = textwrap.wrap(f"{found}left out by alembic-versioning, as {op.why}", 96)
+    return [*(f"# {line}" for line in reason), f"# {_call(autogen_context, op.repair)}", "pass"]
