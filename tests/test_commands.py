@@ -13,6 +13,8 @@ from __future__ import annotations
 import io
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -627,6 +629,43 @@ def test_check_fails_on_drift_autogenerate_leaves_out(engine: sa.Engine, tmp_pat
             assert conn.execute(versions).scalar_one() == before
         with pytest.warns(UserWarning, match=r"leaves out backfill_versions\('link'\)"):
             assert project.check_failure(engine) is not None
+
+
+#: An ``env.py`` for a plain ``alembic`` command line: the URL from alembic.ini, no metadata, and no
+#: ``import alembic_versioning``.
+PLAIN_ENV_PY = """\
+from alembic import context
+from sqlalchemy import engine_from_config
+
+config = context.config
+with engine_from_config(config.get_section(config.config_ini_section)).connect() as connection:
+    context.configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+"""
+
+
+def test_generated_script_runs_where_env_py_does_not_import_the_package(
+    sqlite_engine: sa.Engine, tmp_path: Path
+) -> None:
+    """The generated script imports ``alembic_versioning`` itself: ``alembic upgrade`` on the command
+    line, in a fresh process whose ``env.py`` knows nothing of the package, runs its repairs."""
+    with versioned_app(mod_tracker=True) as app:
+        history_with_drift(sqlite_engine, app)
+        project = Project(tmp_path / "project", app.metadata)
+        script = Path(project.revision(sqlite_engine).path)
+        assert "\nimport alembic_versioning  # noqa: F401" in script.read_text()
+    (project.path / "migrations" / "env.py").write_text(PLAIN_ENV_PY)
+    url = sqlite_engine.url.render_as_string(hide_password=False)
+    (project.path / "alembic.ini").write_text(ALEMBIC_INI + f"sqlalchemy.url = {url}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=project.path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    (project.path / "migrations" / "env.py").write_text(ENV_PY)
+    with versioned_app(mod_tracker=True) as app:
+        project.metadata = app.metadata
+        assert project.check_failure(sqlite_engine) is None
 
 
 def test_downgrade_backfill_names_no_entities_once_transaction_changes_is_gone(
