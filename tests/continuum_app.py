@@ -52,6 +52,15 @@ class App:
         return {rename[k]: v for k, v in self.options.items() if k in rename}
 
 
+#: Continuum's naming options, none at its default (its own writes ignore
+#: ``operation_type_column_name``: they leave that column NULL).
+CUSTOM_NAMES = {
+    "table_name": "%s_history",
+    "transaction_column_name": "tx_id",
+    "end_transaction_column_name": "end_tx_id",
+}
+
+
 @contextmanager
 def versioned_app(
     *,

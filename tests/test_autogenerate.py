@@ -22,7 +22,15 @@ from alembic_versioning import (
 )
 from alembic_versioning.autogenerate.options import Options
 
-from .continuum_app import App, article_transactions, keyless_links, snapshot, versioned_app, write_history
+from .continuum_app import (
+    CUSTOM_NAMES,
+    App,
+    article_transactions,
+    keyless_links,
+    snapshot,
+    versioned_app,
+    write_history,
+)
 from .migrate import run_online
 
 PLUGINS = ["alembic.autogenerate.*", "alembic_versioning.*"]
@@ -233,13 +241,6 @@ def test_each_drift_gives_exactly_its_op_and_upgrade_repairs_it(
         assert f"# {found[2]}\n    op.{found[0]}('{found[1]}', primary_key=" in code
         apply(engine, script)
         assert produce(engine, app.metadata, alembic_versioning={"vacuum": True}).upgrade_ops.is_empty()
-
-
-CUSTOM_NAMES = {
-    "table_name": "%s_history",
-    "transaction_column_name": "tx_id",
-    "end_transaction_column_name": "end_tx_id",
-}  # Continuum's own writes ignore operation_type_column_name (they leave the column NULL)
 
 
 def test_custom_names_are_rendered_and_the_script_repairs_them(engine: sa.Engine) -> None:

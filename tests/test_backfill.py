@@ -17,14 +17,16 @@ from sqlalchemy_continuum.plugins import TransactionChangesPlugin, TransactionMe
 
 from alembic_versioning import DELETE, INSERT, UPDATE, VersioningError
 
-from .continuum_app import App, article_transactions, keyless_links, snapshot, versioned_app, write_history
+from .continuum_app import (
+    CUSTOM_NAMES,
+    App,
+    article_transactions,
+    keyless_links,
+    snapshot,
+    versioned_app,
+    write_history,
+)
 from .migrate import render_offline, run, run_online
-
-CUSTOM_NAMES = {
-    "table_name": "%s_history",
-    "transaction_column_name": "tx_id",
-    "end_transaction_column_name": "end_tx_id",
-}
 
 
 def bulk_change(engine: sa.Engine, app: App, *, via: str) -> None:

@@ -21,14 +21,8 @@ from sqlalchemy_continuum.plugins import TransactionMetaPlugin
 
 from alembic_versioning import DELETE, INSERT, UPDATE, VersioningError
 
-from .continuum_app import App, snapshot, versioned_app
+from .continuum_app import CUSTOM_NAMES, App, snapshot, versioned_app
 from .migrate import run_online
-
-CUSTOM_NAMES = {
-    "table_name": "%s_history",
-    "transaction_column_name": "tx_id",
-    "end_transaction_column_name": "end_tx_id",
-}
 
 #: versioned_app() keyword arguments of each tested configuration.
 VARIANTS: dict[str, dict[str, Any]] = {

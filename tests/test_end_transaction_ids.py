@@ -11,14 +11,8 @@ import sqlalchemy as sa
 
 from alembic_versioning import VersioningError
 
-from .continuum_app import App, snapshot, versioned_app, write_history
+from .continuum_app import CUSTOM_NAMES, App, snapshot, versioned_app, write_history
 from .migrate import render_offline, run, run_online
-
-CUSTOM_NAMES = {
-    "table_name": "%s_history",
-    "transaction_column_name": "tx_id",
-    "end_transaction_column_name": "end_tx_id",
-}
 
 
 def _end(app: App, table: sa.Table) -> sa.Column[Any]:
