@@ -83,7 +83,7 @@ def resolve(
             )
         raise missing_version_table(op.table_name, op.schema, op.naming)
     if table is not None and catalog.online:
-        _check_names(table, op, [*(columns or ()), *(mod_columns or ())])
+        _check_names(table, op, [*(columns or ()), *(mod_columns or ())] if op.reads_data else [])
     if table is not None and (catalog.online or not op.describes_table()):
         described = describe_version_table(
             table,
@@ -129,11 +129,12 @@ def resolve(
 def _check_names(version: sa.Table, op: VersionedTableOp, columns: Sequence[str]) -> None:
     """Online, the names an op gives must be the version table's: a wrong ``primary_key`` (not
     the key of a version table keyed on it and the transaction column, as Continuum keys them)
-    would compare other rows as one entity, and an unknown column is a typo."""
+    would compare other rows as one entity, and an unknown data column (``columns``, of an op
+    that reads them) is a typo. Unknown key columns and flags are named by the later checks."""
     where = f"The version table {version.fullname!r} of {op.table_name!r}"
     tx = op.naming.transaction_column_name
     keyed = [c.name for c in version.primary_key.columns]
-    if op.primary_key is not None and tx in keyed:
+    if op.primary_key is not None and tx in keyed and set(op.primary_key) <= set(version.c.keys()):
         key = [c for c in keyed if c != tx]
         if sorted(op.primary_key) != sorted(key):
             raise VersioningError(
