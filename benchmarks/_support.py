@@ -273,11 +273,12 @@ def create_versioned_data(
 
 
 def load_versions(engine: sa.Engine, metadata: sa.MetaData, source: str = f"SELECT * FROM {PRISTINE}") -> None:
-    """Replace the version table's rows with ``source``'s (columns :data:`ALL_COLUMNS`), in
-    transaction order as Continuum appends them; secondary indexes are rebuilt afterwards.
-    ``transaction_id_seq`` continues after the largest transaction id."""
+    """Replace the version table's rows with ``source``'s (those of :data:`ALL_COLUMNS` the
+    version table has: no end id for the subquery strategy), in transaction order as Continuum
+    appends them; secondary indexes are rebuilt afterwards. ``transaction_id_seq`` continues
+    after the largest transaction id."""
     version = metadata.tables[VERSION]
-    columns = ", ".join(ALL_COLUMNS)
+    columns = ", ".join(c for c in ALL_COLUMNS if c in version.c)
     with engine.begin() as conn:
         conn.exec_driver_sql(f"TRUNCATE {VERSION}")
         for index in version.indexes:
@@ -441,10 +442,11 @@ class Timings:
 
 
 @contextlib.contextmanager
-def versioned_database(url: str) -> Iterator[tuple[sa.Engine, sa.MetaData]]:
-    """An engine on ``url`` and the Continuum model's MetaData; the tables are dropped at the end."""
+def versioned_database(url: str, strategy: str = "validity") -> Iterator[tuple[sa.Engine, sa.MetaData]]:
+    """An engine on ``url`` and the MetaData of the Continuum model (of ``strategy``); the tables
+    are dropped at the end."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    metadata, _, _ = versioned_model()
+    metadata, _, _ = versioned_model(strategy=strategy)
     try:
         yield engine, metadata
         create_versioned_schema(engine, metadata, create=False)

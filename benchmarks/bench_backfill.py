@@ -11,13 +11,16 @@ MetaData and filled set-based with ``generate_series``. Two scenarios, per size:
   ``bench_repairs.py``), then a raw ``UPDATE`` (bypassing Continuum) of 10% of the live rows;
   each of those needs an UPDATE version, and its previous version an end id.
 
+With ``--strategy subquery`` the model uses Continuum's subquery strategy: no end-transaction
+column, so nothing to close (no *floor + close*), and no ORM recipe.
+
 For each, three ways of writing the missing versions, each from the same state:
 
 * the *floor*: one plain ``INSERT INTO bench_item_version SELECT ... FROM bench_item`` of the
   same rows (with the same values and flags), with a fixed transaction id;
-* for ``stale``, *floor + close*: first one plain ``UPDATE`` setting that id as the end id of
-  the open versions of the same entities, then the floor: what any correct backfill of a
-  validity-strategy table writes, told which rows to write;
+* for ``stale`` (validity strategy), *floor + close*: first one plain ``UPDATE`` setting that id
+  as the end id of the open versions of the same entities, then the floor: what any correct
+  backfill of a validity-strategy table writes, told which rows to write;
 * the *op*: ``op.backfill_versions("bench_item")`` through Alembic's
   ``Operations(MigrationContext.configure(conn))``;
 * the *ORM recipe* of SQLAlchemy-Continuum issue #28: one Continuum unit of work, every live
@@ -39,6 +42,7 @@ Usage::
 
     python benchmarks/bench_backfill.py --sizes 10000,50000,1000000 --repeat 3
     python benchmarks/bench_backfill.py --sizes 1000000 --scenarios initial --skip-orm --explain
+    python benchmarks/bench_backfill.py --strategy subquery --sizes 1000000 --scenarios stale --skip-orm
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ from _support import (
 )
 
 SCENARIOS = ("initial", "stale")
+STRATEGIES = ("validity", "subquery")
 VERSIONS_PER_ENTITY = 5
 
 #: The floor's transaction id: fixed, larger than any the data uses.
@@ -131,6 +136,11 @@ def drift(engine: sa.Engine) -> dict[str, int]:
         pending = conn.execute(backfill_check(table, live, table.columns)).one()
         links = conn.execute(history_check(table, chains=True, mod_flags=False, futile=False)).one()
     return {**pending._asdict(), "broken_links": links.broken_links}
+
+
+def closes(scenario: str, strategy: str) -> bool:
+    """Whether a backfill of ``scenario`` must also close previous versions (set their end id)."""
+    return scenario == "stale" and strategy == "validity"
 
 
 def count_rows(engine: sa.Engine, table: str) -> int:
@@ -215,6 +225,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 @dataclass(kw_only=True)
 class Result(Timings):
     scenario: str
+    strategy: str
     rows: int
     live_rows: int = 0
     version_rows: int = 0
@@ -236,24 +247,23 @@ def run_method(url: str, result: Result, method: str) -> None:
 
 def run_benchmark(url: str, args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[Any]]:
     results: list[Result] = []
-    with versioned_database(url) as (engine, metadata):
+    with versioned_database(url, args.strategy) as (engine, metadata):
         for scenario in args.scenarios:
             for rows in args.sizes:
                 log(f"== {scenario}, {rows} rows: generating")
                 create_data(engine, metadata, scenario, rows)
-                result = Result(scenario=scenario, rows=rows, live_rows=count_rows(engine, LIVE))
+                result = Result(
+                    scenario=scenario, strategy=args.strategy, rows=rows, live_rows=count_rows(engine, LIVE)
+                )
+                methods = ("floor", "floor_close", "op") if closes(scenario, args.strategy) else ("floor", "op")
                 reset(engine, metadata, scenario)
                 result.version_rows = count_rows(engine, VERSION)
                 # Warm-up (not counted): the first large write after start-up also creates WAL files.
                 measure(url, scenario, "floor")
                 for _ in range(args.repeat):
-                    reset(engine, metadata, scenario)
-                    run_method(url, result, "floor")
-                    if scenario == "stale":
+                    for method in methods:
                         reset(engine, metadata, scenario)
-                        run_method(url, result, "floor_close")
-                    reset(engine, metadata, scenario)
-                    run_method(url, result, "op")
+                        run_method(url, result, method)
                     vacuum(engine, VERSION, LIVE, "transaction")
                     result.drift_after["op"] = drift(engine)
                     result.noop_version_rows = count_rows(engine, VERSION)
@@ -275,7 +285,7 @@ def run_benchmark(url: str, args: argparse.Namespace) -> tuple[list[dict[str, An
                     run_method(url, result, "orm")
                     result.drift_after["orm"] = drift(engine)
                 if args.explain:
-                    for method in ("floor", "floor_close", "op") if scenario == "stale" else ("floor", "op"):
+                    for method in methods:
                         reset(engine, metadata, scenario)
                         print_plans(
                             measure(url, scenario, method, explain=True)["plans"], f"{scenario}, {method}, {rows} rows"
@@ -329,16 +339,18 @@ def tables(results: list[Result]) -> list[tuple[str, list[str], list[list[str]]]
     backfill, noop = [], []
     for r in results:
         s = r.seconds
+        scenario = r.scenario if r.strategy == "validity" else f"{r.scenario} ({r.strategy})"
+        stale = r.scenario == "stale"  # floor + close: "-" where nothing is closed (subquery strategy)
         rss = " / ".join(fmt(r.rss_growth_mib.get(m), ".1f") for m in ("floor", "op", "orm"))
         backfill.append(
             [
-                r.scenario,
+                scenario,
                 f"{r.rows:,}",
                 f"{r.versions_written.get('op', 0):,} (+{r.versions_closed.get('op', 0):,} closed)",
-                fmt(s.get("floor"), ".2f") + (f" ({s['floor_close']:.2f})" if "floor_close" in s else ""),
+                fmt(s.get("floor"), ".2f") + (f" ({fmt(s.get('floor_close'), '.2f')})" if stale else ""),
                 fmt(s.get("op"), ".2f"),
                 fmt(r.ratio("op", "floor"), ".2f")
-                + (f" ({fmt(r.ratio('op', 'floor_close'), '.2f')})" if "floor_close" in s else ""),
+                + (f" ({fmt(r.ratio('op', 'floor_close'), '.2f')})" if stale else ""),
                 fmt(s.get("orm"), ".1f"),
                 fmt(r.ratio("orm", "op"), ".0f"),
                 rss,
@@ -347,7 +359,7 @@ def tables(results: list[Result]) -> list[tuple[str, list[str], list[list[str]]]
         )
         noop.append(
             [
-                r.scenario,
+                scenario,
                 f"{r.noop_version_rows:,}",
                 f"{r.live_rows:,}",
                 f"{fmt(s.get('pass'), '.3f')} ({fmt(s.get('wide_pass'), '.3f')})",
@@ -366,6 +378,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--scenarios", default=",".join(SCENARIOS), type=lambda s: s.split(","), help="initial,stale (default: both)"
     )
+    parser.add_argument(
+        "--strategy", default="validity", choices=STRATEGIES, help="the model's versioning strategy (default: validity)"
+    )
     add_reference_arguments(parser, "orm", "the ORM recipe", 50_000)
     parser.add_argument("--repeat", type=int, default=1, help="runs of floor, op and no-op; the median is shown")
     parser.add_argument("--explain", action="store_true", help="also print EXPLAIN ANALYZE of floor, op and no-op")
@@ -373,6 +388,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios {sorted(unknown)}")
+    if args.strategy == "subquery" and not args.skip_orm:
+        parser.error("--strategy subquery needs --skip-orm (the recipe finds open versions by their end id)")
     return args
 
 
