@@ -445,7 +445,9 @@ class VacuumVersionsOp(VersionedDataOp):
 
 __all__ = [
     "BackfillVersionsOp",
+    "LeftOutOp",
     "NamingOptions",
+    "RepairOnDowngradeOp",
     "UpdateEndTransactionIdsOp",
     "UpdateModFlagsOp",
     "VacuumVersionsOp",
@@ -475,16 +477,20 @@ class RepairOnDowngradeOp(MigrateOperation):
 
 class LeftOutOp(MigrateOperation):
     """A repair autogenerate found needed but leaves out, since it could only fail or do harm
-    (``why`` names the fix): nothing runs, the script says what was found, and ``alembic check``
-    keeps failing as long as the drift lasts."""
+    (``why`` names the fix): nothing runs, the script says what was found (and, with
+    ``show_repair``, the repair, commented out), and ``alembic check`` keeps failing as long as
+    the drift lasts."""
 
-    def __init__(self, repair: VersionedTableOp, why: str) -> None:
+    def __init__(self, repair: VersionedTableOp, why: str, show_repair: bool = True) -> None:
         self.repair = repair
         self.why = why
+        self.show_repair = show_repair
 
     def reverse(self) -> LeftOutOp:
         """Left out in the downgrade too: the same repair, for the same reason."""
-        return LeftOutOp(self.repair.reverse(), self.why)
+        repair = copy.copy(self.repair)
+        repair.finding = f"downgrade: {repair.finding}" if repair.finding else "downgrade"
+        return LeftOutOp(repair, self.why, self.show_repair)
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
         """``("left_out", *the repair's tuple, why)``."""

@@ -617,6 +617,7 @@ def test_check_fails_on_drift_autogenerate_leaves_out(engine: sa.Engine, tmp_pat
             text = Path(project.revision(engine).path).read_text()
         upgrade, downgrade = upgrade_and_downgrade(text)
         assert "# 1 live row without a current version: left out by alembic-versioning, as 'link_version'" in upgrade
+        assert "# downgrade: 1 live row without a current version: left out by alembic-versioning" in downgrade
         for direction in (upgrade, downgrade):
             assert "Give 'link' a primary key" in direction.replace("\n    # ", " ")
             assert re.search(r"\n    # op\.backfill_versions\('link'[^\n]*\n    pass\n", direction), direction

@@ -78,14 +78,14 @@ def _merged(
     described = describe(root) if root is not None and found is None else root
     if root is None or problem or described is None:
         why = (
-            f"joined-table inheritance versions {sorted(own)} together, and "
-            f"{problem or f'its base table {base!r} is not versioned then'}; repair them with "
+            f"joined-table inheritance versions the tables of the hierarchy of {base!r} together, and "
+            f"{problem or f'its base table {base!r} is not versioned then'}; repair {sorted(own)} with "
             f"op.{ops[0].op_name}(base, joined=[...]) by hand, or add them to skip_tables."
         )
         util.warn(f"alembic-versioning leaves out {ops[0].op_name} of {sorted(own)}: {why}")
-        left_out = copy.copy(ops[0])
+        left_out = copy.copy(ops[0])  # names the op and a table for alembic check; no call: it writes half versions
         left_out.finding = "; ".join(f"{op.table_name}: {op.finding}" for op in ops if op.finding)
-        return LeftOutOp(left_out, why)
+        return LeftOutOp(left_out, why, show_repair=False)
     alone = len(ops) == 1 and ops[0].table_name == root.name
     finding = "; ".join(op.finding if alone else f"{op.table_name}: {op.finding}" for op in ops if op.finding)
     # each table as its own op describes it, else as ``describe`` does (left out: not versioned then)

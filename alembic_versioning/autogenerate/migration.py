@@ -16,6 +16,7 @@ from alembic.operations import ops as alembic_ops
 from ..model import Strategy, VersionedTable
 from ..operations import (
     BackfillVersionsOp,
+    LeftOutOp,
     Repair,
     UpdateEndTransactionIdsOp,
     UpdateModFlagsOp,
@@ -218,8 +219,10 @@ def downgrade_repairs(table: VersionedTable, changes: SchemaChanges, options: Op
 
 def without_missing_changes_table(ops: Sequence[Repair], missing: set[TableKey]) -> Sequence[Repair]:
     """``ops`` with no ``entity_names`` on a backfill whose ``transaction_changes`` table is among
-    ``missing``: dropped by the upgrade (for upgrade ops) or created by it (for downgrade ops)."""
-    for op in ops:
+    ``missing``: dropped by the upgrade (for upgrade ops) or created by it (for downgrade ops), also
+    where the backfill is left out (the script shows it)."""
+    for found in ops:
+        op = found.repair if isinstance(found, LeftOutOp) else found
         if isinstance(op, BackfillVersionsOp) and op.entity_names:
             schema, _ = op.naming.transaction_location(op.schema)
             if (schema, CHANGES_TABLE) in missing:

@@ -48,8 +48,11 @@ def render_repair_on_downgrade(autogen_context: Any, op: RepairOnDowngradeOp) ->
 
 @renderers.dispatch_for(LeftOutOp)
 def render_left_out(autogen_context: Any, op: LeftOutOp) -> list[str]:
-    """Comments saying what was found, why the repair is left out and the repair itself, then
-    ``pass``: nothing runs."""
+    """Comments saying what was found, why the repair is left out and (with ``show_repair``) the
+    repair itself, then ``pass``: nothing runs."""
     found = f"{op.repair.finding}: " if op.repair.finding else ""
-    reason = textwrap.wrap(f"{found}left out by alembic-versioning, as {op.why}", 96)
-    return [*(f"# {line}" for line in reason), f"# {_call(autogen_context, op.repair)}", "pass"]
+    text = f"{found}left out by alembic-versioning, as {op.why}"
+    lines = textwrap.wrap(text, 96, break_long_words=False, break_on_hyphens=False)
+    if op.show_repair:
+        lines.append(_call(autogen_context, op.repair))
+    return [*(f"# {line}" for line in lines), "pass"]
