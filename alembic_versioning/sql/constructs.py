@@ -442,8 +442,11 @@ def _stop_if_postgresql(element: StopIf, compiler: SQLCompiler, **kw: Any) -> st
 class LockForWrite(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
     """Keep other writers off ``tables`` until the migration's transaction ends.
 
-    PostgreSQL: ``LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE`` (readers go on, writers wait).
-    Databases that serialise writers themselves (SQLite) need nothing: a comment is emitted.
+    - PostgreSQL: ``LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE`` (readers go on, writers wait).
+    - SQLite: a write that changes nothing (``DELETE ... WHERE 0`` on the last of ``tables``),
+      which takes the database's write lock at once, as ``BEGIN IMMEDIATE`` does: the driver opens
+      its transaction before it and the wait honours the connection's busy timeout, so nothing
+      the operation reads afterwards can change before it commits.
     """
 
     inherit_cache = False
@@ -454,8 +457,7 @@ class LockForWrite(sa.sql.expression.Executable, sa.sql.expression.ClauseElement
 
 @compiles(LockForWrite)
 def _lock_for_write(element: LockForWrite, compiler: SQLCompiler, **kw: Any) -> str:
-    names = ", ".join(compiler.preparer.format_table(t) for t in element.tables)
-    return f"-- {names}: writers are serialised by the database, no lock needed"
+    return f"DELETE FROM {compiler.preparer.format_table(element.tables[-1])} WHERE 0"
 
 
 @compiles(LockForWrite, "postgresql")
