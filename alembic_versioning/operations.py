@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, TypedDict, Unpack
 
 from alembic.operations import MigrateOperation, Operations
@@ -41,13 +42,65 @@ def make_naming(table_name: str, options: NamingOptions, arguments: Sequence[str
             f"Unknown option(s) {sorted(unknown)} for table {table_name!r}; "
             f"{own}naming options are {sorted(NamingOptions.__annotations__)}."
         )
+    for option, value in options.items():
+        if not isinstance(value, str) or not value:
+            raise VersioningError(
+                f"{option}={value!r} for table {table_name!r}: pass the name as a non-empty string, "
+                f"e.g. {option}={getattr(Naming(), option)!r} (Continuum's default)."
+            )
     naming = Naming(**options)
-    if naming.version_table_format.count("%s") != 1:
+    _check_version_table_format(table_name, naming.version_table_format)
+    columns = [naming.transaction_column_name, naming.end_transaction_column_name, naming.operation_type_column_name]
+    if len(set(columns)) < len(columns):
         raise VersioningError(
-            f"version_table_format={naming.version_table_format!r} for table {table_name!r} "
-            f"must contain '%s' exactly once, like Continuum's 'table_name' option."
+            f"transaction_column_name={columns[0]!r}, end_transaction_column_name={columns[1]!r} and "
+            f"operation_type_column_name={columns[2]!r} for table {table_name!r} must name three different "
+            f"columns of the version table."
         )
     return naming
+
+
+def _check_version_table_format(table_name: str, format: str) -> None:
+    """Refuse a ``version_table_format`` that is not a ``%s`` format giving a name other than the table's."""
+    fix = "like Continuum's 'table_name' option, e.g. '%s_version' or '%s_history' (write a literal % as %%)"
+    try:
+        named = format % "x" if format.count("%s") == 1 else None
+    except (TypeError, ValueError):
+        named = None
+    if named is None or named == "x":
+        raise VersioningError(
+            f"version_table_format={format!r} for table {table_name!r} must contain '%s' exactly once and "
+            f"no other % directive, {fix}."
+        )
+
+
+def names(argument: str, value: Any, table_name: str, example: str = "id") -> tuple[str, ...] | None:
+    """``value`` (a list of column or class names, or ``None``) as a tuple, checked: a string
+    alone or a non-string item is refused."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, AbstractSet)):
+        raise VersioningError(
+            f"{argument}={value!r} for table {table_name!r}: pass a list of names, e.g. {argument}=[{example!r}]."
+        )
+    wrong = [item for item in value if not isinstance(item, str) or not item]
+    if wrong:
+        raise VersioningError(
+            f"{argument}={list(value)!r} for table {table_name!r}: {wrong} are not names; pass strings, "
+            f"e.g. {argument}=[{example!r}]."
+        )
+    return tuple(value)
+
+
+def mapping(argument: str, value: Any, table_name: str, example: str) -> dict[str, Any]:
+    """``value`` (a mapping with string keys, or ``None``) as a dict, checked."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and k for k in value):
+        raise VersioningError(
+            f"{argument}={value!r} for table {table_name!r}: pass a dict keyed by name, e.g. {argument}={example}."
+        )
+    return dict(value)
 
 
 class VersionedTableOp(MigrateOperation):
@@ -70,9 +123,17 @@ class VersionedTableOp(MigrateOperation):
         naming: Naming = Naming(),
         strategy: Strategy | None = None,
     ) -> None:
+        if not isinstance(table_name, str) or not table_name:
+            raise VersioningError(
+                f"table_name={table_name!r}: pass the live table's name as a non-empty string, e.g. 'article'."
+            )
+        if schema is not None and (not isinstance(schema, str) or not schema):
+            raise VersioningError(
+                f"schema={schema!r} for table {table_name!r}: pass the schema's name as a string, or leave it out."
+            )
         self.table_name = table_name
         self.schema = schema
-        self.primary_key = tuple(primary_key) if primary_key is not None else None
+        self.primary_key = names("primary_key", primary_key, table_name)
         self.naming = naming
         if strategy not in (None, "validity", "subquery"):
             raise VersioningError(f"strategy={strategy!r} for table {table_name!r}: use 'validity' or 'subquery'.")
@@ -161,12 +222,14 @@ class UpdateModFlagsOp(VersionedTableOp):
         **kw: Any,
     ) -> None:
         super().__init__(table_name, **kw)
-        self.columns = tuple(columns) if columns is not None else None
+        self.columns = names("columns", columns, table_name, "name")
         if insert_flags not in ("keep", "non_null", "all"):
             raise VersioningError(
                 f"insert_flags={insert_flags!r} for table {table_name!r}: use 'keep', 'non_null' or 'all'."
             )
         self.insert_flags: InsertFlags = insert_flags
+        if not isinstance(keep_true, bool):
+            raise VersioningError(f"keep_true={keep_true!r} for table {table_name!r}: pass True or False.")
         self.keep_true = keep_true
 
     @classmethod
@@ -230,15 +293,24 @@ JOINED_KEYS = ("primary_key", "columns", "mod_columns")
 
 def joined_tables(table_name: str, joined: Joined) -> dict[str, dict[str, tuple[str, ...]]]:
     """``joined=`` checked, as a mapping of each table's name to what it says of the table."""
-    about = joined if isinstance(joined, Mapping) else {name: {} for name in joined}
-    wrong = [k for described in about.values() for k in described if k not in JOINED_KEYS]
-    if isinstance(joined, str) or table_name in about or wrong:
+    if isinstance(joined, Mapping):
+        about: Mapping[str, Any] = joined
+    else:
+        about = {name: {} for name in names("joined", joined, table_name, "doc") or ()}
+    wrong = any(
+        not isinstance(name, str) or not name or not isinstance(described, Mapping) or set(described) - set(JOINED_KEYS)
+        for name, described in about.items()
+    )
+    if table_name in about or wrong:
         raise VersioningError(
             f"joined={joined!r} for table {table_name!r}: list the other tables of its joined-table "
             f"inheritance hierarchy, without {table_name!r} itself, e.g. joined=['doc'], or map each to "
             f"its {list(JOINED_KEYS)}, e.g. joined={{'doc': {{'primary_key': ['id'], 'columns': ['body']}}}}."
         )
-    return {name: {k: tuple(v) for k, v in described.items()} for name, described in about.items()}
+    return {
+        name: {k: names(f"joined[{name!r}][{k!r}]", v, table_name) or () for k, v in described.items()}
+        for name, described in about.items()
+    }
 
 
 class VersionedDataOp(VersionedTableOp):
@@ -257,8 +329,8 @@ class VersionedDataOp(VersionedTableOp):
         **kw: Any,
     ) -> None:
         super().__init__(table_name, **kw)
-        self.columns = tuple(columns) if columns is not None else None
-        self.mod_columns = tuple(mod_columns) if mod_columns is not None else None
+        self.columns = names("columns", columns, table_name, "name")
+        self.mod_columns = names("mod_columns", mod_columns, table_name, "name")
         self.joined = joined_tables(table_name, joined)
 
     def describes_table(self) -> bool:
@@ -293,14 +365,14 @@ class BackfillVersionsOp(VersionedDataOp):
         **kw: Any,
     ) -> None:
         super().__init__(table_name, **kw)
-        self.transaction = dict(transaction or {})
-        self.meta = dict(meta or {})
-        if isinstance(entity_names, str):
+        self.transaction = mapping("transaction", transaction, table_name, "{'remote_addr': '10.0.0.1'}")
+        self.meta = mapping("meta", meta, table_name, "{'comment': 'backfill'}")
+        self.entity_names = names("entity_names", entity_names, table_name, "Article") or ()
+        if native_versioning not in (None, True, False):
             raise VersioningError(
-                f"entity_names={entity_names!r} for table {table_name!r}: pass a list of model class "
-                f"names, e.g. entity_names=[{entity_names!r}]."
+                f"native_versioning={native_versioning!r} for table {table_name!r}: pass True or False, or "
+                f"leave it out (online it is found in the database)."
             )
-        self.entity_names = tuple(entity_names)
         self.native_versioning = native_versioning
         if "id" in self.transaction:
             raise VersioningError(
@@ -387,7 +459,7 @@ class VacuumVersionsOp(VersionedDataOp):
         **kw: Any,
     ) -> None:
         super().__init__(table_name, **kw)
-        self.ignore_columns = tuple(ignore_columns or ())
+        self.ignore_columns = names("ignore_columns", ignore_columns, table_name, "name") or ()
         if self.ignore_columns and self.joined:
             raise VersioningError(
                 f"vacuum_versions({table_name!r}) takes ignore_columns or joined, not both: a hierarchy's "

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic.operations import Operations
 
 from .errors import VersioningError, require_supported
-from .model import VersionedTable
+from .model import Naming, VersionedTable
 from .operations import VersionedTableOp
 from .reflection import describe_version_table, flagged, missing_version_table, reflect_table, strategy_of
 
@@ -84,6 +84,7 @@ def resolve(
         raise missing_version_table(op.table_name, op.schema, op.naming)
     if table is not None and catalog.online:
         _check_names(table, op, [*(columns or ()), *(mod_columns or ())] if op.reads_data else [])
+        _check_roles(table, catalog.table(op.table_name, op.schema), op)
     if table is not None and (catalog.online or not op.describes_table()):
         described = describe_version_table(
             table,
@@ -147,3 +148,44 @@ def _check_names(version: sa.Table, op: VersionedTableOp, columns: Sequence[str]
             f"{where} has no column(s) {unknown}; fix columns=[...] / mod_columns=[...] (online they are "
             f"reflected: leave them out to take the table's)."
         )
+
+
+#: Types the transaction, end-transaction and operation-type columns may have (``NullType``: a
+#: SQLite column declared without a type).
+ID_TYPES = (sa.Integer, sa.Numeric, sa.types.NullType)
+
+
+def _check_roles(version: sa.Table, live: sa.Table | None, op: VersionedTableOp) -> None:
+    """Online, the columns the naming options name must have the role they are given, or the op
+    would write transaction ids or operation types into the application's data:
+
+    - the transaction column is part of the version table's primary key (where it has one);
+    - none of the transaction, end-transaction and operation-type columns is a live-table column;
+    - each of them, where the version table has it, is of an integer type.
+    """
+    naming = op.naming
+    roles = {
+        "transaction_column_name": "the transaction id of each version",
+        "end_transaction_column_name": "the transaction id that ends each version",
+        "operation_type_column_name": "the operation type (0, 1, 2) of each version",
+    }
+    live_columns = set(live.c.keys()) if live is not None else set()
+    keyed = [c.name for c in version.primary_key.columns]
+    for option, role in roles.items():
+        name = getattr(naming, option)
+        column = version.c.get(name)
+        if column is None:
+            continue  # named by describe_version_table's own checks
+        wrong = ""
+        if name in live_columns:
+            wrong = f"a column of the live table {op.table_name!r} too, so it holds the application's data"
+        elif option == "transaction_column_name" and keyed and name not in keyed:
+            wrong = f"not in its primary key {keyed}, as Continuum's transaction column is"
+        elif not isinstance(column.type, ID_TYPES):
+            wrong = f"of type {column.type}, not an integer"
+        if wrong:
+            raise VersioningError(
+                f"{option}={name!r} names the column of {version.fullname!r} that holds {role}, but "
+                f"{name!r} is {wrong}; pass {option}=... with the column the versioning manager uses "
+                f"(leave it out for Continuum's default {getattr(Naming(), option)!r}). Nothing was written."
+            )

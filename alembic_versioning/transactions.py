@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic.operations import Operations
+from sqlalchemy.sql.elements import ColumnElement
 
 from .errors import VersioningError
 from .model import VersionedTable
@@ -106,12 +107,7 @@ def transaction_record(operations: Operations, catalog: Catalog, op: BackfillVer
         found,
         {"id": sa.BigInteger(), "issued_at": sa.DateTime(), **{k: sa.types.NULLTYPE for k in extra}},
     )
-    values = {
-        k: operations.inline_literal(
-            _naive_utc(v, table.c[k].type), type_=table.c[k].type if found is not None else None
-        )
-        for k, v in extra.items()
-    }
+    values = {k: _transaction_value(operations, op, k, table.c[k].type if found is not None else None) for k in extra}
     meta_table = None
     if op.meta:
         meta_table = _plugin_table(
@@ -145,17 +141,49 @@ def transaction_record(operations: Operations, catalog: Catalog, op: BackfillVer
         )
     if native is None:
         native = catalog.bind is not None and found is not None and uses_native_versioning(catalog.bind, found)
+    sequence = transaction_sequence(naming.transaction_sequence, found)
+    if catalog.bind is not None and catalog.bind.dialect.supports_sequences:
+        _require_sequence(catalog.bind, op, sequence)
     return TransactionRecord(
         table=table,
-        sequence=transaction_sequence(naming.transaction_sequence, found),
+        sequence=sequence,
         values=values,
-        meta=[(operations.inline_literal(str(k)), operations.inline_literal(str(v))) for k, v in op.meta.items()],
+        meta=[
+            (operations.inline_literal(k), sa.null() if v is None else operations.inline_literal(str(v)))
+            for k, v in op.meta.items()
+        ],
         meta_table=meta_table,
         entity_names=[operations.inline_literal(name) for name in op.entity_names],
         changes_table=changes_table,
         reuse=native_transaction_table() if native else None,
         refuse_native=refuse_native,
     )
+
+
+def _transaction_value(operations: Operations, op: BackfillVersionsOp, key: str, type_: Any) -> ColumnElement[Any]:
+    """``op.transaction[key]`` as an inline literal of the column's type (``None``: not known),
+    refused where it is no value of that type."""
+    value = op.transaction[key]
+    literal = operations.inline_literal(_naive_utc(value, type_), type_=type_)
+    try:
+        literal.compile(dialect=operations.migration_context.dialect, compile_kwargs={"literal_binds": True})
+    except sa.exc.CompileError:
+        raise VersioningError(
+            f"transaction={{{key!r}: {value!r}}} for table {op.table_name!r}: the column {key!r} is of type "
+            f"{type_}, and {value!r} is no value of it; pass one, e.g. a datetime.datetime for a timestamp."
+        ) from None
+    return literal
+
+
+def _require_sequence(bind: sa.Connection, op: BackfillVersionsOp, sequence: sa.Sequence) -> None:
+    """Online, refuse a transaction sequence the database does not have (new ids come from it)."""
+    if not sa.inspect(bind).has_sequence(sequence.name, schema=sequence.schema):
+        where = f" in schema {sequence.schema!r}" if sequence.schema else " on the search path"
+        raise VersioningError(
+            f"backfill_versions({op.table_name!r}) takes the new transaction id from the sequence "
+            f"{sequence.name!r}, which does not exist{where}; pass transaction_sequence=... with the sequence "
+            f"the transaction table's ids come from ('schema.name' where it is not on the search path)."
+        )
 
 
 def _naive_utc(value: Any, column_type: Any) -> Any:

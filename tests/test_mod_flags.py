@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from alembic_versioning import DELETE, INSERT, UPDATE, VersioningError
 
@@ -284,3 +285,34 @@ def test_keep_true_only_sets_flags(engine: sa.Engine, mode: str) -> None:
                 assert repaired == written
         run(engine, lambda op: op.update_mod_flags("article"), mode, target_metadata=app.metadata)
         assert snapshot(engine, table) == truth  # without keep_true the unchanged values' flags clear
+
+
+def test_documented_a_row_deleted_and_inserted_again_with_the_same_values(engine: sa.Engine) -> None:
+    """Documented in conventions.rst: Continuum writes the delete and re-insert of a row with the
+    same values in one transaction as an UPDATE version equal to the previous one, its flags true;
+    ``update_mod_flags`` clears them (``keep_true=True`` keeps them), and the version is then futile."""
+    with versioned_app(mod_tracker=True) as app:
+        app.metadata.create_all(engine)
+        with Session(engine) as session:
+            session.add(app.Article(id=1, name="a", content="x"))
+            session.commit()
+            session.delete(session.get(app.Article, 1))
+            session.flush()
+            session.add(app.Article(id=1, name="a", content="x"))
+            session.commit()
+        version = app.version("Article")
+        flags = sa.select(version.c.operation_type, version.c.name_mod, version.c.content_mod).order_by(
+            version.c.transaction_id
+        )
+        with engine.connect() as conn:
+            assert conn.execute(flags).all() == [(INSERT, True, True), (UPDATE, True, True)]
+        run_online(engine, lambda op: op.update_mod_flags("article", keep_true=True))
+        run_online(engine, lambda op: op.vacuum_versions("article"))
+        with engine.connect() as conn:
+            assert conn.execute(flags).all() == [(INSERT, True, True), (UPDATE, True, True)]
+        run_online(engine, lambda op: op.update_mod_flags("article"))
+        with engine.connect() as conn:
+            assert conn.execute(flags).all() == [(INSERT, True, True), (UPDATE, False, False)]
+        run_online(engine, lambda op: op.vacuum_versions("article"))
+        with engine.connect() as conn:
+            assert conn.execute(flags).all() == [(INSERT, True, True)]

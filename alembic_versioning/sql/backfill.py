@@ -48,6 +48,7 @@ from .constructs import (
     refuse_native_versioning,
     same_entity,
     same_entity_across,
+    to_regclass,
 )
 
 #: Names of the temporary tables holding the new transaction id and the versions to write.
@@ -348,7 +349,7 @@ def backfill_statements(
     versions = [p.table.version_table() for p in parts]
     versions_tx = [v.c[p.table.naming.transaction_column_name] for p, v in zip(parts, versions, strict=True)]
     lock = [txt, *(p.live for p in parts), *versions]
-    statements: list[sa.Executable] = [LockForWrite(*lock)]
+    statements: list[sa.Executable] = [LockForWrite(*lock), _sequence_exists(parts[0].table.name, record.sequence)]
     if record.refuse_native is not None:
         statements.insert(0, refuse_native_versioning(txt, record.refuse_native))
     if record.reuse is not None:
@@ -371,7 +372,7 @@ def backfill_statements(
         ),
     ]
     statements.append(_sequence_ahead(parts, versions_tx, new_tx, record))
-    values = {"issued_at": UtcNow(), **record.values}
+    values = {"issued_at": UtcNow(getattr(txt.c.issued_at.type, "timezone", False)), **record.values}
     # Only a reused record (native versioning's) may exist already (_sequence_ahead stopped any
     # other id the transaction table holds).
     unrecorded = [~sa.exists().where(txt.c.id == new_tx.c.id)] if record.reuse is not None else []
@@ -388,6 +389,19 @@ def backfill_statements(
         inserting.append(len(statements) - 1)
     statements += [sa.schema.DropTable(t) for t in (new_tx, *pendings)]
     return statements, inserting
+
+
+def _sequence_exists(table_name: str, sequence: sa.Sequence) -> StopIf:
+    """Stop where the sequence new transaction ids come from does not exist (a wrong
+    ``transaction_sequence``), before anything is written; online it is checked before this."""
+    where = f"in schema {sequence.schema!r}" if sequence.schema else "on the search path"
+    return StopIf(
+        to_regclass(sequence.schema, sequence.name).is_(None),
+        f"backfill_versions({table_name!r}) takes the new transaction id from the sequence {sequence.name!r}, "
+        f"which does not exist {where}; render the script again with transaction_sequence=... naming the "
+        f"sequence the transaction table's ids come from.",
+        "no sequence: new transaction ids follow the largest taken",
+    )
 
 
 def _sequence_ahead(

@@ -307,10 +307,14 @@ def _analyze_columns(element: Analyze, compiler: Any, **kw: Any) -> str:
 
 
 class UtcNow(ColumnElement[Any]):
-    """The current time as naive UTC, the form Continuum writes into ``issued_at``."""
+    """The current time for ``issued_at``: naive UTC, the form Continuum writes, or with
+    ``timezone`` (a ``timestamptz`` column) the current instant with its zone."""
 
-    inherit_cache = True
-    type = sa.DateTime()
+    inherit_cache = False
+
+    def __init__(self, timezone: bool = False) -> None:
+        self.timezone = timezone
+        self.type = sa.DateTime(timezone=timezone)
 
 
 @compiles(UtcNow)
@@ -328,7 +332,7 @@ def _utc_now_sqlite(element: UtcNow, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(UtcNow, "postgresql")
 def _utc_now_postgresql(element: UtcNow, compiler: SQLCompiler, **kw: Any) -> str:
-    return "(now() AT TIME ZONE 'utc')"
+    return "now()" if element.timezone else "(now() AT TIME ZONE 'utc')"
 
 
 class NativeVersioningInstalled(ColumnElement[bool]):
@@ -352,14 +356,18 @@ def _native_versioning_installed(element: NativeVersioningInstalled, compiler: S
 def _native_versioning_installed_postgresql(
     element: NativeVersioningInstalled, compiler: SQLCompiler, **kw: Any
 ) -> str:
-    # the name as PostgreSQL reads it (the preparer's text may have its percent signs doubled)
-    parts = [element.transaction.schema, element.transaction.name]
-    name = ".".join('"' + part.replace('"', '""') + '"' for part in parts if part is not None)
     trigger = sa.table("pg_trigger", sa.column("tgrelid"), sa.column("tgname"))
-    # to_regclass: NULL, not an error, for a table that does not exist (yet)
-    regclass = sa.func.to_regclass(sa.literal(name, sa.Text))
+    regclass = to_regclass(element.transaction.schema, element.transaction.name)
     exists = sa.exists().where(trigger.c.tgrelid == regclass, trigger.c.tgname == sa.literal("transaction_trigger"))
     return compiler.process(exists, **kw)
+
+
+def to_regclass(schema: str | None, name: str) -> ColumnElement[Any]:
+    """PostgreSQL's ``to_regclass('"schema"."name"')``: the relation's oid, or NULL (not an error)
+    where it does not exist. The name is quoted as PostgreSQL reads it, in a bound text value (the
+    preparer's quoting may double percent signs)."""
+    quoted = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, name) if part is not None)
+    return sa.func.to_regclass(sa.literal(quoted, sa.Text))
 
 
 class NextTransactionId(ColumnElement[int]):
