@@ -499,7 +499,38 @@ def describe_environment(url: str) -> dict[str, Any]:
             ).all()
         )
     engine.dispose()
-    return {"code": code_version(), "postgresql": version, "settings": settings, **machine()}
+    return {
+        "code": code_version(),
+        "command": command_line(),
+        "postgresql": version,
+        "settings": settings,
+        "packages": packages("SQLAlchemy", "alembic", "SQLAlchemy-Continuum", "psycopg"),
+        **machine(),
+    }
+
+
+def command_line() -> str:
+    """The command that runs this script, as typed from the repository's root."""
+    return "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])
+
+
+def packages(*names: str) -> dict[str, str]:
+    """The installed versions of the distributions ``names`` (``-`` when not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "-"
+    return found
+
+
+def write_json(path: Path, environment: dict[str, Any], results: Any) -> None:
+    """Write ``{"environment": ..., "results": ...}`` to ``path`` (``--json``), creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"environment": environment, "results": results}, indent=2, default=str) + "\n")
 
 
 def machine() -> dict[str, str]:
@@ -579,7 +610,7 @@ def main(
     print(f"Settings:   {', '.join(f'{k}={v}' for k, v in sorted(env['settings'].items()))}")
     print(f"Machine:    {env['cpu']}, {env['memory']} RAM; {env['os']}; Python {env['python']}")
     print(f"Code:       {env['code']}")
-    print(f"Command:    python {' '.join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])}")
+    print(f"Command:    {env['command']}")
     for title, headers, rows in tables:
         print(f"\n{title}\n")
         print_text(headers, rows)
@@ -587,4 +618,4 @@ def main(
             print()
             print_rst(headers, rows)
     if args.json:
-        args.json.write_text(json.dumps({"environment": env, "results": raw}, indent=2, default=str))
+        write_json(args.json, env, raw)

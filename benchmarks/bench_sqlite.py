@@ -47,16 +47,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import shutil
 import sqlite3
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +65,16 @@ from _support import (
     VERSION,
     Timings,
     code_version,
+    command_line,
     fmt,
     log,
     machine,
+    packages,
     print_rst,
     print_text,
     ratio,
     versioned_model,
+    write_json,
 )
 
 VERSIONS_PER_ENTITY = 5
@@ -592,12 +592,12 @@ def describe_environment(directory: Path) -> dict[str, Any]:
             for name in ("journal_mode", "synchronous", "page_size", "cache_size", "temp_store")
         }
     probe.unlink()
-    packages = ("SQLAlchemy", "alembic", "SQLAlchemy-Continuum")
     return {
         "code": code_version(),
+        "command": command_line(),
         "sqlite": sqlite3.sqlite_version,
         "pragmas": pragmas,
-        "packages": {name: package_version(name) for name in packages},
+        "packages": packages("SQLAlchemy", "alembic", "SQLAlchemy-Continuum"),
         **machine(),
         "directory": str(directory),
     }
@@ -628,7 +628,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
     print(f"Packages:   {', '.join(f'{k} {v}' for k, v in env['packages'].items())}")
     print(f"Machine:    {env['cpu']}, {env['memory']} RAM; {env['os']}; Python {env['python']}")
     print(f"Code:       {env['code']}")
-    print(f"Command:    python {' '.join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])}")
+    print(f"Command:    {env['command']}")
     print(f"Total:      {env['total_seconds']} s")
     for r in results:
         print(f"Data:       {r.rows:,} version rows, {r.live_rows:,} live rows, {r.file_mib:.1f} MiB file")
@@ -642,7 +642,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
     print(f"\nCorrect:    {'every op, every size' if not wrong else f'NO, at {wrong} rows (see the table)'}")
     if args.json:
         raw = [{**asdict(r), "median_seconds": dict(r.seconds)} for r in results]
-        args.json.write_text(json.dumps({"environment": env, "results": raw}, indent=2, default=str))
+        write_json(args.json, env, raw)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
