@@ -14,6 +14,10 @@ For each, on SQLite and PostgreSQL:
 5. Continuum's API reads the repaired histories (``versions``, ``previous``/``next``,
    ``changeset``, ``version_at``, the set-up's own reads);
 6. a second autogenerate finds nothing, and running the upgrade again writes nothing.
+
+Where Continuum itself writes wrong data (concrete inheritance's chains), the set-up names what
+autogenerate reports on Continuum's own history (``defects``), and the twin is repaired too.
+Known failures of alembic-versioning are marked ``xfail(strict=True)`` with their reason.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Session, relationship
-from sqlalchemy_continuum import VersioningManager, make_versioned, version_class
+from sqlalchemy_continuum import VersioningManager, make_versioned, parent_class, version_class
 from sqlalchemy_continuum.plugins import (
     NullDeletePlugin,
     PropertyModTrackerPlugin,
@@ -1140,6 +1144,8 @@ def assert_api_reads(engine: sa.Engine, app: App) -> None:
                 identity = sa.inspect(obj).mapper.primary_key_from_instance(obj)
                 key = {c.name: v for c, v in zip(sa.inspect(type(obj)).primary_key, identity, strict=True)}
                 for version in versions:
+                    assert isinstance(obj, parent_class(type(version)))
+                    assert isinstance(version, version_class(sa.inspect(model).base_mapper.class_))
                     assert isinstance(version.changeset, dict)
                     assert type(version).version_at(session, key, getattr(version, tx)) is version
 
