@@ -1,0 +1,48 @@
+"""Autogenerate helpers for tests: produce a migration with the plugin on, list our ops, run it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.autogenerate import produce_migrations, render_python_code
+from alembic.migration import MigrationContext
+from alembic.operations import ops as alembic_ops
+
+from alembic_versioning import LeftOutOp, VersionedTableOp
+
+from ..migrate import run_online
+
+PLUGINS = ["alembic.autogenerate.*", "alembic_versioning.*"]
+
+
+def produce(engine: sa.Engine, metadata: sa.MetaData, **opts: Any) -> alembic_ops.MigrationScript:
+    """The migration ``alembic revision --autogenerate`` would write for ``metadata``, plugin on."""
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"target_metadata": metadata, "autogenerate_plugins": PLUGINS, **opts}
+        )
+        return produce_migrations(context, metadata)
+
+
+def found(script: alembic_ops.MigrationScript) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Our ops in the upgrade, left-out ones included, as (op name, table, joined tables)."""
+    result = []
+    for op in script.upgrade_ops.ops:
+        if isinstance(op, LeftOutOp):
+            result.append((f"left_out:{op.repair.op_name}", op.repair.table_name, ()))
+        elif isinstance(op, VersionedTableOp):
+            result.append((op.op_name, op.table_name, tuple(sorted(getattr(op, "joined", None) or ()))))
+    return result
+
+
+def render(engine: sa.Engine, script: alembic_ops.MigrationScript) -> str:
+    """The upgrade's Python code, as the migration file would hold it."""
+    context = MigrationContext.configure(dialect_name=engine.dialect.name)
+    return render_python_code(script.upgrade_ops, migration_context=context)
+
+
+def apply(engine: sa.Engine, code: str) -> None:
+    """Run rendered upgrade ``code`` (see :func:`render`) in one transaction, as ``alembic upgrade``."""
+    body = "import alembic_versioning\n" + code.replace("\n    ", "\n")
+    run_online(engine, lambda op: exec(body, {"op": op, "sa": sa}))
