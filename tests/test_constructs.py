@@ -9,7 +9,7 @@ those files (review the diff), a default run only compares.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -522,7 +522,7 @@ def test_update_at_addresses_sqlite() -> None:
 
 def test_address_in_postgresql() -> None:
     """AddressIn: ctid = ANY(ARRAY(subquery))."""
-    addresses = sa.select(sa.column("_av_latest_row")).select_from(pending)
+    addresses: sa.Select[Any] = sa.select(sa.column("_av_latest_row")).select_from(pending)
     assert sql(AddressIn(version, addresses), PG) == lines(
         "app.article_version.ctid = ANY(ARRAY(SELECT _av_latest_row",
         "FROM _av_pending))",
@@ -531,7 +531,7 @@ def test_address_in_postgresql() -> None:
 
 def test_address_in_sqlite_refused() -> None:
     """AddressIn is PostgreSQL's only: other dialects refuse to compile it."""
-    addresses = sa.select(sa.column("_av_latest_row")).select_from(pending)
+    addresses: sa.Select[Any] = sa.select(sa.column("_av_latest_row")).select_from(pending)
     with pytest.raises(sa.exc.UnsupportedCompilationError):
         sql(AddressIn(version, addresses), SQLITE)
 
@@ -552,7 +552,7 @@ def backfill() -> list[sa.Executable]:
     return statements
 
 
-OPS = {
+OPS: dict[str, Callable[[], Sequence[Any]]] = {
     "update_end_transaction_ids": lambda: [end_transaction_update(ARTICLE)],
     "update_mod_flags": lambda: [mod_flags_update(ARTICLE, ["title"])],
     "vacuum_versions": lambda: vacuum_statements(ARTICLE, ARTICLE.columns),

@@ -28,6 +28,7 @@ from alembic_versioning import (
     VersionedTableOp,
 )
 from alembic_versioning.autogenerate.factory import make_op
+from alembic_versioning.operations import VersionedDataOp
 
 IMPORT = "import alembic_versioning  # noqa: F401  (registers op.backfill_versions & co.)"
 
@@ -87,8 +88,8 @@ def test_default_values_are_left_out() -> None:
         joined=(),
     )
     assert render(op) == "op.backfill_versions('article')"
-    op = UpdateModFlagsOp("article", insert_flags="keep", keep_true=False)
-    assert render(op) == "op.update_mod_flags('article')"
+    flags = UpdateModFlagsOp("article", insert_flags="keep", keep_true=False)
+    assert render(flags) == "op.update_mod_flags('article')"
     assert render(VacuumVersionsOp("article", ignore_columns=[])) == "op.vacuum_versions('article')"
 
 
@@ -208,21 +209,21 @@ def test_update_mod_flags_keep_true() -> None:
 
 
 @pytest.mark.parametrize("op_class", [BackfillVersionsOp, VacuumVersionsOp])
-def test_columns_and_mod_columns(op_class: type[VersionedTableOp]) -> None:
+def test_columns_and_mod_columns(op_class: type[VersionedDataOp]) -> None:
     """columns and mod_columns render as keyword lists, columns first."""
     op = op_class("article", columns=("title", "body"), mod_columns=("title",))
     assert render(op) == f"op.{op.op_name}('article', columns=['title', 'body'], mod_columns=['title'])"
 
 
 @pytest.mark.parametrize("op_class", [BackfillVersionsOp, VacuumVersionsOp])
-def test_joined_list(op_class: type[VersionedTableOp]) -> None:
+def test_joined_list(op_class: type[VersionedDataOp]) -> None:
     """joined given as table names renders as a list."""
     op = op_class("document", joined=("article", "report"))
     assert render(op) == f"op.{op.op_name}('document', joined=['article', 'report'])"
 
 
 @pytest.mark.parametrize("op_class", [BackfillVersionsOp, VacuumVersionsOp])
-def test_joined_mapping(op_class: type[VersionedTableOp]) -> None:
+def test_joined_mapping(op_class: type[VersionedDataOp]) -> None:
     """joined given as a mapping renders as a dict of lists."""
     op = op_class(
         "document",
