@@ -13,8 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from .continuum_app import one_model_app
-from .test_autogenerate import apply, ours, produce
+from .support.apps import one_model_app
+from .support.autogen import apply, ours, produce
 
 
 def stamped_app() -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata, produce_migrations, render_python_code
+from alembic.autogenerate import compare_metadata, render_python_code
 from alembic.migration import MigrationContext
 from alembic.operations import ops as alembic_ops
 from alembic.util import CommandError
@@ -16,13 +16,12 @@ from sqlalchemy.orm import Session
 
 from alembic_versioning import (
     BackfillVersionsOp,
-    LeftOutOp,
     UpdateModFlagsOp,
     VersionedTableOp,
 )
 from alembic_versioning.autogenerate.options import Options
 
-from .continuum_app import (
+from .support.apps import (
     CUSTOM_NAMES,
     App,
     article_transactions,
@@ -31,39 +30,8 @@ from .continuum_app import (
     versioned_app,
     write_history,
 )
-from .migrate import run_online
-
-PLUGINS = ["alembic.autogenerate.*", "alembic_versioning.*"]
-
-
-def produce(engine: sa.Engine, metadata: sa.MetaData, **opts: Any) -> alembic_ops.MigrationScript:
-    with engine.connect() as conn:
-        context = MigrationContext.configure(
-            conn, opts={"target_metadata": metadata, "autogenerate_plugins": PLUGINS, **opts}
-        )
-        return produce_migrations(context, metadata)
-
-
-def ours(script: alembic_ops.MigrationScript) -> list[tuple[Any, ...]]:
-    """Our ops in the upgrade, as (op name, table, finding)."""
-    return [
-        (op.op_name, op.table_name, op.finding) for op in script.upgrade_ops.ops if isinstance(op, VersionedTableOp)
-    ]
-
-
-def left_out(script: alembic_ops.MigrationScript) -> list[tuple[str, str, str]]:
-    """The repairs the upgrade leaves out, as (op name, table, reason)."""
-    found = [op for op in script.upgrade_ops.ops if isinstance(op, LeftOutOp)]
-    return [(op.repair.op_name, op.repair.table_name, op.why) for op in found]
-
-
-def apply(engine: sa.Engine, script: alembic_ops.MigrationScript) -> None:
-    """Run the generated upgrade's rendered code, as ``alembic upgrade`` would."""
-    context = MigrationContext.configure(dialect_name=engine.dialect.name)
-    code = render_python_code(script.upgrade_ops, migration_context=context)
-    run_online(
-        engine, lambda op: exec("import alembic_versioning\n" + code.replace("\n    ", "\n"), {"op": op, "sa": sa})
-    )
+from .support.autogen import PLUGINS, apply, left_out, ours, produce
+from .support.migrate import run_online
 
 
 @pytest.mark.parametrize(
@@ -458,7 +426,7 @@ def test_options_from_settings() -> None:
 
 
 def test_native_trigger_histories_produce_no_diff_and_backfill_renders_native(pg_engine: sa.Engine) -> None:
-    from .test_backfill_native import native_app
+    from .support.apps import native_app
 
     with native_app(pg_engine) as app:
         write_history(pg_engine, app, seed=9)

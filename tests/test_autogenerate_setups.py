@@ -5,71 +5,22 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import render_python_code
 from alembic.util import CommandError
-from sqlalchemy.orm import DeclarativeBase, Session
-from sqlalchemy_continuum import VersioningManager, make_versioned
+from sqlalchemy.orm import Session
 from sqlalchemy_continuum.plugins import TransactionChangesPlugin
-from sqlalchemy_continuum.transaction import TransactionBase
 
 from alembic_versioning import LeftOutOp, VersionedTableOp, VersioningError
 from alembic_versioning.autogenerate.options import Options
 from alembic_versioning.operations import RepairOnDowngradeOp
 
-from .continuum_app import joined_app, mapped, versioned_app, write_history
-from .migrate import run_online
-from .test_autogenerate import apply, ours, produce
-
-
-@contextmanager
-def thing_app(
-    *,
-    table_args: dict[str, Any] | None = None,
-    custom_transaction: bool = False,
-    columns: dict[str, sa.types.TypeEngine[Any]] | None = None,
-) -> Iterator[Any]:
-    """One versioned model under its own manager: optionally in its own schema, or with its own
-    transaction class, table and sequence, or with more ``columns``."""
-
-    class Base(DeclarativeBase):
-        pass
-
-    options: dict[str, Any] = {}
-    if custom_transaction:
-
-        class AuditTransaction(Base, TransactionBase):
-            __tablename__ = "audit_tx"
-            id = sa.Column(sa.BigInteger, sa.Sequence("audit_tx_id_seq"), primary_key=True)
-
-        options["transaction_cls"] = AuditTransaction
-    manager = VersioningManager(**options)
-    if custom_transaction:
-        AuditTransaction.__versioning_manager__ = manager  # type: ignore[attr-defined]
-    make_versioned(manager=manager, user_cls=None)
-    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
-
-    attributes = {name: sa.Column(type_) for name, type_ in (columns or {}).items()}
-    Thing = type(
-        "Thing",
-        (Base,),
-        {
-            "__tablename__": "thing",
-            "__table_args__": table_args or {},
-            "__versioned__": {},
-            "id": sa.Column(sa.Integer, primary_key=True, autoincrement=False),
-            "name": sa.Column(sa.String),
-            **attributes,
-        },
-    )
-
-    with mapped(manager, Base):
-        yield Base.metadata, Thing
+from .support.apps import joined_app, thing_app, versioned_app, write_history
+from .support.autogen import apply, ours, produce
+from .support.migrate import run_online
 
 
 def _drift_then_repair(engine: sa.Engine, metadata: sa.MetaData, thing: Any, **opts: Any) -> str:

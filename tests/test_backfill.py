@@ -17,66 +17,17 @@ from sqlalchemy_continuum.plugins import TransactionChangesPlugin, TransactionMe
 
 from alembic_versioning import DELETE, INSERT, UPDATE, VersioningError
 
-from .continuum_app import (
+from .support.apps import (
     CUSTOM_NAMES,
     App,
     article_transactions,
+    bulk_change,
     keyless_links,
     snapshot,
     versioned_app,
     write_history,
 )
-from .migrate import render_offline, run, run_online
-
-
-def bulk_change(engine: sa.Engine, app: App, *, via: str) -> None:
-    """One deterministic change of live rows: through Continuum's ORM, or raw SQL that bypasses it.
-
-    Updates (to and from NULL, one a no-op), a delete, a re-insert of a deleted key, a new
-    row, and a composite-key change.
-    """
-    article, translation = app.table("article"), app.table("translation")
-    version = app.version("Article")
-    tx = version.c[app.options.get("transaction_column_name", "transaction_id")]
-    with engine.connect() as conn:
-        live = conn.scalars(sa.select(article.c.id).order_by(article.c.id)).all()
-        newest = sa.select(version.c.id, sa.func.max(tx).label("tx")).group_by(version.c.id).subquery()
-        deleted = conn.scalars(
-            sa.select(version.c.id)
-            .join(newest, sa.and_(version.c.id == newest.c.id, tx == newest.c.tx))
-            .where(version.c.operation_type == DELETE)
-            .order_by(version.c.id)
-        ).all()
-        first_name = conn.scalar(sa.select(article.c.name).where(article.c.id == live[1]))
-    updates = {
-        live[0]: {"name": "bulk", "content": None},
-        live[1]: {"name": first_name},
-        live[2]: {"score": None, "content": "c"},
-    }
-    removed = live[3]
-    inserts = {100: {"name": "new", "score": 1}, **{i: {"name": "back"} for i in deleted[:1]}}
-    if via == "orm":
-        with Session(engine) as session:
-            for key, values in updates.items():
-                obj = session.get(app.Article, key)
-                for name, value in values.items():
-                    setattr(obj, name, value)
-            session.delete(session.get(app.Article, removed))
-            session.add_all([app.Article(id=key, **values) for key, values in inserts.items()])
-            session.get(app.Translation, (1, "en")).title = "bulk"  # type: ignore[union-attr]
-            session.commit()
-        return
-    with engine.begin() as conn:
-        for key, values in updates.items():
-            conn.execute(sa.update(article).where(article.c.id == key).values(values))
-        conn.execute(sa.delete(article).where(article.c.id == removed))
-        conn.execute(
-            sa.insert(article),
-            [{"id": key, "name": None, "content": None, "score": None, **v} for key, v in inserts.items()],
-        )
-        conn.execute(
-            sa.update(translation).where(translation.c.article_id == 1, translation.c.lang == "en").values(title="bulk")
-        )
+from .support.migrate import render_offline, run, run_online
 
 
 def state(engine: sa.Engine, app: App) -> list[Any]:

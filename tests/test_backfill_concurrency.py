@@ -49,8 +49,8 @@ import sqlalchemy as sa
 from alembic.operations import Operations
 from sqlalchemy.orm import Session
 
-from .continuum_app import App, article_transactions, versioned_app
-from .migrate import run_online
+from .support.apps import App, article_transactions, versioned_app
+from .support.migrate import run_online
 
 LIVE_ROWS = 2000
 WRITERS = 4

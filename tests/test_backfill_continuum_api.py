@@ -21,8 +21,8 @@ from sqlalchemy_continuum.plugins import TransactionMetaPlugin
 
 from alembic_versioning import DELETE, INSERT, UPDATE, VersioningError
 
-from .continuum_app import CUSTOM_NAMES, App, snapshot, versioned_app
-from .migrate import run_online
+from .support.apps import CUSTOM_NAMES, App, snapshot, versioned_app
+from .support.migrate import run_online
 
 #: versioned_app() keyword arguments of each tested configuration.
 VARIANTS: dict[str, dict[str, Any]] = {

@@ -21,9 +21,9 @@ from sqlalchemy_continuum.plugins import PropertyModTrackerPlugin
 
 from alembic_versioning import VersioningError
 
-from .continuum_app import joined_app, mapped
-from .migrate import render_offline, run, run_online
-from .test_autogenerate import apply, ours, produce
+from .support.apps import joined_app, mapped
+from .support.autogen import apply, ours, produce
+from .support.migrate import render_offline, run, run_online
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "validity": {"mod_tracker": True},

@@ -23,8 +23,6 @@ version the UPDATE and INSERT into it; the history is correct afterwards; a seco
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -37,20 +35,10 @@ from sqlalchemy_continuum.plugins import TransactionChangesPlugin, TransactionMe
 from alembic_versioning.sql.constructs import refuse_native_versioning
 
 from .conftest import postgresql_database
-from .continuum_app import App, snapshot, versioned_app
-from .migrate import execute_script, render_offline, run, run_online
+from .support.apps import App, native_app, snapshot
+from .support.migrate import execute_script, render_offline, run, run_online
 
 MODELS = ("Article", "Translation")
-
-
-@contextmanager
-def native_app(engine: sa.Engine, plugins: tuple[Any, ...] = ()) -> Iterator[App]:
-    """The test models under native versioning, their tables and triggers created on ``engine``."""
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS hstore")  # the triggers' UPDATE check uses it
-    with versioned_app(native_versioning=True, mod_tracker=True, plugins=plugins) as app:
-        app.metadata.create_all(engine)
-        yield app
 
 
 def triggers(engine: sa.Engine) -> set[tuple[str, str]]:

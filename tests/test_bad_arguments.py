@@ -13,8 +13,8 @@ from sqlalchemy_continuum.plugins import TransactionMetaPlugin
 
 from alembic_versioning import VersioningError
 
-from .continuum_app import App, snapshot, versioned_app, write_history
-from .migrate import execute_script, render_offline, run, run_online
+from .support.apps import App, snapshot, versioned_app, write_history
+from .support.migrate import execute_script, render_offline, run, run_online
 
 
 def everything(engine: sa.Engine, app: App) -> list[Any]:

@@ -5,7 +5,7 @@ The project's ``env.py`` takes the application's metadata and the connection fro
 ``config.attributes`` (Alembic's cookbook pattern for sharing a connection with commands) and
 enables the plugin with ``autogenerate_plugins``; the script template is Alembic's own generic one,
 so ``import alembic_versioning`` in a generated script comes from the renderer. Histories are
-written by SQLAlchemy-Continuum's ORM (:mod:`tests.continuum_app`), then broken with Core SQL.
+written by SQLAlchemy-Continuum's ORM (:mod:`tests.support.apps`), then broken with Core SQL.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy_continuum.plugins import TransactionChangesPlugin
 
 from .conftest import fresh_database
-from .continuum_app import App, joined_app, keyless_links, snapshot, versioned_app, write_history
-from .migrate import execute_script
+from .support.apps import App, joined_app, keyless_links, snapshot, versioned_app, write_history
+from .support.migrate import execute_script
 
 ENV_PY = '''\
 """The test project's environment: metadata and connection come from config.attributes."""

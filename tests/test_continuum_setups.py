@@ -43,7 +43,7 @@ from sqlalchemy_continuum.utils import versioned_column_properties
 
 from alembic_versioning import DELETE
 
-from .continuum_app import CUSTOM_NAMES, App, mapped
+from .support.apps import CUSTOM_NAMES, App, mapped
 from .support.autogen import apply, found, produce, render
 
 Declare = Callable[[type[DeclarativeBase]], dict[str, type]]

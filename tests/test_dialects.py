@@ -14,7 +14,7 @@ import alembic_versioning  # noqa: F401  (registers the operations)
 from alembic_versioning import VersioningError
 from alembic_versioning.autogenerate import compare_versioned_tables
 
-from .continuum_app import versioned_app
+from .support.apps import versioned_app
 
 CALLS = {
     "update_end_transaction_ids": lambda op: op.update_end_transaction_ids("article"),

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from alembic_versioning import VersioningError
 
-from .continuum_app import CUSTOM_NAMES, App, snapshot, versioned_app, write_history
-from .migrate import render_offline, run, run_online
+from .support.apps import CUSTOM_NAMES, App, snapshot, versioned_app, write_history
+from .support.migrate import render_offline, run, run_online
 
 
 def _end(app: App, table: sa.Table) -> sa.Column[Any]:

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from .continuum_app import one_model_app, snapshot
-from .migrate import run
-from .test_autogenerate import ours, produce
+from .support.apps import one_model_app, snapshot
+from .support.autogen import ours, produce
+from .support.migrate import run
 
 
 class WrappedJSON(sa.types.TypeDecorator[Any]):
@@ -189,7 +189,7 @@ def test_json_live_column_beside_a_jsonb_version_column(
 def test_json_cast_only_on_the_latest_versions(pg_engine: sa.Engine) -> None:
     """Offline the JSON casts follow the models, so they must not sit below ``DISTINCT ON``, where
     PostgreSQL would compute them for every version and sort them instead of reading the index."""
-    from .migrate import render_offline
+    from .support.migrate import render_offline
 
     with json_app(sa.JSON) as (metadata, _):
         script = render_offline(pg_engine, lambda op: op.backfill_versions("note"), target_metadata=metadata)

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from alembic_versioning import DELETE, INSERT, UPDATE, VersioningError
 
-from .continuum_app import App, snapshot, versioned_app, write_history
-from .migrate import render_offline, run, run_online
+from .support.apps import App, snapshot, versioned_app, write_history
+from .support.migrate import render_offline, run, run_online
 
 FLAGGED = {"Article": ("name", "content", "score"), "Translation": ("title",)}
 

@@ -10,7 +10,7 @@ from alembic_versioning import Naming, VersionedTable
 from alembic_versioning.discovery import find_versioned_tables, tables_by_convention, tables_from_manager
 from alembic_versioning.reflection import describe_version_table, reflect_table
 
-from .continuum_app import versioned_app
+from .support.apps import versioned_app
 
 
 def _by_name(tables: list[VersionedTable]) -> dict[str, VersionedTable]:

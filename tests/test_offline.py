@@ -13,10 +13,9 @@ from alembic.migration import MigrationContext
 
 from alembic_versioning import VersioningError
 
-from .continuum_app import keyless_links, versioned_app, write_history
-from .migrate import execute_script, render_offline
-from .test_autogenerate import produce
-from .test_autogenerate_setups import thing_app
+from .support.apps import keyless_links, thing_app, versioned_app, write_history
+from .support.autogen import produce
+from .support.migrate import execute_script, render_offline
 
 #: A bound parameter in named style (``:name``), not a ``::type`` cast.
 BOUND_PARAMETER = re.compile(r"(?<![:\w]):[A-Za-z_]\w*")

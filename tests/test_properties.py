@@ -15,8 +15,8 @@ from sqlalchemy.pool import StaticPool
 from alembic_versioning.discovery import tables_from_manager
 from alembic_versioning.sql.checks import history_check
 
-from .continuum_app import App, snapshot, versioned_app
-from .migrate import run_online
+from .support.apps import App, snapshot, versioned_app
+from .support.migrate import run_online
 
 VALUES = st.sampled_from(["a", "b", None])
 # one step: (entity id 1..4, action, name, content); actions: 0 set, 1 delete, 2 flush

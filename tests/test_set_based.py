@@ -11,10 +11,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .continuum_app import App, versioned_app, write_history
-from .migrate import run_online
-from .test_autogenerate import ours, produce
-from .test_backfill import bulk_change
+from .support.apps import App, bulk_change, versioned_app, write_history
+from .support.autogen import ours, produce
+from .support.migrate import run_online
 
 #: Statements that return rows and read only the database's catalog.
 CATALOG = re.compile(r"^(PRAGMA |SELECT 0 AS |SELECT .*\b(pg_catalog|sqlite_master|pg_trigger)\b)", re.S)

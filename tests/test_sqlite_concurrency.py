@@ -24,8 +24,8 @@ import sqlalchemy as sa
 from alembic.operations import Operations
 from sqlalchemy.orm import Session
 
-from .continuum_app import App, versioned_app
-from .migrate import render_offline, run_online
+from .support.apps import App, versioned_app
+from .support.migrate import render_offline, run_online
 
 WRITERS = 8
 ENTITIES = 120

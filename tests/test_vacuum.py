@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from alembic_versioning import DELETE, UPDATE, VersioningError
 
-from .continuum_app import App, article_transactions, versioned_app, write_history
-from .migrate import execute_script, render_offline, run, run_online
-from .test_autogenerate import ours, produce
+from .support.apps import App, article_transactions, versioned_app, write_history
+from .support.autogen import ours, produce
+from .support.migrate import execute_script, render_offline, run, run_online
 
 Row = dict[str, Any]
 

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from alembic_versioning import VersioningError
 
-from .continuum_app import joined_app
-from .migrate import run
+from .support.apps import joined_app
+from .support.migrate import run
 from .test_backfill_joined import VARIANTS, versions
 
 

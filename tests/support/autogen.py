@@ -1,4 +1,4 @@
-"""Autogenerate helpers for tests: produce a migration with the plugin on, list our ops, run it."""
+"""Autogenerate in tests: produce a migration with the plugin on, list our ops, render and run it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from alembic.operations import ops as alembic_ops
 
 from alembic_versioning import LeftOutOp, VersionedTableOp
 
-from ..migrate import run_online
+from .migrate import run_online
 
 PLUGINS = ["alembic.autogenerate.*", "alembic_versioning.*"]
 
@@ -23,6 +23,19 @@ def produce(engine: sa.Engine, metadata: sa.MetaData, **opts: Any) -> alembic_op
             conn, opts={"target_metadata": metadata, "autogenerate_plugins": PLUGINS, **opts}
         )
         return produce_migrations(context, metadata)
+
+
+def ours(script: alembic_ops.MigrationScript) -> list[tuple[Any, ...]]:
+    """Our ops in the upgrade, as (op name, table, finding)."""
+    return [
+        (op.op_name, op.table_name, op.finding) for op in script.upgrade_ops.ops if isinstance(op, VersionedTableOp)
+    ]
+
+
+def left_out(script: alembic_ops.MigrationScript) -> list[tuple[str, str, str]]:
+    """The repairs the upgrade leaves out, as (op name, table, reason)."""
+    found = [op for op in script.upgrade_ops.ops if isinstance(op, LeftOutOp)]
+    return [(op.repair.op_name, op.repair.table_name, op.why) for op in found]
 
 
 def found(script: alembic_ops.MigrationScript) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -42,7 +55,9 @@ def render(engine: sa.Engine, script: alembic_ops.MigrationScript) -> str:
     return render_python_code(script.upgrade_ops, migration_context=context)
 
 
-def apply(engine: sa.Engine, code: str) -> None:
-    """Run rendered upgrade ``code`` (see :func:`render`) in one transaction, as ``alembic upgrade``."""
+def apply(engine: sa.Engine, script: alembic_ops.MigrationScript | str) -> None:
+    """Run a generated upgrade (the script, or its rendered code: see :func:`render`) in one
+    transaction, as ``alembic upgrade`` would."""
+    code = script if isinstance(script, str) else render(engine, script)
     body = "import alembic_versioning\n" + code.replace("\n    ", "\n")
     run_online(engine, lambda op: exec(body, {"op": op, "sa": sa}))

@@ -17,6 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy_continuum import VersioningManager, make_versioned, remove_versioning, version_class
 from sqlalchemy_continuum.plugins import PropertyModTrackerPlugin
+from sqlalchemy_continuum.transaction import TransactionBase
+
+from alembic_versioning import DELETE
 
 
 @dataclass
@@ -307,3 +310,108 @@ def joined_app(
         type("PlainDoc", (Base,), {**plain, "id": sa.Column(sa.Integer, primary_key=True, autoincrement=False)})
     with mapped(manager, Base):
         yield Base.metadata, manager, Item, Doc
+
+
+def bulk_change(engine: sa.Engine, app: App, *, via: str) -> None:
+    """One deterministic change of live rows: through Continuum's ORM, or raw SQL that bypasses it.
+
+    Updates (to and from NULL, one a no-op), a delete, a re-insert of a deleted key, a new
+    row, and a composite-key change.
+    """
+    article, translation = app.table("article"), app.table("translation")
+    version = app.version("Article")
+    tx = version.c[app.options.get("transaction_column_name", "transaction_id")]
+    with engine.connect() as conn:
+        live = conn.scalars(sa.select(article.c.id).order_by(article.c.id)).all()
+        newest = sa.select(version.c.id, sa.func.max(tx).label("tx")).group_by(version.c.id).subquery()
+        deleted = conn.scalars(
+            sa.select(version.c.id)
+            .join(newest, sa.and_(version.c.id == newest.c.id, tx == newest.c.tx))
+            .where(version.c.operation_type == DELETE)
+            .order_by(version.c.id)
+        ).all()
+        first_name = conn.scalar(sa.select(article.c.name).where(article.c.id == live[1]))
+    updates = {
+        live[0]: {"name": "bulk", "content": None},
+        live[1]: {"name": first_name},
+        live[2]: {"score": None, "content": "c"},
+    }
+    removed = live[3]
+    inserts = {100: {"name": "new", "score": 1}, **{i: {"name": "back"} for i in deleted[:1]}}
+    if via == "orm":
+        with Session(engine) as session:
+            for key, values in updates.items():
+                obj = session.get(app.Article, key)
+                for name, value in values.items():
+                    setattr(obj, name, value)
+            session.delete(session.get(app.Article, removed))
+            session.add_all([app.Article(id=key, **values) for key, values in inserts.items()])
+            session.get(app.Translation, (1, "en")).title = "bulk"  # type: ignore[union-attr]
+            session.commit()
+        return
+    with engine.begin() as conn:
+        for key, values in updates.items():
+            conn.execute(sa.update(article).where(article.c.id == key).values(values))
+        conn.execute(sa.delete(article).where(article.c.id == removed))
+        conn.execute(
+            sa.insert(article),
+            [{"id": key, "name": None, "content": None, "score": None, **v} for key, v in inserts.items()],
+        )
+        conn.execute(
+            sa.update(translation).where(translation.c.article_id == 1, translation.c.lang == "en").values(title="bulk")
+        )
+
+
+@contextmanager
+def native_app(engine: sa.Engine, plugins: tuple[Any, ...] = ()) -> Iterator[App]:
+    """The test models under native versioning, their tables and triggers created on ``engine``."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS hstore")  # the triggers' UPDATE check uses it
+    with versioned_app(native_versioning=True, mod_tracker=True, plugins=plugins) as app:
+        app.metadata.create_all(engine)
+        yield app
+
+
+@contextmanager
+def thing_app(
+    *,
+    table_args: dict[str, Any] | None = None,
+    custom_transaction: bool = False,
+    columns: dict[str, sa.types.TypeEngine[Any]] | None = None,
+) -> Iterator[Any]:
+    """One versioned model under its own manager: optionally in its own schema, or with its own
+    transaction class, table and sequence, or with more ``columns``."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    options: dict[str, Any] = {}
+    if custom_transaction:
+
+        class AuditTransaction(Base, TransactionBase):
+            __tablename__ = "audit_tx"
+            id = sa.Column(sa.BigInteger, sa.Sequence("audit_tx_id_seq"), primary_key=True)
+
+        options["transaction_cls"] = AuditTransaction
+    manager = VersioningManager(**options)
+    if custom_transaction:
+        AuditTransaction.__versioning_manager__ = manager  # type: ignore[attr-defined]
+    make_versioned(manager=manager, user_cls=None)
+    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
+
+    attributes = {name: sa.Column(type_) for name, type_ in (columns or {}).items()}
+    Thing = type(
+        "Thing",
+        (Base,),
+        {
+            "__tablename__": "thing",
+            "__table_args__": table_args or {},
+            "__versioned__": {},
+            "id": sa.Column(sa.Integer, primary_key=True, autoincrement=False),
+            "name": sa.Column(sa.String),
+            **attributes,
+        },
+    )
+
+    with mapped(manager, Base):
+        yield Base.metadata, Thing
