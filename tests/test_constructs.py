@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import sqlalchemy_continuum  # noqa: F401  (as in an application: it compiles BigInteger as INTEGER on SQLite)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 

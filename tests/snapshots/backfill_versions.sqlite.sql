@@ -28,7 +28,7 @@ WHERE article.id = latest.id));
 ANALYZE _av_backfill_pending;
 
 CREATE TEMPORARY TABLE _av_backfill_transaction (
-	id BIGINT
+	id INTEGER
 );
 
 INSERT INTO _av_backfill_transaction (id) SELECT (SELECT coalesce(max(highest.id), 0) + 1 AS anon_2
