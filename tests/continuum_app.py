@@ -307,3 +307,44 @@ def joined_app(
         type("PlainDoc", (Base,), {**plain, "id": sa.Column(sa.Integer, primary_key=True, autoincrement=False)})
     with mapped(manager, Base):
         yield Base.metadata, manager, Item, Doc
+
+
+@contextmanager
+def text_item_app(
+    *, concrete: bool, mod_tracker: bool = False
+) -> Iterator[tuple[sa.MetaData, VersioningManager, dict[str, type]]]:
+    """Continuum's own inheritance test models: ``Article`` and ``BlogPost`` subclasses of a
+    versioned ``TextItem``, under joined-table inheritance (the subclass tables keyed on
+    ``text_item.id``) or, with ``concrete``, concrete-table inheritance (each table whole, with
+    its own ``id``). Ids are autoincremented (SQLite reuses the highest deleted one).
+    Metadata, manager and the classes by name."""
+    manager = VersioningManager()
+    tracker = [PropertyModTrackerPlugin()] if mod_tracker else []
+    make_versioned(manager=manager, user_cls=None, plugins=tracker)
+
+    class Base(DeclarativeBase):
+        pass
+
+    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
+
+    class TextItem(Base):
+        __tablename__ = "text_item"
+        __versioned__: dict[str, Any] = {}
+        id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+        discriminator: Mapped[str | None] = mapped_column(sa.String(100))
+        __mapper_args__ = {"polymorphic_on": "discriminator", "polymorphic_identity": "text_item"}
+
+    def subclass(name: str, table: str, column: str) -> type:
+        key = sa.ForeignKey("text_item.id") if not concrete else None
+        attributes: dict[str, Any] = {
+            "__tablename__": table,
+            "__mapper_args__": {"polymorphic_identity": table, **({"concrete": True} if concrete else {})},
+            "id": sa.Column(sa.Integer, *([key] if key is not None else []), primary_key=True, autoincrement=True),
+            column: sa.Column(sa.String(255)),
+        }
+        return type(name, (TextItem,), attributes)
+
+    article = subclass("Article", "article", "name")
+    blog_post = subclass("BlogPost", "blog_post", "title")
+    with mapped(manager, Base):
+        yield Base.metadata, manager, {"TextItem": TextItem, "Article": article, "BlogPost": blog_post}
