@@ -10,7 +10,8 @@ The statements, in order (a bounded number per table, nothing read back):
    knows its size and the columns the closing join uses), and create a temporary one-row
    table with the new transaction id in it, only if some entity needs a version;
 3. insert the transaction record (and ``transaction_meta`` and ``transaction_changes`` rows) from it;
-4. validity strategy: close each affected entity's latest version with the new id;
+4. validity strategy: close each affected entity's latest version with the new id (in a joined-table
+   inheritance hierarchy, every table's version at the base table's latest transaction);
 5. insert the new versions;
 6. drop the temporary tables.
 
