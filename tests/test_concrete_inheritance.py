@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy_continuum import version_class
 
 from .continuum_app import text_item_app
 from .test_autogenerate import apply, ours, produce
@@ -111,4 +112,30 @@ def test_drift_in_one_table_is_repaired_in_that_table_only(engine: sa.Engine, ta
         assert not script.upgrade_ops.ops[-1].joined
         apply(engine, script)
         assert versions(engine, metadata) == expected
+        assert ours(produce(engine, metadata, **options)) == []
+
+
+def test_the_base_version_continuum_closes_for_a_subclass_is_reopened(engine: sa.Engine) -> None:
+    """Continuum, writing a version of Article 1, closes the open version of TextItem 1 (another
+    entity) with that transaction, so its own API reads TextItem 1 as gone: the check reports the
+    broken chain of ``text_item`` alone, and its repair reopens the version."""
+    with text_item_app(concrete=True) as (metadata, manager, m):
+        options = {"alembic_versioning": {"managers": [manager]}}
+        metadata.create_all(engine)
+        with Session(engine) as session:
+            session.add_all([m["TextItem"](id=1), m["Article"](id=1, name="a")])
+            session.commit()
+            session.get(m["Article"], 1).name = "a2"
+            session.commit()
+        articles = ranked(engine, metadata.tables["article_version"])
+        text_item_version = version_class(m["TextItem"])
+        with Session(engine) as session:
+            last = session.scalars(sa.select(text_item_version.transaction_id)).one() + 1
+            assert text_item_version.version_at(session, {"id": 1}, last) is None
+        script = produce(engine, metadata, **options)
+        assert [(name, table) for name, table, _ in ours(script)] == [("update_end_transaction_ids", "text_item")]
+        apply(engine, script)
+        assert ranked(engine, metadata.tables["article_version"]) == articles
+        with Session(engine) as session:
+            assert text_item_version.version_at(session, {"id": 1}, last).discriminator == "text_item"
         assert ours(produce(engine, metadata, **options)) == []

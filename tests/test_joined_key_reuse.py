@@ -196,3 +196,13 @@ def test_a_backfill_closes_the_other_class_as_continuum_does(engine: sa.Engine, 
     assert versions(engine, metadata) == expected
     assert readings(engine, app) == read
     assert ours(produce(engine, metadata, **options)) == []
+
+
+def test_joined_says_only_the_key_of_a_table() -> None:
+    from alembic_versioning import VersioningError
+    from alembic_versioning.operations import UpdateEndTransactionIdsOp
+
+    with pytest.raises(VersioningError, match=r"its \['primary_key'\], e.g. joined=\{'doc': \{'primary_key'"):
+        UpdateEndTransactionIdsOp("item", joined={"doc": {"columns": ["body"]}})
+    with pytest.raises(VersioningError, match="without 'item' itself"):
+        UpdateEndTransactionIdsOp("item", joined=["item"])
