@@ -107,6 +107,20 @@ def _association_tables(manager: Any) -> set[sa.Table]:
     }
 
 
+def _sharing_rows(mapper: Any) -> list[sa.Table]:
+    """The tables holding a row of each entity of ``mapper``'s class, the root's first: its own
+    and those of the ancestors it inherits rows from. Joined-table inheritance adds a table per
+    level (keyed like the root's); single-table inheritance shares the parent's; a concrete
+    class has a whole table of its own, with its own entities (its ancestors' rows are others)."""
+    tables: list[sa.Table] = []
+    for level in mapper.iterate_to_root():
+        if level.local_table not in tables:
+            tables.insert(0, level.local_table)
+        if level.concrete:
+            break
+    return tables
+
+
 def tables_from_manager(
     manager: Any, metadata: sa.MetaData | Sequence[sa.MetaData], default_schema: str | None = None
 ) -> list[VersionedTable]:
@@ -123,7 +137,7 @@ def tables_from_manager(
     for model, version_cls in manager.version_class_map.items():
         mapper = sa.inspect(model)
         live, version = mapper.local_table, version_cls.__table__
-        chain = [m.local_table.key for m in reversed(list(mapper.iterate_to_root())) if m.local_table in versioned]
+        chain = [table.key for table in _sharing_rows(mapper) if table in versioned]
         joined = set(chain)
         if len(joined) > 1:
             for key in joined:

@@ -10,6 +10,7 @@ from .execution import run
 from .model import VersionedTable
 from .operations import (
     BackfillVersionsOp,
+    HierarchyOp,
     UpdateEndTransactionIdsOp,
     UpdateModFlagsOp,
     VacuumVersionsOp,
@@ -34,7 +35,11 @@ def update_end_transaction_ids(operations: Operations, op: UpdateEndTransactionI
             f"column: table {table.name!r} uses the subquery strategy, which has no end ids to "
             f"repair. Pass end_transaction_column_name=... if the column is renamed."
         )
-    run(operations, op.op_name, table, [writers_lock(operations, table), end_transaction_update(table)], "rows updated")
+    catalog = Catalog(operations)
+    joined = [_joined_table(operations, catalog, op, table, name)[1] for name in op.joined]
+    statements: list[sa.Executable] = [writers_lock(operations, table, *joined), end_transaction_update(table)]
+    statements += [end_transaction_update(t, base=table) for t in joined if t.strategy == "validity"]
+    run(operations, op.op_name, table, statements, "rows updated", counted=range(1, len(statements)))
 
 
 @Operations.implementation_for(UpdateModFlagsOp)
@@ -110,30 +115,27 @@ def _joined_part(
 
 
 def _joined_table(
-    operations: Operations, catalog: Catalog, op: VersionedDataOp, base: VersionedTable, name: str
-) -> tuple[VersionedDataOp, VersionedTable]:
+    operations: Operations, catalog: Catalog, op: HierarchyOp, base: VersionedTable, name: str
+) -> tuple[HierarchyOp, VersionedTable]:
     """The table ``name`` of ``op``'s hierarchy (``joined``), described like ``op``'s own table:
     from the database online; offline from what ``joined`` says of it, else ``target_metadata``;
     with an op of the same kind on it alone."""
-    about = op.joined[name]
-    joined = type(op)(
-        name,
-        schema=op.schema,
-        naming=op.naming,
-        strategy=op.strategy,
-        primary_key=about.get("primary_key"),
-        columns=about.get("columns"),
-        mod_columns=about.get("mod_columns"),
-    )
+    joined = type(op)(name, schema=op.schema, naming=op.naming, strategy=op.strategy, **op.joined[name])
     version_name = op.naming.version_table_name(name)
     if not catalog.online and not joined.describes_table() and catalog.table(version_name, op.schema) is None:
+        described = ", ".join(f"{k!r}: [...]" for k in op.joined_keys)
         raise VersioningError(
             f"Offline mode cannot reflect {version_name!r} (joined table {name!r} of table {op.table_name!r}) "
             f"and the migration's target_metadata does not hold it: describe it, joined={{{name!r}: "
-            f"{{'primary_key': [...], 'columns': [...], 'mod_columns': [...]}}}}, or give env.py's "
-            f"context.configure() the target_metadata."
+            f"{{{described}}}}}, or give env.py's context.configure() the target_metadata."
         )
-    table = resolve(operations, joined, columns=joined.columns, mod_columns=joined.mod_columns)
+    data = joined if isinstance(joined, VersionedDataOp) else None
+    table = resolve(
+        operations,
+        joined,
+        columns=data.columns if data is not None else None,
+        mod_columns=data.mod_columns if data is not None else None,
+    )
     if len(table.primary_key) != len(base.primary_key) or not base.primary_key:
         raise VersioningError(
             f"joined={list(op.joined)} for table {op.table_name!r}: {name!r} has the primary key "

@@ -184,6 +184,12 @@ class UpdateEndTransactionIdsOp(VersionedTableOp):
     """Recompute the validity strategy's end-transaction column of a version table."""
 
     op_name = "update_end_transaction_ids"
+    #: What ``joined=`` may say of a table.
+    joined_keys: tuple[str, ...] = ("primary_key",)
+
+    def __init__(self, table_name: str, *, joined: Joined = (), **kw: Any) -> None:
+        super().__init__(table_name, **kw)
+        self.joined = joined_tables(table_name, joined, self.joined_keys)
 
     @classmethod
     def update_end_transaction_ids(
@@ -194,6 +200,7 @@ class UpdateEndTransactionIdsOp(VersionedTableOp):
         schema: str | None = None,
         primary_key: Sequence[str] | None = None,
         strategy: Strategy | None = None,
+        joined: Joined = (),
         **naming: Unpack[NamingOptions],
     ) -> None:
         """Rebuild ``end_transaction_id`` of ``table_name``'s version table.
@@ -202,8 +209,19 @@ class UpdateEndTransactionIdsOp(VersionedTableOp):
         transaction id and the last version's becomes NULL; only differing rows are written.
         ``strategy="validity"`` tells an offline run so where ``target_metadata`` (another
         revision) shows the subquery strategy.
+
+        ``joined`` names the other versioned tables of a joined-table inheritance hierarchy whose
+        base table is ``table_name`` (same schema): their versions end where the base table's
+        version of the same transaction ends, as Continuum writes them, even when the entity's
+        next version has no row in their table (its key reused by another class). Offline, a
+        mapping ``{name: {"primary_key": [...]}}`` describes them.
         """
-        cls.run(operations, table_name, naming, schema=schema, primary_key=primary_key, strategy=strategy)
+        cls.run(
+            operations, table_name, naming, schema=schema, primary_key=primary_key, strategy=strategy, joined=joined
+        )
+
+    def arguments(self) -> dict[str, Any]:
+        return {**super().arguments(), **joined_argument(self.joined)}
 
 
 @Operations.register_operation("update_mod_flags")
@@ -285,27 +303,32 @@ class UpdateModFlagsOp(VersionedTableOp):
         return kwargs
 
 
-#: ``joined=`` of ``backfill_versions`` and ``vacuum_versions``: table names, or names mapped to their description.
+#: ``joined=`` of ``backfill_versions``, ``vacuum_versions`` and ``update_end_transaction_ids``: table
+#: names, or names mapped to their description.
 Joined = Sequence[str] | Mapping[str, Mapping[str, Sequence[str]]]
-#: What ``joined=`` may say of a table.
+#: What ``joined=`` of ``backfill_versions`` and ``vacuum_versions`` may say of a table.
 JOINED_KEYS = ("primary_key", "columns", "mod_columns")
 
 
-def joined_tables(table_name: str, joined: Joined) -> dict[str, dict[str, tuple[str, ...]]]:
-    """``joined=`` checked, as a mapping of each table's name to what it says of the table."""
+def joined_tables(
+    table_name: str, joined: Joined, keys: Sequence[str] = JOINED_KEYS
+) -> dict[str, dict[str, tuple[str, ...]]]:
+    """``joined=`` checked, as a mapping of each table's name to what it says of the table
+    (``keys``: what it may say)."""
     if isinstance(joined, Mapping):
         about: Mapping[str, Any] = joined
     else:
         about = {name: {} for name in names("joined", joined, table_name, "doc") or ()}
     wrong = any(
-        not isinstance(name, str) or not name or not isinstance(described, Mapping) or set(described) - set(JOINED_KEYS)
+        not isinstance(name, str) or not name or not isinstance(described, Mapping) or set(described) - set(keys)
         for name, described in about.items()
     )
     if table_name in about or wrong:
+        example = {"primary_key": ["id"], "columns": ["body"]}
         raise VersioningError(
             f"joined={joined!r} for table {table_name!r}: list the other tables of its joined-table "
             f"inheritance hierarchy, without {table_name!r} itself, e.g. joined=['doc'], or map each to "
-            f"its {list(JOINED_KEYS)}, e.g. joined={{'doc': {{'primary_key': ['id'], 'columns': ['body']}}}}."
+            f"its {list(keys)}, e.g. joined={ {'doc': {k: v for k, v in example.items() if k in keys}} }."
         )
     return {
         name: {k: names(f"joined[{name!r}][{k!r}]", v, table_name) or () for k, v in described.items()}
@@ -313,11 +336,21 @@ def joined_tables(table_name: str, joined: Joined) -> dict[str, dict[str, tuple[
     }
 
 
+def joined_argument(joined: Mapping[str, Mapping[str, Sequence[str]]]) -> dict[str, Any]:
+    """``joined=`` as it recreates ``joined`` (none when empty): a list of names, or a mapping
+    where it describes the tables."""
+    if any(joined.values()):
+        return {"joined": {name: {k: list(v) for k, v in about.items()} for name, about in joined.items()}}
+    return {"joined": list(joined)} if joined else {}
+
+
 class VersionedDataOp(VersionedTableOp):
     """An op that reads every versioned data column: offline, without ``target_metadata``,
     it needs them listed (``columns``, and ``mod_columns`` for those with flags)."""
 
     reads_data = True
+    #: What ``joined=`` may say of a table.
+    joined_keys: tuple[str, ...] = JOINED_KEYS
 
     def __init__(
         self,
@@ -331,7 +364,7 @@ class VersionedDataOp(VersionedTableOp):
         super().__init__(table_name, **kw)
         self.columns = names("columns", columns, table_name, "name")
         self.mod_columns = names("mod_columns", mod_columns, table_name, "name")
-        self.joined = joined_tables(table_name, joined)
+        self.joined = joined_tables(table_name, joined, self.joined_keys)
 
     def describes_table(self) -> bool:
         return self.primary_key is not None and self.columns is not None and bool(self.primary_key or self.columns)
@@ -341,11 +374,12 @@ class VersionedDataOp(VersionedTableOp):
         for name in ("columns", "mod_columns"):
             if getattr(self, name) is not None:
                 kwargs[name] = list(getattr(self, name))
-        if any(self.joined.values()):
-            kwargs["joined"] = {name: {k: list(v) for k, v in about.items()} for name, about in self.joined.items()}
-        elif self.joined:
-            kwargs["joined"] = list(self.joined)
+        kwargs.update(joined_argument(self.joined))
         return kwargs
+
+
+#: The ops that take ``joined=``: the other tables of a joined-table inheritance hierarchy.
+HierarchyOp = VersionedDataOp | UpdateEndTransactionIdsOp
 
 
 @Operations.register_operation("backfill_versions")

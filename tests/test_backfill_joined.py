@@ -21,15 +21,9 @@ from sqlalchemy_continuum.plugins import PropertyModTrackerPlugin
 
 from alembic_versioning import VersioningError
 
-from .support.apps import joined_app, mapped
+from .support.apps import VARIANTS, joined_app, mapped, ranked, versions
 from .support.autogen import apply, ours, produce
 from .support.migrate import render_offline, run, run_online
-
-VARIANTS: dict[str, dict[str, Any]] = {
-    "validity": {"mod_tracker": True},
-    "subquery": {"mod_tracker": True, "strategy": "subquery"},
-    "no-tracker": {},
-}
 
 #: The raw SQL making the same changes as :func:`change_through_orm`, bypassing Continuum.
 RAW_CHANGES = [
@@ -73,28 +67,6 @@ def change_raw(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         for statement in RAW_CHANGES:
             conn.exec_driver_sql(statement)
-
-
-def versions(engine: sa.Engine, metadata: sa.MetaData) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of both version tables, transaction ids replaced by their rank."""
-    found: dict[str, list[tuple[Any, ...]]] = {}
-    with engine.connect() as conn:
-        ids = sorted(
-            {
-                r[0]
-                for t in ("item_version", "doc_version")
-                for r in conn.execute(sa.select(metadata.tables[t].c.transaction_id))
-            }
-        )
-        rank = {tx: i for i, tx in enumerate(ids)}
-        for name in ("item_version", "doc_version"):
-            table = metadata.tables[name]
-            rows = conn.execute(sa.select(table).order_by(table.c.id, table.c.transaction_id)).mappings()
-            found[name] = [
-                tuple(rank.get(v, v) if k in ("transaction_id", "end_transaction_id") else v for k, v in row.items())
-                for row in rows
-            ]
-    return found
 
 
 def backfill(**kw: Any) -> Callable[[Any], None]:
@@ -319,13 +291,3 @@ def test_a_deeper_hierarchy_through_autogenerate(engine: sa.Engine) -> None:
             assert ours(produce(engine, metadata, alembic_versioning={"managers": [manager]})) == []
 
         assert written(raw_then_autogenerate) == written(through_orm)
-
-
-def ranked(engine: sa.Engine, table: sa.Table) -> list[tuple[Any, ...]]:
-    """``table``'s rows, transaction ids replaced by their rank among the table's own."""
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(table).order_by(table.c.id, table.c.transaction_id)).mappings().all()
-    ids = sorted({row["transaction_id"] for row in rows})
-    ranks = {tx: i for i, tx in enumerate(ids)}
-    ids_of = ("transaction_id", "end_transaction_id")
-    return [tuple(ranks.get(v, v) if k in ids_of else v for k, v in row.items()) for row in rows]

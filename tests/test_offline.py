@@ -14,17 +14,11 @@ from alembic.migration import MigrationContext
 from alembic_versioning import VersioningError
 
 from .support.apps import keyless_links, thing_app, versioned_app, write_history
-from .support.autogen import produce
+from .support.autogen import produce, render_generated
 from .support.migrate import execute_script, render_offline
 
 #: A bound parameter in named style (``:name``), not a ``::type`` cast.
 BOUND_PARAMETER = re.compile(r"(?<![:\w]):[A-Za-z_]\w*")
-
-
-def render_generated(engine: sa.Engine, code: str, **opts: Any) -> str:
-    """The ``--sql`` script of a generated ``upgrade()`` body."""
-    body = "import alembic_versioning\n" + code.replace("\n    ", "\n")
-    return render_offline(engine, lambda op: exec(body, {"op": op, "sa": sa}), **opts)
 
 
 def test_scripts_need_no_literal_binds(engine: sa.Engine) -> None:

@@ -17,9 +17,8 @@ from sqlalchemy.orm import Session
 
 from alembic_versioning import VersioningError
 
-from .support.apps import joined_app
+from .support.apps import VARIANTS, joined_app, versions
 from .support.migrate import run
-from .test_backfill_joined import VARIANTS, versions
 
 
 def write(engine: sa.Engine, metadata: sa.MetaData, item: type, doc: type, extra: bool) -> None:

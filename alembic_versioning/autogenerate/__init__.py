@@ -57,7 +57,9 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
             if reflected is None:
                 untouched = [t for t in pairs if not changes.touches(t)]
                 reflected = ReflectedTables(autogen_context.inspector, untouched)
-            upgrade.append((table, drift_ops(connection, reflected, table, options, joined, unflagged)))
+            base = tables.get(table.joined_base) if table.joined_base else None
+            base = base if base is not None and base.schema == table.schema else None
+            upgrade.append((table, drift_ops(connection, reflected, table, options, joined, unflagged, base)))
     downgrade += unversioned_repairs(autogen_context, upgrade_ops, changes, tables, options)
     for table, repairs in joined_repairs(downgrade, tables, lambda table: as_downgrade_leaves(table, changes)):
         # first in the upgrade, in reverse: the downgrade runs them last, in order

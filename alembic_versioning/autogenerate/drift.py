@@ -42,11 +42,13 @@ def drift_ops(
     options: Options,
     joined: Sequence[VersionedTable] | None = None,
     unflagged: Collection[str] = (),
+    base: VersionedTable | None = None,
 ) -> list[VersionedTableOp]:
     """The repairs ``table``'s data needs, each carrying what was found (in run order).
 
     A table of a joined-table inheritance hierarchy has its futile versions counted across the
-    hierarchy, on its base table, with the other tables ``joined`` (none: not counted). The mod
+    hierarchy, on its base table, with the other tables ``joined`` (none: not counted), and its
+    chain compared with its ``base`` table's, where that can be read (else with its own). The mod
     flags of the ``unflagged`` columns are not checked (see :func:`.pairs.auto_updated_columns`).
 
     The columns are compared in the types the database holds them in (``reflected``), as the repairs do."""
@@ -62,6 +64,7 @@ def drift_ops(
             chains=options.enabled("chains"),
             mod_flags=options.enabled("mod_flags"),
             futile=options.enabled("vacuum") and not table.joined_with,
+            base=base if base is not None and reflected.has_table(base.version_name, base.schema) else None,
         )
     ).one()
     futile = counts.futile

@@ -28,7 +28,10 @@ def make_op(cls: type[Op], table: VersionedTable, finding: str, **extra: Any) ->
     return op
 
 
-def joined_description(tables: Sequence[VersionedTable | VersionedDataOp]) -> dict[str, dict[str, Any]]:
-    """``joined=`` describing ``tables`` (or the tables of ops) explicitly, as generated ops do."""
-    ops = [t if isinstance(t, VersionedDataOp) else make_op(BackfillVersionsOp, t, "") for t in tables]
-    return {op.table_name: {k: v for k, v in op.arguments().items() if k in JOINED_KEYS} for op in ops}
+def joined_description(
+    tables: Sequence[VersionedTable | VersionedTableOp], keys: Sequence[str] = JOINED_KEYS
+) -> dict[str, dict[str, Any]]:
+    """``joined=`` describing ``tables`` (or the tables of ops) explicitly, as generated ops do
+    (``keys``: what the op's ``joined=`` says of a table)."""
+    ops = [t if isinstance(t, VersionedTableOp) else make_op(BackfillVersionsOp, t, "") for t in tables]
+    return {op.table_name: {k: v for k, v in op.arguments().items() if k in keys} for op in ops}

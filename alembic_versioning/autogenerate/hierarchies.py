@@ -1,9 +1,10 @@
-"""Joined-table inheritance: one backfill and one vacuum per hierarchy, on its base table.
+"""Joined-table inheritance: one chain repair, one backfill and one vacuum per hierarchy, on its base table.
 
-Continuum writes every table of a hierarchy at each version of an entity, so the backfills (and
-the vacuums) the tables of one hierarchy need become one ``backfill_versions(base, joined=...)``
-(one ``vacuum_versions(base, joined=...)``), placed after the repairs of the hierarchy's last
-table. A hierarchy the migration cannot repair as a whole (a table of it skipped, or in another
+Continuum writes every table of a hierarchy at each version of an entity, and its end id to each
+of them, so the backfills (the vacuums, the chain repairs) the tables of one hierarchy need become
+one ``backfill_versions(base, joined=...)`` (one ``vacuum_versions(base, joined=...)``, one
+``update_end_transaction_ids(base, joined=...)``), placed after the repairs of the hierarchy's
+last table. A hierarchy the migration cannot repair as a whole (a table of it skipped, or in another
 schema than the base) gets none: the repair is left out (``LeftOutOp``), with a warning naming the fix.
 """
 
@@ -17,10 +18,11 @@ from alembic import util
 from ..model import VersionedTable
 from ..operations import (
     BackfillVersionsOp,
+    HierarchyOp,
     LeftOutOp,
     Repair,
+    UpdateEndTransactionIdsOp,
     VacuumVersionsOp,
-    VersionedDataOp,
     joined_tables,
 )
 from .factory import joined_description, make_op
@@ -28,7 +30,7 @@ from .factory import joined_description, make_op
 Found = list[tuple[VersionedTable, Sequence[Repair]]]
 Describe = Callable[[VersionedTable], VersionedTable | None]
 #: The ops merged per hierarchy, in the order they run.
-MERGED: tuple[type[VersionedDataOp], ...] = (VacuumVersionsOp, BackfillVersionsOp)
+MERGED: tuple[type[HierarchyOp], ...] = (UpdateEndTransactionIdsOp, VacuumVersionsOp, BackfillVersionsOp)
 
 
 def hierarchy_of(tables: dict[str, VersionedTable], base: VersionedTable) -> list[VersionedTable] | None:
@@ -38,12 +40,12 @@ def hierarchy_of(tables: dict[str, VersionedTable], base: VersionedTable) -> lis
 
 
 def joined_repairs(found: Found, tables: dict[str, VersionedTable], describe: Describe = lambda table: table) -> Found:
-    """``found`` (each versioned table with its repairs, in order) with the backfills and the
-    vacuums of the tables of a joined-table inheritance hierarchy merged into one of each on its
-    base table, right after the hierarchy's last table. ``describe`` gives a table of the hierarchy
+    """``found`` (each versioned table with its repairs, in order) with the chain repairs, the
+    backfills and the vacuums of the tables of a joined-table inheritance hierarchy merged into one
+    of each on its base table, right after the hierarchy's last table. ``describe`` gives a table of the hierarchy
     without an op of its own as the repairs find it (a downgrade's: as the downgrade leaves it;
     ``None``: not versioned then). ``tables``: every versioned table compared, by qualified name."""
-    groups: dict[str, list[VersionedDataOp]] = {}
+    groups: dict[str, list[HierarchyOp]] = {}
     last: dict[str, int] = {}
     first: dict[str, VersionedTable] = {}
     result: Found = []
@@ -64,8 +66,8 @@ def joined_repairs(found: Found, tables: dict[str, VersionedTable], describe: De
 
 
 def _merged(
-    tables: dict[str, VersionedTable], base: str, ops: Sequence[VersionedDataOp], describe: Describe
-) -> VersionedDataOp | LeftOutOp | None:
+    tables: dict[str, VersionedTable], base: str, ops: Sequence[HierarchyOp], describe: Describe
+) -> HierarchyOp | LeftOutOp | None:
     """One op of the hierarchy of ``base`` for ``ops`` (its tables' own, of one kind), ``None``
     without ops, or, when the hierarchy cannot be repaired as a whole here, the first of ``ops``
     left out, with a warning."""
@@ -91,7 +93,8 @@ def _merged(
     # each table as its own op describes it, else as ``describe`` does (left out: not versioned then)
     members = [own.get(tables[key].name) or describe(tables[key]) for key in root.joined_with]
     merged = found or make_op(type(ops[0]), described, "")
-    merged.joined = joined_tables(root.name, joined_description([m for m in members if m is not None]))
+    keys = merged.joined_keys
+    merged.joined = joined_tables(root.name, joined_description([m for m in members if m is not None], keys), keys)
     merged.finding = finding
     if isinstance(merged, BackfillVersionsOp):  # which classes changed is in the rows; every one of them
         classes = {*root.entity_names, *(name for key in root.joined_with for name in tables[key].entity_names)}

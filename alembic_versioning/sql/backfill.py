@@ -10,7 +10,8 @@ The statements, in order (a bounded number per table, nothing read back):
    knows its size and the columns the closing join uses), and create a temporary one-row
    table with the new transaction id in it, only if some entity needs a version;
 3. insert the transaction record (and ``transaction_meta`` and ``transaction_changes`` rows) from it;
-4. validity strategy: close each affected entity's latest version with the new id;
+4. validity strategy: close each affected entity's latest version with the new id (in a joined-table
+   inheritance hierarchy, every table's version at the base table's latest transaction);
 5. insert the new versions;
 6. drop the temporary tables.
 
@@ -384,8 +385,9 @@ def backfill_statements(
     if record.changes_table is not None:
         statements += _record_rows(record.changes_table, new_tx, ["entity_name"], [(n,) for n in record.entity_names])
     inserting = []
-    for part, pending in paired:
-        statements += _write_versions(part, pending, record, new_id, sa.exists().select_from(new_tx))
+    for i, (part, pending) in enumerate(paired):
+        base = paired[0] if i else None  # the hierarchy's chain is its base table's
+        statements += _write_versions(part, pending, record, new_id, sa.exists().select_from(new_tx), base)
         inserting.append(len(statements) - 1)
     statements += [sa.schema.DropTable(t) for t in (new_tx, *pendings)]
     return statements, inserting
@@ -457,10 +459,21 @@ def _record_rows(
 
 
 def _write_versions(
-    part: BackfillPart, pending: sa.Table, record: TransactionRecord, new_id: Any, has_new: ColumnElement[bool]
+    part: BackfillPart,
+    pending: sa.Table,
+    record: TransactionRecord,
+    new_id: Any,
+    has_new: ColumnElement[bool],
+    base: tuple[BackfillPart, sa.Table] | None = None,
 ) -> list[sa.Executable]:
     """Close the latest versions (validity strategy), bring native versioning's own up to date,
-    and insert the new versions of ``part``, the last statement."""
+    and insert the new versions of ``part``, the last statement.
+
+    In another table of a joined-table inheritance hierarchy than its ``base`` (with the base
+    table's pending versions), the versions closed are those of the base table's latest
+    transaction of each entity it writes, as Continuum closes them (the base table's chain is
+    the entity's: see :mod:`~alembic_versioning.sql.chains`), not necessarily the table's own
+    latest (older where another class of the hierarchy reused the key since)."""
     table, data = part.table, part.data
     names = table.naming
     version = table.version_table()
@@ -475,12 +488,19 @@ def _write_versions(
     if table.strategy == "validity":
         tx, end = version.c[names.transaction_column_name], version.c[names.end_transaction_column_name]
         close = sa.update(version).values({end: new_id})
-        statements.append(
-            UpdateAtAddresses.of(
-                close.where(AddressIn(version, sa.select(pending.c[LATEST_ROW]).where(*elsewhere)), has_new),
-                close.where(*same_entity(table, version.c, pending.c), tx == pending.c[LATEST_TX], *elsewhere, has_new),
+        if base is not None:  # UPDATE ... FROM the base table's pending versions (never native versioning's)
+            chain, latest = base[0].table, base[1].c
+            entity = same_entity_across(table, version.c, chain, latest)
+            statements.append(close.where(*entity, tx == latest[LATEST_TX], has_new))
+        else:
+            statements.append(
+                UpdateAtAddresses.of(
+                    close.where(AddressIn(version, sa.select(pending.c[LATEST_ROW]).where(*elsewhere)), has_new),
+                    close.where(
+                        *same_entity(table, version.c, pending.c), tx == pending.c[LATEST_TX], *elsewhere, has_new
+                    ),
+                )
             )
-        )
     if record.reuse is not None:
         statements.append(merge_into_own_version(table, version, pending, data, own))
     new_values: dict[str, ColumnElement[Any]] = {k: pending.c[k] for k in table.entity_key}

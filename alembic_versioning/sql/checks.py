@@ -15,7 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ..model import DELETE, INSERT, UPDATE, VersionedTable
 from .backfill import OPERATION, pending_versions
-from .chains import broken_link
+from .chains import base_chain, broken_link, with_base
 from .constructs import constant
 from .history import history
 from .mod_flags import missing_flags
@@ -26,23 +26,29 @@ def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
     return sa.func.coalesce(sa.func.sum(sa.case((condition, constant(1)), else_=constant(0))), constant(0))
 
 
-def history_check(table: VersionedTable, *, chains: bool, mod_flags: bool, futile: bool) -> sa.Select[Any]:
+def history_check(
+    table: VersionedTable, *, chains: bool, mod_flags: bool, futile: bool, base: VersionedTable | None = None
+) -> sa.Select[Any]:
     """One row: ``broken_links``, ``missing_flags``, ``futile`` (0 for the kinds not asked for).
 
     Association tables get no chain check: Continuum never fills their end ids (it reads them
-    with ``max(transaction_id)``). Missing flags are flags the data proves missing (see
+    with ``max(transaction_id)``). The chain of a table of a joined-table inheritance hierarchy
+    is its ``base`` table's, as ``update_end_transaction_ids(base, joined=[...])`` repairs it (see
+    :mod:`~alembic_versioning.sql.chains`). Missing flags are flags the data proves missing (see
     :func:`~alembic_versioning.sql.mod_flags.missing_flags`), so histories Continuum wrote count none.
     """
     flags = mod_flags and bool(table.mod_columns)
     chains = chains and table.strategy == "validity" and not table.association
     lagged = table.columns if futile else table.mod_columns if flags else ()  # chains alone: narrow
     h = history(table, table.version_table(), lagged, next_tx=chains, previous_tx=flags, previous_op=futile)
+    chain = base_chain(base) if chains and base is not None else None
     zero = constant(0)
-    return sa.select(
-        (_count(broken_link(h)) if chains else zero).label("broken_links"),
+    counts = sa.select(
+        (_count(broken_link(h, chain)) if chains else zero).label("broken_links"),
         (_count(missing_flags(h, table.mod_columns)) if flags else zero).label("missing_flags"),
         (_count(is_futile(h, table.columns)) if futile else zero).label("futile"),
     )
+    return counts.select_from(with_base(h, chain)) if chain is not None else counts
 
 
 def backfill_check(table: VersionedTable, live: sa.Table, columns: Sequence[str]) -> sa.Select[Any]:

@@ -415,3 +415,84 @@ def thing_app(
 
     with mapped(manager, Base):
         yield Base.metadata, Thing
+
+
+@contextmanager
+def text_item_app(
+    *, concrete: bool, mod_tracker: bool = False
+) -> Iterator[tuple[sa.MetaData, VersioningManager, dict[str, type]]]:
+    """Continuum's own inheritance test models: ``Article`` and ``BlogPost`` subclasses of a
+    versioned ``TextItem``, under joined-table inheritance (the subclass tables keyed on
+    ``text_item.id``) or, with ``concrete``, concrete-table inheritance (each table whole, with
+    its own ``id``). Ids are autoincremented (SQLite reuses the highest deleted one).
+    Metadata, manager and the classes by name."""
+    manager = VersioningManager()
+    tracker = [PropertyModTrackerPlugin()] if mod_tracker else []
+    make_versioned(manager=manager, user_cls=None, plugins=tracker)
+
+    class Base(DeclarativeBase):
+        pass
+
+    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
+
+    class TextItem(Base):
+        __tablename__ = "text_item"
+        __versioned__: dict[str, Any] = {}
+        id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+        discriminator: Mapped[str | None] = mapped_column(sa.String(100))
+        __mapper_args__ = {"polymorphic_on": "discriminator", "polymorphic_identity": "text_item"}
+
+    def subclass(name: str, table: str, column: str) -> type:
+        key = sa.ForeignKey("text_item.id") if not concrete else None
+        attributes: dict[str, Any] = {
+            "__tablename__": table,
+            "__mapper_args__": {"polymorphic_identity": table, **({"concrete": True} if concrete else {})},
+            "id": sa.Column(sa.Integer, *([key] if key is not None else []), primary_key=True, autoincrement=True),
+            column: sa.Column(sa.String(255)),
+        }
+        return type(name, (TextItem,), attributes)
+
+    article = subclass("Article", "article", "name")
+    blog_post = subclass("BlogPost", "blog_post", "title")
+    with mapped(manager, Base):
+        yield Base.metadata, manager, {"TextItem": TextItem, "Article": article, "BlogPost": blog_post}
+
+
+#: Continuum options of the joined-table inheritance tests.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "validity": {"mod_tracker": True},
+    "subquery": {"mod_tracker": True, "strategy": "subquery"},
+    "no-tracker": {},
+}
+
+
+def versions(engine: sa.Engine, metadata: sa.MetaData) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of both version tables, transaction ids replaced by their rank."""
+    found: dict[str, list[tuple[Any, ...]]] = {}
+    with engine.connect() as conn:
+        ids = sorted(
+            {
+                r[0]
+                for t in ("item_version", "doc_version")
+                for r in conn.execute(sa.select(metadata.tables[t].c.transaction_id))
+            }
+        )
+        rank = {tx: i for i, tx in enumerate(ids)}
+        for name in ("item_version", "doc_version"):
+            table = metadata.tables[name]
+            rows = conn.execute(sa.select(table).order_by(table.c.id, table.c.transaction_id)).mappings()
+            found[name] = [
+                tuple(rank.get(v, v) if k in ("transaction_id", "end_transaction_id") else v for k, v in row.items())
+                for row in rows
+            ]
+    return found
+
+
+def ranked(engine: sa.Engine, table: sa.Table) -> list[tuple[Any, ...]]:
+    """``table``'s rows, transaction ids replaced by their rank among the table's own."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(table).order_by(table.c.id, table.c.transaction_id)).mappings().all()
+    ids = sorted({row["transaction_id"] for row in rows})
+    ranks = {tx: i for i, tx in enumerate(ids)}
+    ids_of = ("transaction_id", "end_transaction_id")
+    return [tuple(ranks.get(v, v) if k in ids_of else v for k, v in row.items()) for row in rows]

@@ -11,7 +11,7 @@ from alembic.operations import ops as alembic_ops
 
 from alembic_versioning import LeftOutOp, VersionedTableOp
 
-from .migrate import run_online
+from .migrate import render_offline, run_online
 
 PLUGINS = ["alembic.autogenerate.*", "alembic_versioning.*"]
 
@@ -61,3 +61,9 @@ def apply(engine: sa.Engine, script: alembic_ops.MigrationScript | str) -> None:
     code = script if isinstance(script, str) else render(engine, script)
     body = "import alembic_versioning\n" + code.replace("\n    ", "\n")
     run_online(engine, lambda op: exec(body, {"op": op, "sa": sa}))
+
+
+def render_generated(engine: sa.Engine, code: str, **opts: Any) -> str:
+    """The ``--sql`` script of a generated ``upgrade()`` body."""
+    body = "import alembic_versioning\n" + code.replace("\n    ", "\n")
+    return render_offline(engine, lambda op: exec(body, {"op": op, "sa": sa}), **opts)
