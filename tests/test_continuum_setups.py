@@ -962,7 +962,7 @@ SETUPS: dict[str, Setup] = {
     "joined": JOINED,
     "multi-level": MULTI,
     "multi-level-mod-tracker": replace(MULTI, app=lambda: build(multi_level), xfail=SIBLING_FLAGS),
-    "concrete": replace(CONCRETE, xfail="concrete inheritance treated as joined (being fixed)"),
+    "concrete": CONCRETE,
     "many-to-many": MANY_TO_MANY,
     "association-class": PUBLISHED,
     "schema": SCHEMA,
