@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -131,8 +132,9 @@ def repairs(names: Names) -> Any:
     return call
 
 
-def apply_with_client(engine: sa.Engine, script: str, cwd: Path) -> None:
-    """Apply an offline script as a user would: ``sqlite3 -bail`` or ``psql -1 -v ON_ERROR_STOP=1``."""
+def apply_with_client(engine: sa.Engine, script: str, cwd: Path, *, fails: bool = False) -> str:
+    """Apply an offline script as a user would, ``sqlite3 -bail`` or ``psql -1 -v ON_ERROR_STOP=1``
+    (stopping at the first error, and failing then unless it ``fails``): the client's errors."""
     url = engine.url
     if engine.dialect.name == "sqlite":
         command, env = ["sqlite3", "-bail", str(url.database)], dict(os.environ)
@@ -143,7 +145,8 @@ def apply_with_client(engine: sa.Engine, script: str, cwd: Path) -> None:
     if shutil.which(command[0]) is None:
         pytest.fail(f"the {command[0]} client is not installed (Debian: apt-get install sqlite3 postgresql-client)")
     done = subprocess.run(command, input=script, text=True, capture_output=True, cwd=cwd, env=env, timeout=60)
-    assert done.returncode == 0, done.stderr
+    assert (done.returncode != 0) == fails, done.stderr
+    return done.stderr
 
 
 @dataclass
@@ -261,6 +264,36 @@ def test_hostile_names_repair_as_plain_names(
     """The four operations under a hostile name leave the rows they leave under plain names."""
     expected = plain_outcome(dialect, mode, names.schema is not None, request, tmp_path / "plain")
     assert repaired(dialect, mode, names, request, tmp_path) == expected
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_sequence_hint_names_hostile_tables_as_psql_reads_them(
+    mode: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Behind a sequence that lags the transaction ids, the backfill stops with the ``setval``
+    to run: its names quoted as psql reads them (a ``%`` was written ``%%``), so it runs as given."""
+    names = Names(table=TABLES[3], column=COLUMNS[3], schema=SCHEMAS[2])
+    with empty_database("postgresql", names, request, tmp_path) as engine, thing_app(names) as (metadata, model):
+        metadata.create_all(engine)
+        write_history(engine, model, names.column)
+        with engine.begin() as conn:  # Continuum's sequence is in the default schema
+            conn.exec_driver_sql("SELECT setval('transaction_id_seq', 1)")
+            conn.execute(sa.update(model.__table__).values({names.column: "raw"}))
+        backfill = lambda op: op.backfill_versions(names.table, schema=names.schema)  # noqa: E731
+        if mode == "online":
+            with pytest.raises(sa.exc.DatabaseError) as stopped:
+                run_online(engine, backfill)
+            error = str(stopped.value.orig)
+        else:
+            error = apply_with_client(
+                engine, render_offline(engine, backfill, target_metadata=metadata), tmp_path, fails=True
+            )
+        hint = re.search(r"SELECT setval\(.*?\);", error)
+        assert hint is not None, error
+        assert "%%" not in hint.group(0)
+        with engine.begin() as conn:  # the fix as the message names it, as psql would run it
+            conn.connection.driver_connection.execute(hint.group(0))
+        run_online(engine, backfill)
 
 
 def _statements(code: str) -> list[str]:
