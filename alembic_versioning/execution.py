@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic.operations import Operations
 
+from .comments import one_line
 from .model import VersionedTable
 
 log = logging.getLogger("alembic.runtime.migration")
@@ -26,11 +27,14 @@ def run(
     ``BEGIN`` and ``COMMIT`` where the script has no transaction of its own (Alembic's default for
     SQLite, ``transactional_ddl=False``), so that a failure part-way leaves nothing half done.
 
-    ``done`` says what the rows counted are, e.g. ``"rows updated"``.
+    ``done`` says what the rows counted are, e.g. ``"rows updated"``. The table's name is written
+    with its control characters escaped (:func:`~alembic_versioning.comments.one_line`): a line
+    break in it would end the comment, and the rest would run as SQL or as a psql command.
     """
+    name = one_line(table.qualified_version_name)
     if operations.migration_context.as_sql:
         impl = operations.migration_context.impl
-        impl.static_output(f"-- {op_name}: {table.qualified_version_name}")
+        impl.static_output(f"-- {op_name}: {name}")
         own_transaction = not impl.transactional_ddl
         if own_transaction:
             impl.emit_begin()
@@ -43,4 +47,4 @@ def run(
     counts = [
         bind.execute(statement, execution_options={"preserve_rowcount": True}).rowcount for statement in statements
     ]
-    log.info("%s %s: %d %s", op_name, table.qualified_version_name, sum(counts[i] for i in counted), done)
+    log.info("%s %s: %d %s", op_name, name, sum(counts[i] for i in counted), done)

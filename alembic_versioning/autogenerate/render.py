@@ -7,6 +7,7 @@ from typing import Any
 
 from alembic.autogenerate.render import renderers
 
+from ..comments import one_line
 from ..operations import (
     BackfillVersionsOp,
     LeftOutOp,
@@ -22,10 +23,11 @@ IMPORT = "import alembic_versioning  # noqa: F401  (registers op.backfill_versio
 
 def render_versioned_table_op(autogen_context: Any, op: VersionedTableOp) -> list[str]:
     """``op.<name>('<table>', ...)``, every non-default argument explicit, after a comment
-    saying what autogenerate found; adds the import that registers the operations."""
+    saying what autogenerate found (names in it escaped: see :func:`~alembic_versioning.comments.one_line`);
+    adds the import that registers the operations."""
     autogen_context.imports.add(IMPORT)
     call = _call(autogen_context, op)
-    return [f"# {op.finding}", call] if op.finding else [call]
+    return [f"# {one_line(op.finding)}", call] if op.finding else [call]
 
 
 def _call(autogen_context: Any, op: VersionedTableOp) -> str:
@@ -51,7 +53,7 @@ def render_left_out(autogen_context: Any, op: LeftOutOp) -> list[str]:
     """Comments saying what was found, why the repair is left out and (with ``show_repair``) the
     repair itself, then ``pass``: nothing runs."""
     found = f"{op.repair.finding}: " if op.repair.finding else ""
-    text = f"{found}left out by alembic-versioning, as {op.why}"
+    text = one_line(f"{found}left out by alembic-versioning, as {op.why}")
     lines = textwrap.wrap(text, 96, break_long_words=False, break_on_hyphens=False)
     if op.show_repair:
         lines.append(_call(autogen_context, op.repair))

@@ -423,7 +423,7 @@ def _sequence_ahead(
     if record.reuse is not None:  # a reused record may carry versions already, none after it
         reused = sa.exists().where(record.reuse.c.id == new_tx.c.id)
         behind = sa.or_(sa.and_(~reused, behind), sa.and_(reused, sa.or_(*(new_tx.c.id < n for n in newest[1:]))))
-    quote = postgresql.dialect().identifier_preparer
+    quote = postgresql.dialect(paramstyle="named").identifier_preparer  # "%" as psql reads it, not "%%"
     sequence = quote.format_sequence(record.sequence)
     highest = ", ".join(
         f"(SELECT max({quote.quote(c.name)}) FROM {quote.format_table(c.table)})"  # type: ignore[arg-type]

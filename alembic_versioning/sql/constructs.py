@@ -12,6 +12,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
+from ..comments import one_line
 from ..model import VersionedTable
 
 
@@ -414,7 +415,8 @@ def _next_transaction_id(element: NextTransactionId, compiler: SQLCompiler, **kw
 class StopIf(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
     """Stop the migration with ``message`` where ``condition`` holds, online and in an offline
     script alike. PostgreSQL: a ``DO`` block raising the error; elsewhere the comment ``note``
-    (the statements there need no such check)."""
+    (the statements there need no such check; control characters escaped, see
+    :func:`~alembic_versioning.comments.one_line`)."""
 
     inherit_cache = False
 
@@ -432,7 +434,7 @@ def refuse_native_versioning(transaction: sa.Table, message: str) -> StopIf:
 
 @compiles(StopIf)
 def _stop_if(element: StopIf, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"-- {element.note}"
+    return f"-- {one_line(element.note)}"
 
 
 @compiles(StopIf, "postgresql")
