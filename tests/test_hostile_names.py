@@ -25,9 +25,9 @@ from sqlalchemy_continuum import VersioningManager, make_versioned, version_clas
 from sqlalchemy_continuum.plugins import PropertyModTrackerPlugin
 
 from .conftest import postgresql_database
-from .continuum_app import mapped, snapshot
-from .migrate import render_offline, run_online
-from .test_autogenerate import produce
+from .support.apps import mapped, snapshot
+from .support.autogen import produce
+from .support.migrate import render_offline, run_online
 
 #: Names that are no plain identifiers: keywords, case, spaces and dots, quotes, the paramstyles'
 #: and psql's markers, dollar quotes and backslashes, unicode; and line breaks that, written raw
@@ -231,18 +231,11 @@ def plain_outcome(dialect: str, mode: str, schema: bool, request: pytest.Fixture
     return _plain[key]
 
 
-#: Pending elsewhere: SQLite's ``LockForWrite`` is a comment naming the tables raw (a line break in a
-#: table name ends it), being replaced by a write-lock statement. Delete this mark with that change.
-LOCK_COMMENT = pytest.mark.xfail(strict=True, reason="SQLite's LockForWrite comment names the tables raw")
-
-
 def _case(position: str, name: str, dialects: tuple[str, ...]) -> list[Any]:
     """One case per dialect of ``name`` at ``position`` (``table``, ``column`` or ``schema``)."""
     cases = []
     for dialect in dialects:
-        pending = dialect == "sqlite" and position == "table" and len(name.splitlines()) > 1
-        marks = [LOCK_COMMENT] if pending else []
-        cases.append(pytest.param(dialect, Names(**{position: name}), id=f"{dialect}-{position}-{name!r}", marks=marks))
+        cases.append(pytest.param(dialect, Names(**{position: name}), id=f"{dialect}-{position}-{name!r}"))
     return cases
 
 
