@@ -1,9 +1,15 @@
-"""The one error type the package raises for bad input, and the checks every entry point shares."""
+"""The one error type the package raises for bad input, the checks every entry point shares, and the
+messages several modules raise."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from alembic.util import CommandError
 from sqlalchemy.engine import Dialect
+
+if TYPE_CHECKING:
+    from .model import Naming
 
 #: The databases the statements are built and tested for.
 SUPPORTED_DIALECTS = ("postgresql", "sqlite")
@@ -24,3 +30,32 @@ def require_supported(dialect: Dialect, doing: str) -> None:
             f"{doing}: alembic-versioning supports {' and '.join(SUPPORTED_DIALECTS)}, not {dialect.name!r}; "
             f"leave its operations and its autogenerate plugin out of migrations for this database."
         )
+
+
+def missing_table(name: str, schema: str | None, why: str) -> VersioningError:
+    """The error for a table ``schema.name`` that does not exist but is needed (``why``)."""
+    where = f" in schema {schema!r}" if schema else ""
+    return VersioningError(f"Table {name!r}{where} does not exist: {why}.")
+
+
+def missing_version_table(name: str, schema: str | None, naming: Naming) -> VersioningError:
+    """The error for a live table whose version table cannot be found."""
+    version = naming.version_table_name(name)
+    where = f" in schema {schema!r}" if schema else ""
+    return VersioningError(
+        f"No version table {version!r}{where} for table {name!r}. Check the table name, pass "
+        f"schema=... if it lives in another schema, or version_table_format=... if the "
+        f"versioning manager's 'table_name' option is not {naming.version_table_format!r}."
+    )
+
+
+def no_room_for_backfill(name: str, naming: Naming) -> str:
+    """Why ``backfill_versions`` cannot write ``name``'s versions, and the fix (see
+    :func:`one_version_per_transaction`)."""
+    version, column = naming.version_table_name(name), naming.transaction_column_name
+    return (
+        f"{version!r} (table {name!r}) has the primary key ({column}) alone, so it holds one version "
+        f"per transaction, and backfill_versions writes all its versions in one. Give {name!r} a primary "
+        f"key (Continuum then keys {version!r} on it and {column}), or drop that primary key constraint "
+        f"of {version!r}."
+    )

@@ -1,13 +1,18 @@
-"""Implementations of the operations in :mod:`alembic_versioning.operations`."""
+"""Implementations of the operations in :mod:`alembic_versioning.operations`.
+
+Each reads op -> catalog (the tables, :mod:`.catalog`) -> model (:class:`~.model.VersionedTable`)
+-> SQL (:mod:`.sql`) -> execute (:mod:`.execute`).
+"""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic.operations import Operations
 
-from .errors import VersioningError
-from .execution import run
-from .model import VersionedTable
+from .catalog import Catalog, versioned_table
+from .errors import VersioningError, no_room_for_backfill
+from .execute import execute_statements
+from .model import VersionedTable, one_version_per_transaction
 from .operations import (
     BackfillVersionsOp,
     HierarchyOp,
@@ -16,36 +21,35 @@ from .operations import (
     VacuumVersionsOp,
     VersionedDataOp,
 )
-from .reflection import no_room_for_backfill, one_version_per_transaction
-from .resolve import Catalog, resolve
+from .record import transaction_record, transaction_table
 from .sql.backfill import BackfillPart, backfill_statements
 from .sql.chains import end_transaction_update
 from .sql.constructs import LockForWrite
 from .sql.mod_flags import mod_flags_update
 from .sql.vacuum import VacuumPart, hierarchy_vacuum_statements, vacuum_statements
-from .transactions import transaction_record, transaction_table
 
 
 @Operations.implementation_for(UpdateEndTransactionIdsOp)
 def update_end_transaction_ids(operations: Operations, op: UpdateEndTransactionIdsOp) -> None:
-    table = resolve(operations, op)
+    catalog = Catalog(operations)
+    table = versioned_table(catalog, op)
     if table.strategy != "validity":
         raise VersioningError(
             f"{table.qualified_version_name!r} has no {table.naming.end_transaction_column_name!r} "
             f"column: table {table.name!r} uses the subquery strategy, which has no end ids to "
             f"repair. Pass end_transaction_column_name=... if the column is renamed."
         )
-    catalog = Catalog(operations)
-    joined = [_joined_table(operations, catalog, op, table, name)[1] for name in op.joined]
-    statements: list[sa.Executable] = [writers_lock(operations, table, *joined), end_transaction_update(table)]
+    joined = [_joined_table(catalog, op, table, name)[1] for name in op.joined]
+    statements: list[sa.Executable] = [writers_lock(catalog, table, *joined), end_transaction_update(table)]
     statements += [end_transaction_update(t, base=table) for t in joined if t.strategy == "validity"]
-    run(operations, op.op_name, table, statements, "rows updated", counted=range(1, len(statements)))
+    execute_statements(operations, op.op_name, table, statements, "rows updated", counted=range(1, len(statements)))
 
 
 @Operations.implementation_for(UpdateModFlagsOp)
 def update_mod_flags(operations: Operations, op: UpdateModFlagsOp) -> None:
+    catalog = Catalog(operations)
     # described by its arguments, the columns it names are the flagged ones; else the table says which
-    table = resolve(operations, op, columns=op.columns, mod_columns=op.columns if op.describes_table() else None)
+    table = versioned_table(catalog, op, columns=op.columns, mod_columns=op.columns if op.describes_table() else None)
     columns = table.mod_columns if op.columns is None else op.columns
     unflagged = [c for c in columns if c not in table.mod_columns]
     if unflagged:
@@ -59,21 +63,21 @@ def update_mod_flags(operations: Operations, op: UpdateModFlagsOp) -> None:
         raise VersioningError(
             f"{table.qualified_version_name!r} (table {table.name!r}) has no mod flag columns "
             f"ending in {table.naming.mod_suffix!r}; pass mod_suffix=... if the plugin uses another suffix"
-            + (", and columns=[...] offline without target_metadata." if operations.migration_context.as_sql else ".")
+            + (", and columns=[...] offline without target_metadata." if not catalog.online else ".")
         )
     statements: list[sa.Executable] = [
-        writers_lock(operations, table),
+        writers_lock(catalog, table),
         mod_flags_update(table, columns, op.insert_flags, op.keep_true),
     ]
-    run(operations, op.op_name, table, statements, "rows updated")
+    execute_statements(operations, op.op_name, table, statements, "rows updated")
 
 
 @Operations.implementation_for(BackfillVersionsOp)
 def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
-    table = resolve(operations, op, columns=op.columns, mod_columns=op.mod_columns)
     catalog = Catalog(operations)
+    table = versioned_table(catalog, op, columns=op.columns, mod_columns=op.mod_columns)
     parts = [_backfill_part(catalog, op, table)]
-    parts += [_joined_part(operations, catalog, op, table, name) for name in op.joined]
+    parts += [_joined_part(catalog, op, table, name) for name in op.joined]
     if not table.primary_key:
         _require_room_per_transaction(catalog, op)
     record = transaction_record(operations, catalog, op)
@@ -83,7 +87,7 @@ def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
             f"versioning is not supported: its triggers write each table alone. Backfill through the ORM."
         )
     statements, inserting = backfill_statements(parts, record)
-    run(operations, op.op_name, table, statements, "versions written", counted=inserting)
+    execute_statements(operations, op.op_name, table, statements, "versions written", counted=inserting)
 
 
 def _backfill_part(catalog: Catalog, op: BackfillVersionsOp, table: VersionedTable) -> BackfillPart:
@@ -105,17 +109,15 @@ def _backfill_part(catalog: Catalog, op: BackfillVersionsOp, table: VersionedTab
     return BackfillPart(table, table.live_table(columns, live_types), columns)
 
 
-def _joined_part(
-    operations: Operations, catalog: Catalog, op: BackfillVersionsOp, base: VersionedTable, name: str
-) -> BackfillPart:
+def _joined_part(catalog: Catalog, op: BackfillVersionsOp, base: VersionedTable, name: str) -> BackfillPart:
     """The table ``name`` of ``op``'s hierarchy with its live table (see :func:`_joined_table`)."""
-    joined, table = _joined_table(operations, catalog, op, base, name)
+    joined, table = _joined_table(catalog, op, base, name)
     assert isinstance(joined, BackfillVersionsOp)
     return _backfill_part(catalog, joined, table)
 
 
 def _joined_table(
-    operations: Operations, catalog: Catalog, op: HierarchyOp, base: VersionedTable, name: str
+    catalog: Catalog, op: HierarchyOp, base: VersionedTable, name: str
 ) -> tuple[HierarchyOp, VersionedTable]:
     """The table ``name`` of ``op``'s hierarchy (``joined``), described like ``op``'s own table:
     from the database online; offline from what ``joined`` says of it, else ``target_metadata``;
@@ -130,8 +132,8 @@ def _joined_table(
             f"{{{described}}}}}, or give env.py's context.configure() the target_metadata."
         )
     data = joined if isinstance(joined, VersionedDataOp) else None
-    table = resolve(
-        operations,
+    table = versioned_table(
+        catalog,
         joined,
         columns=data.columns if data is not None else None,
         mod_columns=data.mod_columns if data is not None else None,
@@ -147,7 +149,8 @@ def _joined_table(
 
 @Operations.implementation_for(VacuumVersionsOp)
 def vacuum_versions(operations: Operations, op: VacuumVersionsOp) -> None:
-    table = resolve(operations, op, columns=op.columns, mod_columns=op.mod_columns)
+    catalog = Catalog(operations)
+    table = versioned_table(catalog, op, columns=op.columns, mod_columns=op.mod_columns)
     unknown = [c for c in op.ignore_columns if c not in table.columns]
     if unknown:
         raise VersioningError(
@@ -156,25 +159,21 @@ def vacuum_versions(operations: Operations, op: VacuumVersionsOp) -> None:
         )
     compared = [c for c in table.columns if c not in op.ignore_columns]
     if not op.joined:
-        statements: list[sa.Executable] = [writers_lock(operations, table), *vacuum_statements(table, compared)]
-        run(operations, op.op_name, table, statements, "futile versions removed")
+        statements: list[sa.Executable] = [writers_lock(catalog, table), *vacuum_statements(table, compared)]
+        execute_statements(operations, op.op_name, table, statements, "futile versions removed")
         return
-    catalog = Catalog(operations)
     parts = [VacuumPart(table, compared)]
-    parts += [
-        VacuumPart(t, t.columns) for _, t in (_joined_table(operations, catalog, op, table, n) for n in op.joined)
-    ]
-    statements = [writers_lock(operations, *(p.table for p in parts)), *hierarchy_vacuum_statements(parts)]
+    parts += [VacuumPart(t, t.columns) for _, t in (_joined_table(catalog, op, table, n) for n in op.joined)]
+    statements = [writers_lock(catalog, *(p.table for p in parts)), *hierarchy_vacuum_statements(parts)]
     deleting = [i for i, statement in enumerate(statements) if isinstance(statement, sa.Delete)]
-    run(operations, op.op_name, table, statements, "futile versions removed", counted=deleting)
+    execute_statements(operations, op.op_name, table, statements, "futile versions removed", counted=deleting)
 
 
-def writers_lock(operations: Operations, table: VersionedTable, *others: VersionedTable) -> LockForWrite:
+def writers_lock(catalog: Catalog, table: VersionedTable, *others: VersionedTable) -> LockForWrite:
     """Continuum's writers kept off until the migration commits, taken before an op's first write
     in their own order (transaction, live, version tables) as ``backfill_versions`` takes it: so a
     writer never chains onto a version the op is changing, and the ops of one migration and the
     application's writers never wait on each other in a cycle. Tables that do not exist are left out."""
-    catalog = Catalog(operations)
     every = (table, *others)
     tables = [transaction_table(table), *(t.live_table(()) for t in every), *(t.version_table() for t in every)]
     return LockForWrite(*(t for t in tables if catalog.exists(t)))
@@ -182,7 +181,7 @@ def writers_lock(operations: Operations, table: VersionedTable, *others: Version
 
 def _require_room_per_transaction(catalog: Catalog, op: BackfillVersionsOp) -> None:
     """Refuse a version table that holds one version per transaction (see
-    :func:`~alembic_versioning.reflection.one_version_per_transaction`)."""
+    :func:`~alembic_versioning.model.one_version_per_transaction`)."""
     version = catalog.table(op.naming.version_table_name(op.table_name), op.schema)
     if version is not None and one_version_per_transaction(version, op.naming):
         raise VersioningError(no_room_for_backfill(op.table_name, op.naming))

@@ -1,9 +1,9 @@
 """The model of one versioned table: what every operation and comparator works on.
 
 A :class:`VersionedTable` names the live table, its version (history) table and every
-column the operations touch. It is built from explicit op arguments, by reflecting the
-database (:mod:`alembic_versioning.reflection`) or from a Continuum versioning manager
-(:mod:`alembic_versioning.discovery`).
+column the operations touch. It is built from explicit op arguments, or from a version table's
+``Table`` (:meth:`VersionedTable.from_version_table`) that the database (:mod:`.catalog`),
+``target_metadata`` or a Continuum versioning manager (:mod:`.autogenerate.discovery`) gives.
 """
 
 from __future__ import annotations
@@ -15,7 +15,14 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.types import TypeEngine
 
+from .errors import VersioningError
+
+#: Continuum's ``strategy`` option.
 Strategy = Literal["validity", "subquery"]
+#: What ``update_mod_flags`` gives INSERT versions (and UPDATE versions without a previous one).
+InsertFlags = Literal["keep", "non_null", "all"]
+#: Types a mod flag column may have (``NullType``: not known, as offline without target_metadata).
+FLAG_TYPES = (sa.Boolean, sa.types.NullType)
 
 #: ``operation_type`` values written by Continuum.
 INSERT, UPDATE, DELETE = 0, 1, 2
@@ -136,3 +143,95 @@ class VersionedTable:
         data = self.columns if columns is None else columns
         cols += [sa.Column(name, known.get(name, sa.types.NULLTYPE)) for name in data]
         return sa.Table(self.name, sa.MetaData(), *cols, schema=self.schema)
+
+    @classmethod
+    def from_version_table(
+        cls,
+        version: sa.Table,
+        *,
+        name: str,
+        naming: Naming,
+        primary_key: Sequence[str] | None = None,
+        strategy: Strategy | None = None,
+        association: bool = False,
+        mod_tracker: bool = True,
+        data_columns: Sequence[str] | None = None,
+    ) -> VersionedTable:
+        """The versioned table whose version table is ``version``, for live table ``name``.
+
+        A column ``<c><mod_suffix>`` is the mod flag of data column ``c`` when it is boolean (or of
+        unknown type), ``mod_tracker`` is not false (the versioning manager has no tracker) and
+        ``data_columns`` (the data columns an op names) does not name it: an application's
+        ``price_mod`` integer, or boolean named as data, stays a data column.
+
+        Raises :class:`~alembic_versioning.errors.VersioningError` naming the missing column and the
+        option to pass when the table does not have the shape ``naming`` and ``strategy`` say it should.
+        """
+        cols = {c.name: c for c in version.c}
+        where = f"version table {version.fullname!r} of {name!r}"
+        for option in ("transaction_column_name", "operation_type_column_name"):
+            column = getattr(naming, option)
+            if column not in cols:
+                raise VersioningError(
+                    f"The {where} has no column {column!r}; pass {option}=... with the name the versioning "
+                    f"manager uses."
+                )
+        end = naming.end_transaction_column_name
+        found = strategy_of(version, naming)
+        if strategy is not None and strategy != found:
+            raise VersioningError(
+                f"The {where} has {'a' if found == 'validity' else 'no'} column {end!r}, so it "
+                f"uses the {found!r} strategy, not {strategy!r}; pass strategy={found!r}"
+                + ("" if found == "validity" else " or end_transaction_column_name=... if it is renamed")
+                + "."
+            )
+        tx = naming.transaction_column_name
+        if primary_key is None:
+            key = tuple(c.name for c in version.primary_key.columns if c.name != tx)
+        else:
+            key = tuple(primary_key)
+            unknown = [c for c in key if c not in cols]
+            if unknown:
+                raise VersioningError(f"The {where} has no primary-key column(s) {unknown}; fix primary_key=[...].")
+        internal = {tx, end, naming.operation_type_column_name}
+        data = [c for c in cols if c not in internal and c not in key]
+        named = data_columns or ()
+        flags = (
+            {c + naming.mod_suffix for c in flagged(version, naming, data, named)} & set(data) if mod_tracker else set()
+        )
+        columns = tuple(c for c in data if c not in flags)
+        mods = tuple(c for c in columns if c + naming.mod_suffix in flags)
+        return cls(
+            name=name,
+            schema=version.schema,
+            naming=naming,
+            primary_key=key,
+            columns=columns,
+            mod_columns=mods,
+            strategy=found,
+            association=association,
+            types={name: c.type for name, c in cols.items()},
+        )
+
+
+def strategy_of(version: sa.Table, naming: Naming) -> Strategy:
+    """The strategy a version table's columns show: validity when it has the end-transaction column."""
+    return "validity" if naming.end_transaction_column_name in version.c else "subquery"
+
+
+def one_version_per_transaction(version: sa.Table, naming: Naming) -> bool:
+    """Whether ``version`` is keyed on the transaction column alone: Continuum's shape for an
+    association table without a primary key, which holds one version per transaction, while
+    ``backfill_versions`` writes all its versions in one."""
+    return [c.name for c in version.primary_key.columns] == [naming.transaction_column_name]
+
+
+def flagged(version: sa.Table, naming: Naming, columns: Sequence[str], named: Sequence[str] = ()) -> list[str]:
+    """The ``columns`` with a mod flag in ``version``: a ``<c><mod_suffix>`` column, boolean or of
+    unknown type, that ``named`` (the data columns an op names) does not name as data."""
+    found = []
+    for column in columns:
+        flag = version.c.get(column + naming.mod_suffix)
+        if flag is not None and flag.name != column and isinstance(flag.type, FLAG_TYPES) and flag.name not in named:
+            found.append(column)
+    return found

@@ -16,8 +16,7 @@ from typing import Any, TypedDict, Unpack
 from alembic.operations import MigrateOperation, Operations
 
 from .errors import VersioningError
-from .model import Naming, Strategy
-from .sql.mod_flags import InsertFlags
+from .model import InsertFlags, Naming, Strategy
 
 
 class NamingOptions(TypedDict, total=False):

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from alembic.util import DispatchPriority
-
 from . import implementations as _implementations  # noqa: F401  (registers the operations)
-from .autogenerate import compare_versioned_tables
 from .autogenerate import render as _render  # noqa: F401  (registers the renderers)
+from .autogenerate.compare import compare_versioned_tables
 
 if TYPE_CHECKING:
     from alembic.runtime.plugins import Plugin
@@ -21,4 +19,19 @@ if TYPE_CHECKING:
 
 def setup(plugin: Plugin) -> None:
     """Register the drift comparator, after Alembic's schema comparison (``LAST``)."""
+    from alembic.util import DispatchPriority  # Alembic >= 1.18, as plugins are
+
     plugin.add_autogenerate_comparator(compare_versioned_tables, "schema", priority=DispatchPriority.LAST)
+
+
+def register_legacy() -> None:
+    """Register the comparator the pre-plugin way, for Alembic < 1.18 (call it in ``env.py``).
+
+    There Alembic's own comparators are registered first and so run first. With Alembic
+    >= 1.18 use ``autogenerate_plugins`` instead: legacy comparators run before Alembic's
+    table comparison there. Calling it again (``env.py`` runs once per command) changes nothing.
+    """
+    from alembic.autogenerate import comparators
+
+    if compare_versioned_tables not in comparators._registry.get(("schema", "default"), []):
+        comparators.dispatch_for("schema")(compare_versioned_tables)

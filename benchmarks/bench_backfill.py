@@ -124,14 +124,14 @@ def reset(engine: sa.Engine, metadata: sa.MetaData, scenario: str) -> None:
 
 def drift(engine: sa.Engine) -> dict[str, int]:
     """What the drift checks still find: versions to backfill, broken end-id links."""
-    from alembic_versioning.model import Naming
-    from alembic_versioning.reflection import describe_version_table, reflect_table
+    from alembic_versioning.catalog import reflect_table
+    from alembic_versioning.model import Naming, VersionedTable
     from alembic_versioning.sql.checks import backfill_check, history_check
 
     with engine.connect() as conn:
         version = reflect_table(conn, VERSION, None)
         assert version is not None
-        table = describe_version_table(version, name=LIVE, naming=Naming())
+        table = VersionedTable.from_version_table(version, name=LIVE, naming=Naming())
         live = table.live_table()
         pending = conn.execute(backfill_check(table, live, table.columns)).one()
         links = conn.execute(history_check(table, chains=True, mod_flags=False, futile=False)).one()

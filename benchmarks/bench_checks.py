@@ -106,8 +106,8 @@ def window_pass(table: Any) -> Any:
 
 
 def run_size(engine: sa.Engine, metadata: sa.MetaData, rows: int, args: argparse.Namespace) -> Result:
-    from alembic_versioning.model import Naming
-    from alembic_versioning.reflection import describe_version_table, reflect_table
+    from alembic_versioning.catalog import reflect_table
+    from alembic_versioning.model import Naming, VersionedTable
     from alembic_versioning.sql.checks import backfill_check, history_check
 
     result = Result(rows=rows)
@@ -116,7 +116,7 @@ def run_size(engine: sa.Engine, metadata: sa.MetaData, rows: int, args: argparse
         start = time.perf_counter()
         version = reflect_table(conn, VERSION, None)
         assert version is not None
-        table = describe_version_table(version, name=LIVE, naming=Naming())
+        table = VersionedTable.from_version_table(version, name=LIVE, naming=Naming())
         live = table.live_table()
         result.add_runs("reflect", [time.perf_counter() - start])
         conn.rollback()

@@ -228,12 +228,12 @@ def count_rows(engine: sa.Engine, table: str) -> int:
 
 def describe(conn: sa.Connection) -> tuple[Any, sa.Table]:
     """The version table as the package sees it (reflected), and its live table."""
-    from alembic_versioning.model import Naming
-    from alembic_versioning.reflection import describe_version_table, reflect_table
+    from alembic_versioning.catalog import reflect_table
+    from alembic_versioning.model import Naming, VersionedTable
 
     version = reflect_table(conn, VERSION, None)
     assert version is not None
-    table = describe_version_table(version, name=LIVE, naming=Naming())
+    table = VersionedTable.from_version_table(version, name=LIVE, naming=Naming())
     return table, table.live_table()
 
 

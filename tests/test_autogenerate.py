@@ -445,7 +445,7 @@ def test_legacy_registration_for_alembic_without_plugins(engine: sa.Engine) -> N
     """``register_legacy()`` hooks the comparator into Alembic's global registry instead of a plugin."""
     from alembic.autogenerate import comparators
 
-    from alembic_versioning.autogenerate import register_legacy
+    from alembic_versioning.plugin import register_legacy
 
     saved = {key: list(fns) for key, fns in comparators._registry.items()}
     try:
@@ -526,7 +526,7 @@ def test_backfill_left_out_without_a_transaction_table(engine: sa.Engine) -> Non
 def test_reflected_tables_read_once_per_schema(engine: sa.Engine) -> None:
     """The drift checks' view of the database: the tables of the pairs (present or not) and their
     column types, read in one go per schema."""
-    from alembic_versioning.autogenerate.reflected import ReflectedTables
+    from alembic_versioning.catalog import ReflectedTables
     from alembic_versioning.model import VersionedTable
 
     with versioned_app() as app:

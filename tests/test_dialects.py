@@ -12,7 +12,7 @@ from alembic.operations import Operations, ops
 
 import alembic_versioning  # noqa: F401  (registers the operations)
 from alembic_versioning import VersioningError
-from alembic_versioning.autogenerate import compare_versioned_tables
+from alembic_versioning.autogenerate.compare import compare_versioned_tables
 
 from .support.apps import versioned_app
 

@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV_PY = """\
 from alembic import context
 
-import alembic_versioning.autogenerate
+from alembic_versioning.plugin import register_legacy
 
-alembic_versioning.autogenerate.register_legacy()
+register_legacy()
 config = context.config
 context.configure(connection=config.attributes["connection"], target_metadata=config.attributes["target_metadata"])
 with context.begin_transaction():

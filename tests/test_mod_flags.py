@@ -214,8 +214,8 @@ def test_null_flags_count_as_unset(engine: sa.Engine) -> None:
     """Flags written NULL (a hand-made or migrated flag column without NOT NULL): the drift check
     counts a NULL flag on a changed value as missing, vacuum takes an unchanged version with NULL
     flags for futile, and update_mod_flags sets them."""
-    from alembic_versioning.model import Naming
-    from alembic_versioning.reflection import describe_version_table, reflect_table
+    from alembic_versioning.catalog import reflect_table
+    from alembic_versioning.model import Naming, VersionedTable
     from alembic_versioning.sql.checks import history_check
 
     metadata = sa.MetaData()
@@ -245,7 +245,7 @@ def test_null_flags_count_as_unset(engine: sa.Engine) -> None:
         with engine.connect() as conn:
             reflected = reflect_table(conn, "note_version", None)
             assert reflected is not None
-            table = describe_version_table(reflected, name="note", naming=Naming())
+            table = VersionedTable.from_version_table(reflected, name="note", naming=Naming())
             assert table.mod_columns == ("body",)
             return conn.execute(history_check(table, chains=True, mod_flags=True, futile=True)).one()
 

@@ -7,8 +7,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import alembic_versioning
 from alembic_versioning import Naming, VersionedTable
-from alembic_versioning.discovery import find_versioned_tables, tables_by_convention, tables_from_manager
-from alembic_versioning.reflection import describe_version_table, reflect_table
+from alembic_versioning.autogenerate.discovery import find_versioned_tables, tables_by_convention, tables_from_manager
+from alembic_versioning.catalog import reflect_table
 
 from .support.apps import versioned_app
 
@@ -117,7 +117,7 @@ def test_column_keys_differ_from_names() -> None:
         transaction_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
         operation_type: Mapped[int] = mapped_column(sa.SmallInteger)
 
-    table = describe_version_table(Thing.__table__, name="thing", naming=Naming())
+    table = VersionedTable.from_version_table(Thing.__table__, name="thing", naming=Naming())
     assert table.columns == ("Label",)
 
 
@@ -130,7 +130,9 @@ def test_reflected_equals_manager_model(engine: sa.Engine) -> None:
         for name, table in expected.items():
             reflected = reflect_table(conn, naming.version_table_name(name), None)
             assert reflected is not None
-            described = describe_version_table(reflected, name=name, naming=naming, association=table.association)
+            described = VersionedTable.from_version_table(
+                reflected, name=name, naming=naming, association=table.association
+            )
             assert described == table
         assert reflect_table(conn, "article_version", None) is None  # named %s_history here
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
-from alembic_versioning.discovery import tables_from_manager
+from alembic_versioning.autogenerate.discovery import tables_from_manager
 from alembic_versioning.sql.checks import history_check
 
 from .support.apps import App, snapshot, versioned_app

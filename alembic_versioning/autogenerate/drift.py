@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..catalog import ReflectedTables
 from ..model import VersionedTable
 from ..operations import (
     BackfillVersionsOp,
@@ -21,7 +22,6 @@ from ..sql.checks import backfill_check, hierarchy_futile_check, history_check
 from ..sql.vacuum import VacuumPart
 from .factory import joined_description, make_op
 from .options import Options
-from .reflected import ReflectedTables
 
 
 def _counted(*parts: tuple[int, str, str]) -> str:

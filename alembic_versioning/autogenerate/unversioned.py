@@ -16,14 +16,15 @@ import sqlalchemy as sa
 from alembic import util
 from alembic.operations import ops as alembic_ops
 
-from ..discovery import imported_managers, manager_naming
-from ..model import Naming, VersionedTable
+from ..catalog import metadata_list
+from ..errors import no_room_for_backfill
+from ..model import Naming, VersionedTable, one_version_per_transaction
 from ..operations import BackfillVersionsOp, VersionedTableOp, joined_tables
-from ..reflection import describe_version_table, no_room_for_backfill, one_version_per_transaction
+from .discovery import imported_managers, manager_naming
 from .factory import joined_description, make_op
-from .migration import SchemaChanges
 from .options import Options
-from .pairs import included, target_metadatas
+from .predicted import SchemaChanges
+from .targets import included
 
 Found = list[tuple[VersionedTable, list[VersionedTableOp]]]
 
@@ -97,7 +98,7 @@ def _describe(
             util.warn(f"alembic-versioning leaves out the downgrade's backfill_versions({live.name!r}): {why}")
             return None
         association = all(column.foreign_keys for column in live.c)
-        table = describe_version_table(version, name=live.name, naming=naming, association=association)
+        table = VersionedTable.from_version_table(version, name=live.name, naming=naming, association=association)
         return _Unversioned(live, table, version)
     return None
 
@@ -121,7 +122,7 @@ def _namings(
 
 def _live_table(autogen_context: Any, version: sa.Table, naming: Naming) -> sa.Table | None:
     """The live table ``version`` belongs to under ``naming``, in the target MetaData."""
-    for md in target_metadatas(autogen_context):
+    for md in metadata_list(autogen_context.metadata):
         for table in md.tables.values():
             if table.schema == version.schema and naming.version_table_name(table.name) == version.name:
                 return table

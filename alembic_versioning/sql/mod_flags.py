@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..model import DELETE, UPDATE, VersionedTable
+from ..model import DELETE, UPDATE, InsertFlags, VersionedTable
 from .constructs import Differs, constant, unset
 from .history import History, history
-
-InsertFlags = Literal["keep", "non_null", "all"]
 
 
 def mod_flag_expression(

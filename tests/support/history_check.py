@@ -16,7 +16,7 @@ from sqlalchemy_history import make_versioned
 from sqlalchemy_history.plugins import PropertyModTrackerPlugin
 
 import alembic_versioning  # noqa: F401
-from alembic_versioning.discovery import find_versioned_tables
+from alembic_versioning.autogenerate.discovery import find_versioned_tables
 
 make_versioned(user_cls=None, plugins=[PropertyModTrackerPlugin()])
 

@@ -23,7 +23,7 @@ from ..operations import (
     VacuumVersionsOp,
     VersionedTableOp,
 )
-from ..transactions import CHANGES_TABLE
+from ..record import CHANGES_TABLE
 from .factory import make_op
 from .options import Options
 

@@ -1,4 +1,4 @@
-"""Run a statement for an operation, online or offline, and report what it did."""
+"""Execute an operation's statements, online or as an offline script, and report what they did."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .model import VersionedTable
 log = logging.getLogger("alembic.runtime.migration")
 
 
-def run(
+def execute_statements(
     operations: Operations,
     op_name: str,
     table: VersionedTable,

@@ -1,62 +1,122 @@
-"""Find the tables an operation works on, online or offline.
+"""The one place that finds tables, online or offline, and describes the versioned table an op names.
 
-Online, tables are reflected from the migration's connection. Offline
-(``alembic upgrade --sql``) nothing can be read, so they come from the migration's
-``target_metadata`` when it holds them, else from the op's explicit arguments.
+- Online, tables are reflected from the migration's connection, once per operation (Alembic's own
+  operations between two of ours may change them).
+- Offline (``alembic upgrade --sql``) nothing can be read: tables come from the migration's
+  ``target_metadata`` (one MetaData or a list of them) when it holds them, else from the op's
+  explicit arguments.
+
+Autogenerate reads the tables of every versioned pair at once (:class:`ReflectedTables`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic.operations import Operations
+from sqlalchemy.engine.reflection import ObjectKind
 
-from .errors import VersioningError, require_supported
-from .model import Naming, VersionedTable
+from .errors import VersioningError, missing_table, missing_version_table, require_supported
+from .model import Naming, VersionedTable, flagged, strategy_of
 from .operations import VersionedTableOp
-from .reflection import describe_version_table, flagged, missing_version_table, reflect_table, strategy_of
+from .sql.constructs import NativeVersioningInstalled
+
+
+def table_key(name: str, schema: str | None) -> str:
+    """``schema.name`` (``name`` without a schema): how a MetaData keys its tables."""
+    return f"{schema}.{name}" if schema else name
+
+
+def metadata_list(metadata: Any) -> list[sa.MetaData]:
+    """``target_metadata`` as a list: one MetaData, a list or tuple of them, or none."""
+    found = metadata if isinstance(metadata, (list, tuple)) else [metadata]
+    return [m for m in found if m is not None]
+
+
+def metadata_table(metadata: Any, name: str, schema: str | None) -> sa.Table | None:
+    """``schema.name`` in ``metadata`` (see :func:`metadata_list`), or ``None``."""
+    key = table_key(name, schema)
+    return next((md.tables[key] for md in metadata_list(metadata) if key in md.tables), None)
+
+
+#: Keys of a reflected column that mean the database fills it: a default, identity or computed.
+GENERATED = ("default", "identity", "computed")
+
+
+def reflect_table(connection: sa.engine.Connection, name: str, schema: str | None) -> sa.Table | None:
+    """The columns (names, types, nullability, whether the database fills them) and primary key
+    of ``schema.name``, read through ``connection``, or ``None`` when it does not exist.
+
+    Indexes, foreign keys, constraints and comments, which no statement here uses, are not read:
+    a few catalog queries per table instead of the dozen a full reflection makes.
+    """
+    inspector = sa.inspect(connection)
+    if schema is not None and schema not in inspector.get_schema_names():
+        return None  # SQLite would fail on an unknown schema (database) instead
+    try:
+        found = inspector.get_columns(name, schema)
+    except sa.exc.NoSuchTableError:
+        return None
+    columns = [
+        sa.Column(
+            c["name"],
+            c["type"],
+            nullable=c["nullable"],
+            # whether the database fills the column itself (its value is never read here)
+            server_default=sa.FetchedValue() if any(c.get(k) is not None for k in GENERATED) else None,
+        )
+        for c in found
+    ]
+    key = inspector.get_pk_constraint(name, schema)["constrained_columns"]
+    return sa.Table(name, sa.MetaData(), *columns, sa.PrimaryKeyConstraint(*key), schema=schema)
+
+
+def uses_native_versioning(connection: sa.engine.Connection, transaction: sa.Table) -> bool:
+    """Whether Continuum's native (PostgreSQL trigger) versioning is installed on ``transaction``
+    (see :class:`~alembic_versioning.sql.constructs.NativeVersioningInstalled`)."""
+    return bool(connection.execute(sa.select(NativeVersioningInstalled(transaction))).scalar())
 
 
 class Catalog:
-    """The tables a migration can know: reflected online, from ``target_metadata`` offline."""
+    """The tables one operation can know: reflected online (each once), from ``target_metadata`` offline."""
 
     def __init__(self, operations: Operations) -> None:
-        self.online = not operations.migration_context.as_sql
+        context = operations.migration_context
+        self.dialect = context.dialect
+        self.online = not context.as_sql
         self.bind = operations.get_bind() if self.online else None
-        metadata = operations.migration_context.opts.get("target_metadata")
-        self.metadata = [m for m in (metadata if isinstance(metadata, (list, tuple)) else [metadata]) if m is not None]
+        self.metadata = metadata_list(context.opts.get("target_metadata"))
+        self._reflected: dict[str, sa.Table | None] = {}
 
     def table(self, name: str, schema: str | None) -> sa.Table | None:
         """``schema.name`` as the database (online) or ``target_metadata`` (offline) has it."""
-        if self.bind is not None:
-            return reflect_table(self.bind, name, schema)
-        key = f"{schema}.{name}" if schema else name
-        return next((md.tables[key] for md in self.metadata if key in md.tables), None)
+        if self.bind is None:
+            return metadata_table(self.metadata, name, schema)
+        key = table_key(name, schema)
+        if key not in self._reflected:
+            self._reflected[key] = reflect_table(self.bind, name, schema)
+        return self._reflected[key]
 
     def exists(self, table: sa.Table) -> bool:
         """Whether ``table`` exists: asked of the database online; offline, where nothing can be
         read, taken for granted (a versioned database has its live and transaction tables;
         ``target_metadata``, the head revision's, may hold them under other keys or not at all)."""
-        return self.bind is None or sa.inspect(self.bind).has_table(table.name, schema=table.schema)
+        return self.bind is None or self.table(table.name, table.schema) is not None
 
     def require(self, name: str, schema: str | None, why: str) -> sa.Table | None:
         """Like :meth:`table`, but online a missing table is an error saying ``why`` it is needed."""
         table = self.table(name, schema)
         if table is None and self.online:
-            raise self.missing(name, schema, why)
+            raise missing_table(name, schema, why)
         return table
 
-    @staticmethod
-    def missing(name: str, schema: str | None, why: str) -> VersioningError:
-        """The error for a table ``schema.name`` that does not exist but is needed (``why``)."""
-        where = f" in schema {schema!r}" if schema else ""
-        return VersioningError(f"Table {name!r}{where} does not exist: {why}.")
 
-
-def resolve(
-    operations: Operations,
+def versioned_table(
+    catalog: Catalog,
     op: VersionedTableOp,
     columns: Sequence[str] | None = None,
     mod_columns: Sequence[str] | None = None,
@@ -70,8 +130,7 @@ def resolve(
     key, the column types, which of the ``columns`` have flags when ``mod_columns`` is not given
     and, unless ``strategy=`` is given, the strategy.
     """
-    require_supported(operations.migration_context.dialect, f"op.{op.op_name}({op.table_name!r})")
-    catalog = Catalog(operations)
+    require_supported(catalog.dialect, f"op.{op.op_name}({op.table_name!r})")
     version_name = op.naming.version_table_name(op.table_name)
     table = catalog.table(version_name, op.schema)
     if table is None and catalog.online:
@@ -86,7 +145,7 @@ def resolve(
         _check_names(table, op, [*(columns or ()), *(mod_columns or ())] if op.reads_data else [])
         _check_roles(table, catalog.table(op.table_name, op.schema), op)
     if table is not None and (catalog.online or not op.describes_table()):
-        described = describe_version_table(
+        described = VersionedTable.from_version_table(
             table,
             name=op.table_name,
             naming=op.naming,
@@ -189,3 +248,24 @@ def _check_roles(version: sa.Table, live: sa.Table | None, op: VersionedTableOp)
                 f"{name!r} is {wrong}; pass {option}=... with the column the versioning manager uses "
                 f"(leave it out for Continuum's default {getattr(Naming(), option)!r}). Nothing was written."
             )
+
+
+class ReflectedTables:
+    """Column types of the live and version tables of ``tables``, by (schema, name)."""
+
+    def __init__(self, inspector: sa.Inspector, tables: Iterable[VersionedTable]) -> None:
+        names: dict[str | None, set[str]] = defaultdict(set)
+        for table in tables:
+            names[table.schema] |= {table.name, table.version_name}
+        self._columns: dict[tuple[str | None, str], list[Any]] = {}
+        for schema, wanted in names.items():
+            found = inspector.get_multi_columns(schema=schema, filter_names=sorted(wanted), kind=ObjectKind.ANY)
+            self._columns.update({(schema, name): columns for (_, name), columns in found.items()})
+
+    def has_table(self, name: str, schema: str | None) -> bool:
+        """Whether the database has the table (or view) ``schema.name``."""
+        return (schema, name) in self._columns
+
+    def types(self, name: str, schema: str | None) -> dict[str, Any]:
+        """The column types of ``schema.name`` as the database holds them (none if it has no such table)."""
+        return {c["name"]: c["type"] for c in self._columns.get((schema, name), [])}

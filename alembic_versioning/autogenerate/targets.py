@@ -5,29 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import sqlalchemy as sa
-
-from ..discovery import find_versioned_tables
+from ..catalog import metadata_table
 from ..model import VersionedTable
+from .discovery import find_versioned_tables
 from .options import Options
 
 
-def target_metadatas(autogen_context: Any) -> list[sa.MetaData]:
-    """The target MetaData (a list of them, when it is one)."""
-    metadata = autogen_context.metadata
-    return list(metadata) if isinstance(metadata, (list, tuple)) else [metadata]
-
-
-def metadata_table(autogen_context: Any, name: str, schema: str | None) -> sa.Table | None:
-    """``schema.name`` in the target MetaData, or ``None``."""
-    key = f"{schema}.{name}" if schema else name
-    return next((md.tables[key] for md in target_metadatas(autogen_context) if key in md.tables), None)
-
-
 def included(autogen_context: Any, name: str, schema: str | None) -> bool:
+    """Whether the run includes the table ``schema.name`` (``include_name``, ``include_object``)."""
     if not autogen_context.run_name_filters(name, "table", {"schema_name": schema}):
         return False
-    table = metadata_table(autogen_context, name, schema)
+    table = metadata_table(autogen_context.metadata, name, schema)
     return table is None or bool(autogen_context.run_object_filters(table, name, "table", False, None))
 
 
@@ -53,7 +41,7 @@ def auto_updated_columns(autogen_context: Any, table: VersionedTable) -> list[st
     """The live table's columns the database or SQLAlchemy sets on every update (``onupdate``,
     ``server_onupdate``), as the target MetaData has them. Continuum never flags them (the value
     changes outside the attribute's history), so their flags are not checked."""
-    live = metadata_table(autogen_context, table.name, table.schema)
+    live = metadata_table(autogen_context.metadata, table.name, table.schema)
     if live is None:
         return []
     return [c.name for c in live.c if c.onupdate is not None or c.server_onupdate is not None]

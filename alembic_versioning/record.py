@@ -1,5 +1,6 @@
-"""The transaction record a backfill writes: Continuum's transaction table, its meta table,
-and native versioning's per-transaction table."""
+"""The Continuum transaction record a backfill writes its versions under: the transaction table's
+row, its ``transaction_meta`` and ``transaction_changes`` rows, and native versioning's
+per-transaction table."""
 
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ import sqlalchemy as sa
 from alembic.operations import Operations
 from sqlalchemy.sql.elements import ColumnElement
 
-from .errors import VersioningError
+from .catalog import Catalog, uses_native_versioning
+from .errors import VersioningError, missing_table
 from .model import VersionedTable
 from .operations import BackfillVersionsOp
-from .reflection import uses_native_versioning
-from .resolve import Catalog
 from .sql.backfill import TransactionRecord
 
 #: Table of Continuum's TransactionMetaPlugin.
@@ -203,5 +203,5 @@ def _plugin_table(
     transaction table."""
     known = catalog.require(name, schema, why)
     if known is None and found is not None:  # offline, target_metadata has one and not the other
-        raise catalog.missing(name, schema, why + " (offline: as target_metadata describes the database)")
+        raise missing_table(name, schema, why + " (offline: as target_metadata describes the database)")
     return _core_table(name, schema, known, columns)

@@ -15,8 +15,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .model import Naming, VersionedTable
-from .reflection import describe_version_table
+from ..catalog import metadata_list, table_key
+from ..model import Naming, VersionedTable
 
 #: Modules whose default ``versioning_manager`` is used when the application imported them.
 MANAGER_MODULES = ("sqlalchemy_continuum", "sqlalchemy_history")
@@ -26,7 +26,7 @@ def imported_managers(metadata: sa.MetaData | Sequence[sa.MetaData] = ()) -> lis
     """The versioning managers in use: the default ones of the versioning libraries already
     imported, and those of the mapped classes whose tables are in ``metadata``."""
     found = {id(m): m for m in (sys.modules[n].versioning_manager for n in MANAGER_MODULES if n in sys.modules)}
-    metadatas = _metadata_list(metadata) if metadata else []
+    metadatas = metadata_list(metadata) if metadata else []
     # SQLAlchemy has no public registry of registries; without it, only the defaults are found.
     mapper_module = sys.modules.get("sqlalchemy.orm.mapper")
     registries: set[Any] = getattr(mapper_module, "_all_registries", set)() if metadatas else set()
@@ -36,10 +36,6 @@ def imported_managers(metadata: sa.MetaData | Sequence[sa.MetaData] = ()) -> lis
             if manager is not None and getattr(mapper.local_table, "metadata", None) in metadatas:
                 found.setdefault(id(manager), manager)
     return list(found.values())
-
-
-def _metadata_list(metadata: sa.MetaData | Sequence[sa.MetaData]) -> list[sa.MetaData]:
-    return list(metadata) if isinstance(metadata, (list, tuple)) else [metadata]  # type: ignore[list-item]
 
 
 def _mod_tracker(manager: Any) -> Any:
@@ -129,7 +125,7 @@ def tables_from_manager(
     ``default_schema`` (the database's default schema) qualifies the transaction table when it
     is not in a table's own schema.
     """
-    metadatas = _metadata_list(metadata)
+    metadatas = metadata_list(metadata)
     found: dict[str, VersionedTable] = {}
     versioned = {sa.inspect(model).local_table for model in manager.version_class_map}
     hierarchies: dict[str, set[str]] = {}  # live table key -> the versioned tables joined with it
@@ -146,7 +142,7 @@ def tables_from_manager(
                     bases[key] = chain[0]
         if live.metadata not in metadatas or version.key in found:
             continue
-        found[version.key] = describe_version_table(
+        found[version.key] = VersionedTable.from_version_table(
             version,
             name=live.name,
             naming=manager_naming(manager, model, live.schema, default_schema),
@@ -158,7 +154,7 @@ def tables_from_manager(
         for model in manager.version_class_map:
             entities.setdefault(sa.inspect(model).local_table.key, []).append(model.__name__)
     for key, table in found.items():
-        live_key = sa.Table(table.name, sa.MetaData(), schema=table.schema).key
+        live_key = table_key(table.name, table.schema)
         if live_key in hierarchies:
             table = dataclasses.replace(
                 table, joined_with=tuple(sorted(hierarchies[live_key])), joined_base=bases.get(live_key)
@@ -166,9 +162,9 @@ def tables_from_manager(
         found[key] = dataclasses.replace(table, entity_names=tuple(sorted(entities.get(live_key, ()))))
     for live in _association_tables(manager):
         naming = manager_naming(manager, None, live.schema, default_schema)
-        key = sa.Table(naming.version_table_name(live.name), sa.MetaData(), schema=live.schema).key
+        key = table_key(naming.version_table_name(live.name), live.schema)
         if live.metadata in metadatas and key in live.metadata.tables and key not in found:
-            found[key] = describe_version_table(
+            found[key] = VersionedTable.from_version_table(
                 live.metadata.tables[key], name=live.name, naming=naming, association=True
             )
     return list(found.values())
@@ -185,16 +181,16 @@ def tables_by_convention(
     the versioning manager nothing else tells them apart, and mistaking a mapped link class for
     one only skips its chain check, where the converse would report drift in every history."""
     found = []
-    for md in _metadata_list(metadata):
+    for md in metadata_list(metadata):
         for live in md.tables.values():
-            version = md.tables.get(
-                sa.Table(naming.version_table_name(live.name), sa.MetaData(), schema=live.schema).key
-            )
+            version = md.tables.get(table_key(naming.version_table_name(live.name), live.schema))
             if version is None or live is version:
                 continue
             if {naming.transaction_column_name, naming.operation_type_column_name} <= set(version.c.keys()):
                 association = all(column.foreign_keys for column in live.c)
-                found.append(describe_version_table(version, name=live.name, naming=naming, association=association))
+                found.append(
+                    VersionedTable.from_version_table(version, name=live.name, naming=naming, association=association)
+                )
     return found
 
 
@@ -216,6 +212,6 @@ def find_versioned_tables(
     for manager in imported_managers(metadata) if managers is None else managers:
         for table in tables_from_manager(manager, metadata, default_schema):
             found.setdefault((table.schema, table.version_name), table)
-    known = {sa.Table(version, sa.MetaData(), schema=schema).key for schema, version in found}
-    unknown = [md for md in _metadata_list(metadata) if not known & set(md.tables)]
+    known = {table_key(version, schema) for schema, version in found}
+    unknown = [md for md in metadata_list(metadata) if not known & set(md.tables)]
     return list(found.values()) + (tables_by_convention(unknown, naming) if unknown else [])
