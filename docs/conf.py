@@ -52,6 +52,12 @@ def _inventory(url: str, name: str) -> tuple[str, str | None]:
     return url, str(local) if local.is_file() else None
 
 
+_MISSING = sorted(n for n in ("python", "sqlalchemy", "alembic") if not (INVENTORIES / f"{n}.inv").is_file())
+if _MISSING:
+    print(
+        f"docs/_inventories/ lacks {', '.join(_MISSING)}: fetching from the sites (offline: scripts/docs-inventories)"
+    )
+
 intersphinx_mapping = {
     "python": _inventory("https://docs.python.org/3/", "python"),
     "sqlalchemy": _inventory("https://docs.sqlalchemy.org/en/20/", "sqlalchemy"),
