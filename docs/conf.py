@@ -34,7 +34,8 @@ nitpicky = True
 root_doc = "index"
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
-html_static_path: list[str] = []
+html_theme_options = {"page_width": "1180px"}  # alabaster's 940px leaves code a 640px column at 1280px
+html_static_path = ["_static"]  # custom.css
 
 # The changelog is CHANGELOG.md, parsed by MyST (changelog.rst includes it); no other Markdown.
 source_suffix = {".rst": "restructuredtext"}
