@@ -5,8 +5,9 @@ operations count their rows with; 2.0.27 logs -1 on PostgreSQL) are installed wi
 directory under the system temp dir (kept, so re-runs need no download) and put first on
 ``PYTHONPATH`` of a pytest subprocess, where they shadow the installed releases. It runs the tests of
 the operations (autogenerate through the plugin needs Alembic 1.20.1: test_legacy_alembic.py runs
-its fallback on old Alembic releases). The versions are read from pyproject.toml, so that a bound
-raised there is the one tested here.
+its fallback on old Alembic releases). All of test_backfill.py, test_end_transaction_ids.py,
+test_mod_flags.py and test_vacuum.py passed on these versions when the bounds were set. The
+versions are read from pyproject.toml, so that a bound raised there is the one tested here.
 """
 
 from __future__ import annotations
@@ -22,8 +23,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: The operations' tests run on the lowest versions (SQLite and PostgreSQL each).
-TESTS = ["tests/test_backfill.py", "tests/test_end_transaction_ids.py"]
+#: The operations' tests run on the lowest versions (SQLite and PostgreSQL each), without their
+#: largest parametrized matrices (these take two thirds of the time and exercise no other API).
+TESTS = [
+    "tests/test_backfill.py",
+    "tests/test_end_transaction_ids.py",
+    "-k",
+    "not test_equals_what_continuum_writes and not test_repairs_to_what_continuum_wrote"
+    " and not test_bad_input_is_refused_and_writes_nothing",
+]
 
 
 def lowest(requirement_name: str) -> str:
