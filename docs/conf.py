@@ -39,7 +39,6 @@ html_static_path = ["_static"]  # custom.css
 
 # The changelog is CHANGELOG.md, parsed by MyST (changelog.rst includes it); no other Markdown.
 source_suffix = {".rst": "restructuredtext"}
-myst_heading_anchors = 3
 
 # Links to Python, SQLAlchemy and Alembic. Their inventories come from docs/_inventories/ when it
 # holds them (scripts/docs-inventories extracts them from Debian's documentation packages, with no
