@@ -73,6 +73,7 @@ PUBLIC_NAMES = {
     "sqlalchemy.sql.schema.Table": "sqlalchemy.schema.Table",
     "sqlalchemy.engine.base.Connection": "sqlalchemy.engine.Connection",
     "sqlalchemy.sql.type_api.TypeEngine": "sqlalchemy.types.TypeEngine",
+    "Operations": "alembic.operations.Operations",
     "Plugin": "alembic.runtime.plugins.Plugin",  # plugin.setup's hint, imported under TYPE_CHECKING
 }
 
