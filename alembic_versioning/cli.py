@@ -206,15 +206,15 @@ def selected(drift: Drift, tables: Sequence[str]) -> list[Repair]:
     known = {t.name for t in drift.tables} | {t.qualified_name for t in drift.tables}
     unknown = [t for t in tables if t not in known]
     if unknown:
-        names = ", ".join(sorted(t.qualified_name for t in drift.tables)) or "none"
-        raise Failure(f"--table {', '.join(unknown)}: not a versioned table compared here (they are: {names})")
+        listed = ", ".join(sorted(t.qualified_name for t in drift.tables)) or "none"
+        raise Failure(f"--table {', '.join(unknown)}: not a versioned table compared here (they are: {listed})")
     wanted = set(tables)
 
-    def names(op: VersionedTableOp) -> set[str]:
+    def named(op: VersionedTableOp) -> set[str]:
         members = [op.table_name, *getattr(op, "joined", {})]
         return {*members, *(f"{op.schema}.{m}" for m in members if op.schema)}
 
-    return [found for found in drift.repairs if names(repair_of(found)) & wanted]
+    return [found for found in drift.repairs if named(repair_of(found)) & wanted]
 
 
 def invoke(operations: Operations, op: VersionedTableOp, extra: dict[str, Any]) -> None:
