@@ -43,6 +43,7 @@ from .autogenerate import render as _render  # noqa: F401  (registers the render
 from .autogenerate.compare import compare_versioned_tables
 from .autogenerate.options import options_for
 from .autogenerate.targets import versioned_pairs
+from .catalog import ReflectedTables, metadata_table, table_key
 from .comments import one_line
 from .model import VersionedTable
 from .operations import (
@@ -125,15 +126,41 @@ def schemas_of(autogen_context: AutogenContext) -> set[str | None]:
     return {s for s in schemas if autogen_context.run_name_filters(s, "schema", {})}
 
 
+def schema_mismatches(autogen_context: AutogenContext, tables: Sequence[VersionedTable]) -> list[str]:
+    """How the database's versioned tables fall short of the models: tables or columns missing
+    (the repairs read every column the models give)."""
+    reflected = ReflectedTables(autogen_context.inspector, tables)
+    found: list[str] = []
+    for table in tables:
+        for name in (table.name, table.version_name):
+            shown = table_key(name, table.schema)
+            model = metadata_table(autogen_context.metadata, name, table.schema)
+            if not reflected.has_table(name, table.schema):
+                found.append(f"no table {shown}")
+            elif model is not None:
+                have = reflected.types(name, table.schema)
+                missing = [c.name for c in model.c if c.name not in have]
+                if missing:
+                    found.append(f"{shown} lacks {', '.join(missing)}")
+    return found
+
+
 def find_drift(autogen_context: AutogenContext) -> Drift:
     """The repairs autogenerate appends to a migration without schema changes: the comparator's,
-    on an empty migration (every versioned table checked in the database)."""
+    on an empty migration (every versioned table checked in the database). A database whose
+    versioned tables lack what the models have is refused: that takes a migration."""
     schemas = schemas_of(autogen_context)
     upgrade_ops = UpgradeOps([])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        compare_versioned_tables(autogen_context, upgrade_ops, schemas)
         tables = versioned_pairs(autogen_context, options_for(autogen_context), schemas)
+        mismatches = schema_mismatches(autogen_context, tables)
+        if mismatches:
+            raise Failure(
+                f"the database does not match the models ({'; '.join(mismatches)}): migrate the schema first "
+                f"(`alembic check` lists the changes)"
+            )
+        compare_versioned_tables(autogen_context, upgrade_ops, schemas)
     repairs = [op for op in upgrade_ops.ops if isinstance(op, (VersionedTableOp, LeftOutOp))]
     # a left-out repair is reported with its reason; other warnings are passed on
     said = [str(w.message) for w in caught if not str(w.message).startswith("alembic-versioning leaves out ")]

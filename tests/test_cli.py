@@ -275,3 +275,39 @@ def test_missing_config_and_help(tmp_path: Path, console_script: Path) -> None:
 def test_entry_point_is_declared() -> None:
     scripts: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"alembic-versioning": "alembic_versioning.cli:main"}
+
+
+def test_left_out_repairs_and_schema_mismatch(sqlite_engine: sa.Engine, tmp_path: Path, console_script: Path) -> None:
+    """A repair autogenerate leaves out (no transaction table to record a backfill in) is reported
+    with its reason and not run: ``repair`` runs the others and exits 1, as the drift stays. A
+    database lacking columns the models have is refused, naming them."""
+    project = CliProject(tmp_path / "project", console_script, url_of(sqlite_engine))
+    with versioned_app(mod_tracker=True) as app:
+        history_with_drift(sqlite_engine, app)
+    with sqlite_engine.begin() as conn:
+        conn.execute(sa.text('ALTER TABLE "transaction" RENAME TO transaction_old'))
+    reason = (
+        "alembic-versioning: left out backfill_versions('article'): its transaction table 'transaction' does not "
+        "exist; create Continuum's transaction table, or write the backfill by hand naming one with "
+        "transaction_table=...\n"
+    )
+    checked = project.cli("check")
+    assert checked.status == 1 and checked.err == reason
+    assert re.search(
+        r"^article +backfill_versions \(left out\) +3 live rows without a current version", checked.out, re.M
+    )
+    repaired = project.cli("repair")
+    assert repaired.status == 1
+    assert repaired.out.splitlines()[-1] == "committed 3 repair(s)" and "backfill_versions" not in repaired.out
+    assert repaired.err == reason + "1 repair(s) left out: their drift stays (see above)\n"
+    rows = project.cli("check").out.splitlines()
+    assert [row.split()[:2] for row in rows[1:-1] if "no drift" not in row] == [["article", "backfill_versions"]]
+
+    with sqlite_engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE article_version DROP COLUMN content_mod"))
+    refused = project.cli("check")
+    assert (refused.status, refused.err) == (
+        2,
+        "alembic-versioning: error: the database does not match the models (article_version lacks content_mod): "
+        "migrate the schema first (`alembic check` lists the changes)\n",
+    )
