@@ -156,8 +156,9 @@ def find_drift(autogen_context: AutogenContext) -> Drift:
         tables = versioned_pairs(autogen_context, options_for(autogen_context), schemas)
         mismatches = schema_mismatches(autogen_context, tables)
         if mismatches:
+            listed = "; ".join(mismatches[:5]) + (f"; {len(mismatches) - 5} more" if len(mismatches) > 5 else "")
             raise Failure(
-                f"the database does not match the models ({'; '.join(mismatches)}): migrate the schema first "
+                f"the database does not match the models ({listed}): migrate the schema first "
                 f"(`alembic check` lists the changes)"
             )
         compare_versioned_tables(autogen_context, upgrade_ops, schemas)
@@ -340,6 +341,36 @@ def apply(context: MigrationContext, repairs: Sequence[VersionedTableOp], extra:
 # -- Command line ----------------------------------------------------------------------------------
 
 
+def add_environment_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """``alembic``'s own ``-c``, ``-n``, ``-x`` and ``--raiseerr``, before or after the subcommand
+    (``defaults`` on the main parser only: a subcommand's would overwrite what was given before it)."""
+
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "-c",
+        "--config",
+        action="append",
+        default=default(None),
+        help='the Alembic config file: ALEMBIC_CONFIG or "alembic.ini" by default; may name pyproject.toml '
+        "(give -c twice for both)",
+    )
+    parser.add_argument(
+        "-n", "--name", default=default("alembic"), help="the section of the .ini file (default: alembic)"
+    )
+    parser.add_argument(
+        "-x",
+        action="append",
+        metavar="KEY=VALUE",
+        default=default(None),
+        help="an argument for env.py, as alembic's -x (e.g. -x url=postgresql://...)",
+    )
+    parser.add_argument(
+        "--raiseerr", action="store_true", default=default(False), help="show the full traceback of an error"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -347,19 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
         "environment (its alembic.ini and env.py), without a revision file.",
         epilog="Exit status: 0 all is well, 1 drift found or left, 2 error.",
     )
+    add_environment_options(parser, defaults=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "-c",
-        "--config",
-        action="append",
-        help='the Alembic config file: ALEMBIC_CONFIG or "alembic.ini" by default; may name pyproject.toml '
-        "(give -c twice for both)",
-    )
-    common.add_argument("-n", "--name", default="alembic", help="the section of the .ini file (default: alembic)")
-    common.add_argument(
-        "-x", action="append", help="an argument for env.py, as alembic's -x (e.g. -x url=postgresql://...)"
-    )
-    common.add_argument("--raiseerr", action="store_true", help="show the full traceback of an error")
+    add_environment_options(common, defaults=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     commands.add_parser(
         "check",
