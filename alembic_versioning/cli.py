@@ -85,6 +85,7 @@ def repair_of(found: Repair) -> VersionedTableOp:
 
 
 def qualified(op: VersionedTableOp) -> str:
+    """``schema.table`` of the op's live table."""
     return f"{op.schema}.{op.table_name}" if op.schema else op.table_name
 
 
@@ -184,16 +185,18 @@ def drift_table(drift: Drift) -> list[tuple[str, str, str]]:
     for table in drift.tables:
         if (table.schema, table.name) not in covered:
             rows.append((table.qualified_name, "-", "no drift"))
-    return [tuple(one_line(cell) for cell in row) for row in rows]  # type: ignore[misc]
+    return [(one_line(table), one_line(name), one_line(found)) for table, name, found in rows]
 
 
 def print_table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...], out: TextIO) -> None:
+    """``rows`` under ``header``, in columns (the last one unpadded)."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
     for row in [header, *rows]:
         print("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]]).rstrip(), file=out)
 
 
 def left_out_reasons(drift: Drift, err: TextIO) -> None:
+    """Why each left-out repair is left out, and the comparator's other warnings, one line each."""
     for found in drift.repairs:
         if isinstance(found, LeftOutOp):
             print(
