@@ -232,7 +232,7 @@ def test_python_module_and_table_filter(sqlite_engine: sa.Engine, tmp_path: Path
         assert project.cli("repair", "--table", "tag").out == "no drift: nothing to repair\n"
 
 
-def test_errors_are_one_line(sqlite_engine: sa.Engine, tmp_path: Path, console_script: Path) -> None:
+def test_refusals_are_one_line(sqlite_engine: sa.Engine, tmp_path: Path, console_script: Path) -> None:
     project = CliProject(tmp_path / "project", console_script, url_of(sqlite_engine))
     with versioned_app(mod_tracker=True) as app:
         app.metadata.create_all(sqlite_engine)
