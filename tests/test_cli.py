@@ -85,8 +85,8 @@ class Done:
 
 @pytest.fixture(scope="session")
 def console_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``alembic-versioning`` as pip installs it: a launcher that calls the entry point
-    ``[project.scripts]`` declares (a real editable install needs setuptools >= 77, offline)."""
+    """``alembic-versioning`` as pip writes it: a launcher calling the entry point ``[project.scripts]``
+    declares, on this checkout (tests/test_packaging.py runs the one pip installs from the wheel)."""
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     module, function = scripts["alembic-versioning"].split(":")
     path = tmp_path_factory.mktemp("bin") / "alembic-versioning"
