@@ -16,6 +16,7 @@ from __future__ import annotations
 import email
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -104,7 +105,8 @@ def test_wheel_holds_the_package_and_its_metadata(dists: tuple[Path, Path]) -> N
 def test_installed_wheel_imports_registers_the_plugin_and_runs_the_demo(
     dists: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    """pip installs the wheel (with the ``demo`` extra) in a fresh virtualenv, nothing else."""
+    """pip installs the wheel (with the ``demo`` extra) in a fresh virtualenv, nothing else; its
+    ``alembic-versioning`` console script checks and repairs the demo project."""
     _, wheel = dists
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", "--without-pip", venv)
@@ -128,6 +130,17 @@ def test_installed_wheel_imports_registers_the_plugin_and_runs_the_demo(
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     out = run(python, demo / "run_demo.py", "--url", url, "--generated", generated, cwd=tmp_path, env=env)
     assert out.splitlines()[-1].startswith(DEMO_OK), out
+
+    # the console script pip installed, in the demo project (its alembic.ini, its own demo.db)
+    script = venv / "bin" / "alembic-versioning"
+    (demo / "migrations" / "generated").mkdir(exist_ok=True)
+    run(venv / "bin" / "alembic", "upgrade", "head", cwd=demo, env=env)
+    with sqlite3.connect(demo / "demo.db") as raw:  # a row written behind Continuum's back
+        raw.execute("INSERT INTO article (id, title, status) VALUES (77, 'raw', 'draft')")
+    checked = subprocess.run([script, "check"], cwd=demo, env=env, capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 1 and "1 live row without a current version" in checked.stdout, checked
+    assert run(script, "repair", cwd=demo, env=env).splitlines()[-1] == "committed 1 repair(s)"
+    assert run(script, "check", cwd=demo, env=env).splitlines()[-1] == "no drift in 2 versioned table(s)"
 
 
 def test_sdist_unpacks_with_its_tests(dists: tuple[Path, Path], tmp_path: Path) -> None:
