@@ -114,31 +114,28 @@ class DeleteFlags:
     or mapped to those classes' polymorphic identities, which the ``discriminator`` column tells."""
 
     def __init__(self, table_name: str, subclass_columns: SubclassColumns | None, discriminator: str | None) -> None:
-        example = "subclass_columns={'title': ['blog_post']}, discriminator='type'"
+        identities: dict[str, Any] = {}
         if isinstance(subclass_columns, Mapping):
-            identities = {
-                column: names(f"subclass_columns[{column!r}]", value, table_name, "blog_post")
-                for column, value in mapping("subclass_columns", subclass_columns, table_name, example).items()
-            }
-        else:
-            listed = names("subclass_columns", subclass_columns, table_name, "title") or ()
-            identities = {column: () for column in listed}
-        wrong = [
-            (c, v)
-            for c, v in identities.items()
-            if not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in v or ())
-        ]
-        if discriminator is not None and (not isinstance(discriminator, str) or not discriminator):
-            wrong.append(("discriminator", discriminator))
-        given = any(identities.values())
-        if wrong or given != (discriminator is not None):
+            identities = dict(subclass_columns)
+        elif subclass_columns is not None:
+            identities = dict.fromkeys(names("subclass_columns", subclass_columns, table_name, "title") or (), ())
+        literal = (str, int)
+        wrong = (
+            not all(isinstance(c, str) and c for c in identities)
+            or not all(isinstance(v, Sequence) and not isinstance(v, (str, bytes)) for v in identities.values())
+            or not all(isinstance(i, literal) and not isinstance(i, bool) for v in identities.values() for i in v)
+            or (discriminator is not None and (not isinstance(discriminator, str) or not discriminator))
+            or any(identities.values()) != (discriminator is not None)
+        )
+        if wrong:
             raise VersioningError(
                 f"subclass_columns={subclass_columns!r}, discriminator={discriminator!r} for table {table_name!r}: "
                 f"list the columns only some classes of the single-table inheritance hierarchy map, e.g. "
                 f"subclass_columns=['title'], or map each to the polymorphic identities (strings or integers) "
-                f"of the classes that map it and name the discriminator column, e.g. {example}."
+                f"of the classes that map it and name the discriminator column, e.g. "
+                f"subclass_columns={{'title': ['blog_post']}}, discriminator='type'."
             )
-        self.subclass_columns: dict[str, tuple[str | int, ...]] = {c: tuple(v or ()) for c, v in identities.items()}
+        self.subclass_columns: dict[str, tuple[str | int, ...]] = {c: tuple(v) for c, v in identities.items()}
         self.discriminator = discriminator
 
     def arguments(self) -> dict[str, Any]:
