@@ -11,7 +11,8 @@ The statements, in order (a bounded number per table, nothing read back):
    table with the new transaction id in it, only if some entity needs a version;
 3. insert the transaction record (and ``transaction_meta`` and ``transaction_changes`` rows) from it;
 4. validity strategy: close each affected entity's latest version with the new id (in a joined-table
-   inheritance hierarchy, every table's version at the base table's latest transaction);
+   inheritance hierarchy, every table's version at the base table's latest transaction; never in an
+   association table, whose end ids Continuum leaves NULL);
 5. insert the new versions;
 6. drop the temporary tables.
 
