@@ -23,13 +23,23 @@ def make_op(cls: type[Op], table: VersionedTable, finding: str, **extra: Any) ->
         if table.entity_names:
             kwargs["entity_names"] = table.entity_names
         kwargs.update(association=table.association, null_delete=table.null_delete)
-    if cls in (BackfillVersionsOp, UpdateModFlagsOp) and table.subclass_columns:
-        kwargs.update(subclass_columns=table.subclass_columns, discriminator=table.discriminator)
     # explicit either way: offline, a missing strategy comes from target_metadata, the head revision's
     kwargs["strategy"] = table.strategy
-    op = cls(table.name, **{**kwargs, **extra})
+    kwargs.update(extra)
+    if cls in (BackfillVersionsOp, UpdateModFlagsOp):
+        kwargs.update(_subclass_arguments(table, kwargs["columns"]))
+    op = cls(table.name, **kwargs)
     op.finding = finding
     return op
+
+
+def _subclass_arguments(table: VersionedTable, columns: Sequence[str]) -> dict[str, Any]:
+    """``subclass_columns`` (and ``discriminator``) of ``table`` among the ``columns`` an op names (a
+    downgrade's op describes the table without the columns the upgrade added)."""
+    subclass = {c: v for c, v in table.subclass_columns.items() if c in columns}
+    if not subclass:
+        return {}
+    return {"subclass_columns": subclass, "discriminator": table.discriminator if any(subclass.values()) else None}
 
 
 def joined_description(
