@@ -6,6 +6,8 @@ Each reads op -> catalog (the tables, :mod:`.catalog`) -> model (:class:`~.model
 
 from __future__ import annotations
 
+import dataclasses
+
 import sqlalchemy as sa
 from alembic.operations import Operations
 
@@ -52,6 +54,7 @@ def update_mod_flags(operations: Operations, op: UpdateModFlagsOp) -> None:
     catalog = Catalog(operations)
     # described by its arguments, the columns it names are the flagged ones; else the table says which
     table = versioned_table(catalog, op, columns=op.columns, mod_columns=op.columns if op.describes_table() else None)
+    table = _as_written(catalog, op, table)
     columns = table.mod_columns if op.columns is None else op.columns
     unflagged = [c for c in columns if c not in table.mod_columns]
     if unflagged:
@@ -95,6 +98,7 @@ def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
 
 def _backfill_part(catalog: Catalog, op: BackfillVersionsOp, table: VersionedTable) -> BackfillPart:
     """``table`` with its live table: the versioned columns the live table has, in its types."""
+    table = _as_written(catalog, op, table)
     why = f"backfill_versions compares its rows with {table.qualified_version_name!r}"
     live = catalog.require(table.name, table.schema, why)
     columns = list(table.columns)
@@ -112,10 +116,30 @@ def _backfill_part(catalog: Catalog, op: BackfillVersionsOp, table: VersionedTab
     return BackfillPart(table, table.live_table(columns, live_types), columns)
 
 
+def _as_written(catalog: Catalog, op: UpdateModFlagsOp | BackfillVersionsOp, table: VersionedTable) -> VersionedTable:
+    """``table`` with what ``op`` says of how Continuum writes its versions: the DELETE flags of its
+    subclass columns and, for a backfill, whether it is an association table and whether DELETE
+    versions hold NULLs; online, the columns ``op`` names must be data columns of it."""
+    flags = op.delete_flags
+    named = [*flags.subclass_columns, *([flags.discriminator] if flags.discriminator is not None else [])]
+    unknown = [c for c in named if c not in table.columns]
+    if catalog.online and unknown:
+        raise VersioningError(
+            f"subclass_columns={list(flags.subclass_columns)}, discriminator={flags.discriminator!r} for table "
+            f"{table.name!r}: {unknown} are not versioned data columns of {table.qualified_version_name!r}; "
+            f"they are {list(table.columns)}."
+        )
+    written = dataclasses.replace(table, subclass_columns=flags.subclass_columns, discriminator=flags.discriminator)
+    if isinstance(op, BackfillVersionsOp):
+        written = dataclasses.replace(written, association=op.association, null_delete=op.null_delete)
+    return written
+
+
 def _joined_part(catalog: Catalog, op: BackfillVersionsOp, base: VersionedTable, name: str) -> BackfillPart:
     """The table ``name`` of ``op``'s hierarchy with its live table (see :func:`_joined_table`)."""
     joined, table = _joined_table(catalog, op, base, name)
     assert isinstance(joined, BackfillVersionsOp)
+    joined.null_delete = op.null_delete  # the versioning manager's, for every table
     return _backfill_part(catalog, joined, table)
 
 

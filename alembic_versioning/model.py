@@ -92,6 +92,15 @@ class VersionedTable:
     #: With Continuum's ``TransactionChangesPlugin``: the names of the model classes mapped to this
     #: table, which a backfill records as ``transaction_changes`` rows (empty without the plugin).
     entity_names: tuple[str, ...] = ()
+    #: Under single-table inheritance, the flagged columns only some of the classes sharing the table
+    #: map: Continuum flags them on a DELETE version only when the deleted entity's class maps them.
+    #: Keyed by column, the polymorphic identities of the classes that map it (empty: not known).
+    subclass_columns: Mapping[str, tuple[str | int, ...]] = field(default_factory=dict)
+    #: The table's discriminator column (``polymorphic_on``), whose value tells each row's class, when
+    #: ``subclass_columns`` name the identities.
+    discriminator: str | None = None
+    #: With Continuum's ``NullDeletePlugin``: DELETE versions hold NULL in every non-key data column.
+    null_delete: bool = False
 
     @property
     def version_name(self) -> str:
@@ -125,7 +134,10 @@ class VersionedTable:
         """A Core table for the version table, carrying only what the statements need."""
         n = self.naming
         cols = [sa.Column(name, self.types.get(name, sa.types.NULLTYPE), primary_key=True) for name in self.primary_key]
-        cols += [sa.Column(name, self.types.get(name, sa.types.NULLTYPE)) for name in self.columns]
+        data = list(self.columns)
+        if self.discriminator is not None and self.discriminator not in (*data, *self.primary_key):
+            data.append(self.discriminator)  # read for DELETE flags (see subclass_columns)
+        cols += [sa.Column(name, self.types.get(name, sa.types.NULLTYPE)) for name in data]
         cols.append(sa.Column(n.transaction_column_name, sa.BigInteger, primary_key=True))
         if self.strategy == "validity":
             cols.append(sa.Column(n.end_transaction_column_name, sa.BigInteger))

@@ -102,6 +102,61 @@ def mapping(argument: str, value: Any, table_name: str, example: str) -> dict[st
     return dict(value)
 
 
+#: ``subclass_columns=`` of ``update_mod_flags`` and ``backfill_versions``: column names, or names
+#: mapped to the polymorphic identities of the classes that map them.
+SubclassColumns = Sequence[str] | Mapping[str, Sequence[str | int]]
+
+
+class DeleteFlags:
+    """What a DELETE version's mod flags are under single-table inheritance, as op arguments:
+    ``subclass_columns``, the flagged columns only some of the classes sharing the table map
+    (Continuum flags them on a DELETE only where the deleted entity's class maps them), as a list,
+    or mapped to those classes' polymorphic identities, which the ``discriminator`` column tells."""
+
+    def __init__(self, table_name: str, subclass_columns: SubclassColumns | None, discriminator: str | None) -> None:
+        identities: dict[str, Any] = {}
+        if isinstance(subclass_columns, Mapping):
+            identities = dict(subclass_columns)
+        elif subclass_columns is not None:
+            identities = dict.fromkeys(names("subclass_columns", subclass_columns, table_name, "title") or (), ())
+        literal = (str, int)
+        wrong = (
+            not all(isinstance(c, str) and c for c in identities)
+            or not all(isinstance(v, Sequence) and not isinstance(v, (str, bytes)) for v in identities.values())
+            or not all(isinstance(i, literal) and not isinstance(i, bool) for v in identities.values() for i in v)
+            or (discriminator is not None and (not isinstance(discriminator, str) or not discriminator))
+            or any(identities.values()) != (discriminator is not None)
+        )
+        if wrong:
+            raise VersioningError(
+                f"subclass_columns={subclass_columns!r}, discriminator={discriminator!r} for table {table_name!r}: "
+                f"list the columns only some classes of the single-table inheritance hierarchy map, e.g. "
+                f"subclass_columns=['title'], or map each to the polymorphic identities (strings or integers) "
+                f"of the classes that map it and name the discriminator column, e.g. "
+                f"subclass_columns={{'title': ['blog_post']}}, discriminator='type'."
+            )
+        self.subclass_columns: dict[str, tuple[str | int, ...]] = {c: tuple(v) for c, v in identities.items()}
+        self.discriminator = discriminator
+
+    def arguments(self) -> dict[str, Any]:
+        """The keyword arguments that recreate them (none when there are no subclass columns)."""
+        if not self.subclass_columns:
+            return {}
+        if self.discriminator is None:
+            return {"subclass_columns": list(self.subclass_columns)}
+        return {
+            "subclass_columns": {c: list(v) for c, v in self.subclass_columns.items()},
+            "discriminator": self.discriminator,
+        }
+
+
+def flag(argument: str, value: Any, table_name: str) -> bool:
+    """``value``, checked to be ``True`` or ``False``."""
+    if not isinstance(value, bool):
+        raise VersioningError(f"{argument}={value!r} for table {table_name!r}: pass True or False.")
+    return value
+
+
 class VersionedTableOp(MigrateOperation):
     """Common arguments of the operations on one versioned table."""
 
@@ -236,18 +291,19 @@ class UpdateModFlagsOp(VersionedTableOp):
         *,
         insert_flags: InsertFlags = "keep",
         keep_true: bool = False,
+        subclass_columns: SubclassColumns | None = None,
+        discriminator: str | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(table_name, **kw)
         self.columns = names("columns", columns, table_name, "name")
+        self.delete_flags = DeleteFlags(table_name, subclass_columns, discriminator)
         if insert_flags not in ("keep", "non_null", "all"):
             raise VersioningError(
                 f"insert_flags={insert_flags!r} for table {table_name!r}: use 'keep', 'non_null' or 'all'."
             )
         self.insert_flags: InsertFlags = insert_flags
-        if not isinstance(keep_true, bool):
-            raise VersioningError(f"keep_true={keep_true!r} for table {table_name!r}: pass True or False.")
-        self.keep_true = keep_true
+        self.keep_true = flag("keep_true", keep_true, table_name)
 
     @classmethod
     def update_mod_flags(
@@ -260,6 +316,8 @@ class UpdateModFlagsOp(VersionedTableOp):
         primary_key: Sequence[str] | None = None,
         insert_flags: InsertFlags = "keep",
         keep_true: bool = False,
+        subclass_columns: SubclassColumns | None = None,
+        discriminator: str | None = None,
         strategy: Strategy | None = None,
         **naming: Unpack[NamingOptions],
     ) -> None:
@@ -268,7 +326,11 @@ class UpdateModFlagsOp(VersionedTableOp):
         Each version is compared NULL-safely with the entity's previous version in
         transaction order; flags are set and cleared (with ``keep_true=True`` only set: a
         true flag stays, as Continuum's ORM writes one for a value changed and changed back in
-        one transaction). DELETE versions get all flags true.
+        one transaction). DELETE versions get all flags true, but those of ``subclass_columns``:
+        under single-table inheritance, the columns only some classes sharing the table map, which
+        Continuum flags on a DELETE only where the deleted entity's class maps them; their flags
+        are kept, or, mapped to those classes' polymorphic identities with the ``discriminator``
+        column named, set where the row's discriminator names one of them, else cleared.
         INSERT versions, and UPDATE versions with no previous version, keep their flags
         (``insert_flags="keep"``), or get ``value IS NOT NULL`` (``"non_null"``) or true (``"all"``).
         ``strategy`` matters offline only, without ``target_metadata`` holding the table.
@@ -280,6 +342,8 @@ class UpdateModFlagsOp(VersionedTableOp):
             columns=columns,
             insert_flags=insert_flags,
             keep_true=keep_true,
+            subclass_columns=subclass_columns,
+            discriminator=discriminator,
             schema=schema,
             primary_key=primary_key,
             strategy=strategy,
@@ -299,6 +363,7 @@ class UpdateModFlagsOp(VersionedTableOp):
             kwargs["insert_flags"] = self.insert_flags
         if self.keep_true:
             kwargs["keep_true"] = True
+        kwargs.update(self.delete_flags.arguments())
         return kwargs
 
 
@@ -386,6 +451,9 @@ class BackfillVersionsOp(VersionedDataOp):
     """Write new versions so the version table reflects the live table."""
 
     op_name = "backfill_versions"
+    #: What ``joined=`` may say of a table: also its ``subclass_columns`` (a list: a joined table's
+    #: discriminator, if any, is its base table's).
+    joined_keys = (*JOINED_KEYS, "subclass_columns")
 
     def __init__(
         self,
@@ -395,9 +463,16 @@ class BackfillVersionsOp(VersionedDataOp):
         meta: Mapping[str, Any] | None = None,
         entity_names: Sequence[str] = (),
         native_versioning: bool | None = None,
+        association: bool = False,
+        null_delete: bool = False,
+        subclass_columns: SubclassColumns | None = None,
+        discriminator: str | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(table_name, **kw)
+        self.association = flag("association", association, table_name)
+        self.null_delete = flag("null_delete", null_delete, table_name)
+        self.delete_flags = DeleteFlags(table_name, subclass_columns, discriminator)
         self.transaction = mapping("transaction", transaction, table_name, "{'remote_addr': '10.0.0.1'}")
         self.meta = mapping("meta", meta, table_name, "{'comment': 'backfill'}")
         self.entity_names = names("entity_names", entity_names, table_name, "Article") or ()
@@ -427,6 +502,10 @@ class BackfillVersionsOp(VersionedDataOp):
         columns: Sequence[str] | None = None,
         mod_columns: Sequence[str] | None = None,
         native_versioning: bool | None = None,
+        association: bool = False,
+        null_delete: bool = False,
+        subclass_columns: SubclassColumns | None = None,
+        discriminator: str | None = None,
         strategy: Strategy | None = None,
         joined: Joined = (),
         **naming: Unpack[NamingOptions],
@@ -444,11 +523,20 @@ class BackfillVersionsOp(VersionedDataOp):
         Nothing is written when nothing differs. ``columns``, ``mod_columns``, ``strategy`` and
         ``native_versioning`` matter offline only, where nothing can be reflected.
 
+        As Continuum writes them: ``association=True`` (a ``secondary`` table of a versioned
+        relationship) leaves the end ids of its versions NULL, as Continuum never fills them;
+        ``null_delete=True`` (Continuum's ``NullDeletePlugin``) writes NULL in every non-key data
+        column of a DELETE version. A DELETE version flags every column, but ``subclass_columns``
+        (see ``update_mod_flags``): where the ``discriminator`` tells the row's class, those its
+        class maps, else those whose last value is set (a class that does not map a column leaves
+        it NULL).
+
         ``joined`` names the other versioned tables of a joined-table inheritance hierarchy whose
         base table is ``table_name`` (same schema): their versions are written together, as
         Continuum writes them, one row in each table an entity has a row in, at one transaction.
         Offline, a mapping ``{name: {"primary_key": [...], "columns": [...], "mod_columns": [...]}}``
-        describes them as ``primary_key``, ``columns`` and ``mod_columns`` describe ``table_name``.
+        describes them as ``primary_key``, ``columns`` and ``mod_columns`` describe ``table_name``
+        (and ``"subclass_columns": [...]``, a table's columns only some classes map).
         """
         cls.run(
             operations,
@@ -460,6 +548,10 @@ class BackfillVersionsOp(VersionedDataOp):
             columns=columns,
             mod_columns=mod_columns,
             native_versioning=native_versioning,
+            association=association,
+            null_delete=null_delete,
+            subclass_columns=subclass_columns,
+            discriminator=discriminator,
             schema=schema,
             primary_key=primary_key,
             strategy=strategy,
@@ -475,6 +567,8 @@ class BackfillVersionsOp(VersionedDataOp):
             kwargs["entity_names"] = list(self.entity_names)
         if self.native_versioning is not None:
             kwargs["native_versioning"] = self.native_versioning
+        kwargs.update({name: True for name in ("association", "null_delete") if getattr(self, name)})
+        kwargs.update(self.delete_flags.arguments())
         return kwargs
 
 
@@ -550,6 +644,7 @@ class VacuumVersionsOp(VersionedDataOp):
 
 __all__ = [
     "BackfillVersionsOp",
+    "DeleteFlags",
     "LeftOutOp",
     "NamingOptions",
     "RepairOnDowngradeOp",

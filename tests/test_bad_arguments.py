@@ -84,6 +84,16 @@ MALFORMED = [
     (lambda op: op.backfill_versions("article", native_versioning="no"), "native_versioning='no' .*True or False"),
     (lambda op: op.backfill_versions("article", joined="doc"), r"joined='doc' .*joined=\['doc'\]"),
     (lambda op: op.backfill_versions("article", joined={"doc": ["id"]}), "list the other tables"),
+    (lambda op: op.backfill_versions("article", null_delete="yes"), "null_delete='yes' .*True or False"),
+    (lambda op: op.backfill_versions("article_tag", association=1), "association=1 .*True or False"),
+    (lambda op: op.update_mod_flags("article", subclass_columns="name"), "subclass_columns='name'.*e.g."),
+    (
+        lambda op: op.update_mod_flags("article", subclass_columns={"name": ["a"]}),
+        r"discriminator=None .*name the discriminator column",
+    ),
+    (lambda op: op.backfill_versions("article", subclass_columns={"name": "a"}, discriminator="x"), "identities"),
+    (lambda op: op.backfill_versions("article", subclass_columns={"name": [1.5]}, discriminator="x"), "identities"),
+    (lambda op: op.backfill_versions("article", subclass_columns=["name"], discriminator="x"), "identities"),
     (
         lambda op: op.backfill_versions("article", transaction={"issued_at": "yesterday"}),
         r"transaction=\{'issued_at': 'yesterday'\} .*type (DATETIME|TIMESTAMP).*datetime",
@@ -95,7 +105,20 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.parametrize(("call", "message"), WRONG_ROLES + MALFORMED)
+#: Arguments that name columns the version table does not have (checked where it is reflected).
+UNKNOWN_COLUMNS = [
+    (
+        lambda op: op.update_mod_flags("article", subclass_columns={"title": ["x"]}, discriminator="name"),
+        r"\['title'\] are not versioned data columns of 'article_version'",
+    ),
+    (
+        lambda op: op.backfill_versions("article", subclass_columns={"name": ["x"]}, discriminator="kind"),
+        r"\['kind'\] are not versioned data columns",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "message"), WRONG_ROLES + MALFORMED + UNKNOWN_COLUMNS)
 def test_refused_online_before_anything_is_written(engine: sa.Engine, app: App, call: Any, message: str) -> None:
     first = lambda op: op.backfill_versions("translation")  # noqa: E731
     assert_refused(engine, first, call, message, lambda: everything(engine, app))

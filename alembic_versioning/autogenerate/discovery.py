@@ -38,14 +38,24 @@ def imported_managers(metadata: sa.MetaData | Sequence[sa.MetaData] = ()) -> lis
     return list(found.values())
 
 
+def _plugin(manager: Any, name: str) -> Any:
+    """``manager``'s plugin of the class named ``name`` (found by name: nothing is imported), or ``None``."""
+    return next((p for p in manager.plugins if type(p).__name__ == name), None)
+
+
 def _mod_tracker(manager: Any) -> Any:
     """``manager``'s PropertyModTrackerPlugin, or ``None``."""
-    return next((p for p in manager.plugins if type(p).__name__ == "PropertyModTrackerPlugin"), None)
+    return _plugin(manager, "PropertyModTrackerPlugin")
 
 
 def _records_changes(manager: Any) -> bool:
     """Whether ``manager`` has the TransactionChangesPlugin (``transaction_changes`` rows)."""
-    return any(type(p).__name__ == "TransactionChangesPlugin" for p in manager.plugins)
+    return _plugin(manager, "TransactionChangesPlugin") is not None
+
+
+def _nulls_deletes(manager: Any) -> bool:
+    """Whether ``manager`` has the NullDeletePlugin (DELETE versions hold NULL in their data columns)."""
+    return _plugin(manager, "NullDeletePlugin") is not None
 
 
 def _mod_suffix(manager: Any) -> str:
@@ -117,6 +127,30 @@ def _sharing_rows(mapper: Any) -> list[sa.Table]:
     return tables
 
 
+def _delete_flags(table: VersionedTable, live: sa.Table, mappers: Sequence[Any]) -> VersionedTable:
+    """``table`` with its ``subclass_columns``: the flagged columns only some of ``mappers`` (the
+    classes with rows in ``live``) map, which Continuum flags on a DELETE version only for those
+    classes, each with their polymorphic identities and the ``discriminator`` column that tells
+    them, when the hierarchy's ``polymorphic_on`` is a data column of ``live`` and every class has
+    an identity rendered as a literal (a string or an integer); else with no identities."""
+    mapped = [{c.name for prop in m.column_attrs for c in prop.columns if c.table is live} for m in mappers]
+    partial = [c for c in table.mod_columns if not all(c in names for names in mapped)]
+    if not partial:
+        return table
+    on = mappers[0].polymorphic_on
+    identities = [m.polymorphic_identity for m in mappers]
+    told = (
+        isinstance(on, sa.Column)
+        and on.table is live
+        and on.name in table.columns
+        and all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in identities)
+    )
+    subclass = {
+        c: tuple(i for i, names in zip(identities, mapped, strict=True) if c in names) if told else () for c in partial
+    }
+    return dataclasses.replace(table, subclass_columns=subclass, discriminator=on.name if told else None)
+
+
 def tables_from_manager(
     manager: Any, metadata: sa.MetaData | Sequence[sa.MetaData], default_schema: str | None = None
 ) -> list[VersionedTable]:
@@ -149,6 +183,11 @@ def tables_from_manager(
             strategy=manager.option(model, "strategy"),
             mod_tracker=_mod_tracker(manager) is not None,
         )
+    mappers = [sa.inspect(model) for model in manager.version_class_map]
+    for key, table in found.items():
+        live = next(m.local_table for m in mappers if m.local_table.key == table_key(table.name, table.schema))
+        sharing = [m for m in mappers if live in _sharing_rows(m)]
+        found[key] = dataclasses.replace(_delete_flags(table, live, sharing), null_delete=_nulls_deletes(manager))
     entities: dict[str, list[str]] = {}  # live table key -> the names of the models mapped to it
     if _records_changes(manager):
         for model in manager.version_class_map:

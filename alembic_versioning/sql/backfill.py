@@ -11,7 +11,8 @@ The statements, in order (a bounded number per table, nothing read back):
    table with the new transaction id in it, only if some entity needs a version;
 3. insert the transaction record (and ``transaction_meta`` and ``transaction_changes`` rows) from it;
 4. validity strategy: close each affected entity's latest version with the new id (in a joined-table
-   inheritance hierarchy, every table's version at the base table's latest transaction);
+   inheritance hierarchy, every table's version at the base table's latest transaction; never in an
+   association table, whose end ids Continuum leaves NULL);
 5. insert the new versions;
 6. drop the temporary tables.
 
@@ -51,6 +52,7 @@ from .constructs import (
     same_entity_across,
     to_regclass,
 )
+from .mod_flags import subclass_delete_flag
 
 #: Names of the temporary tables holding the new transaction id and the versions to write.
 PENDING_TRANSACTION = "_av_backfill_transaction"
@@ -212,19 +214,31 @@ def _pending_union(table: VersionedTable, latest: sa.Subquery, live: sa.Table, d
     return sa.union_all(from_live, gone)
 
 
-def new_mod_flag(pending: sa.Table, column: str, index: int) -> ColumnElement[bool]:
+def new_mod_flag(table: VersionedTable, pending: sa.Table, column: str, index: int) -> ColumnElement[bool]:
     """A new version's flag, following ``update_mod_flags``' convention.
 
-    DELETE: true; UPDATE: whether the value differs from the latest version's; INSERT
-    (not derivable from the data): whether the value is set, as if the application
-    assigned every non-NULL value.
+    DELETE: true, or for a subclass column as Continuum flags it where the discriminator tells
+    (see :func:`~alembic_versioning.sql.mod_flags.subclass_delete_flag`), else whether its last
+    value is set (a class that does not map the column leaves it NULL); UPDATE: whether the value
+    differs from the latest version's; INSERT (not derivable from the data): whether the value is
+    set, as if the application assigned every non-NULL value.
     """
     op = pending.c[OPERATION]
+    is_set = pending.c[column].is_not(None)  # a DELETE's pending values are the last ones (see new_value)
+    subclass = subclass_delete_flag(table, pending.c, column)
     return sa.case(
-        (op == constant(DELETE), sa.true()),
+        (op == constant(DELETE), sa.true() if subclass is None else sa.func.coalesce(subclass, is_set)),
         (op == constant(UPDATE), Differs(pending.c[column], pending.c[f"_av_latest_{index}"])),
-        else_=pending.c[column].is_not(None),
+        else_=is_set,
     )
+
+
+def new_value(table: VersionedTable, pending: sa.Table, column: str) -> ColumnElement[Any]:
+    """A new version's value of the data ``column``: the pending one, but NULL in a DELETE version
+    under Continuum's ``NullDeletePlugin`` (``table.null_delete``)."""
+    if not table.null_delete:
+        return pending.c[column]
+    return sa.case((pending.c[OPERATION] == constant(DELETE), sa.null()), else_=pending.c[column])
 
 
 def merge_into_own_version(
@@ -236,7 +250,7 @@ def merge_into_own_version(
     names = table.naming
     op = pending.c[OPERATION]
     stored_op = version.c[names.operation_type_column_name]
-    values: dict[Any, ColumnElement[Any]] = {version.c[c]: pending.c[c] for c in data}
+    values: dict[Any, ColumnElement[Any]] = {version.c[c]: new_value(table, pending, c) for c in data}
     values[stored_op] = sa.case(
         (op == constant(DELETE), constant(DELETE)),
         (pending.c[LATEST_OP] == constant(INSERT), constant(INSERT)),
@@ -487,7 +501,7 @@ def _write_versions(
     elsewhere = (
         [sa.or_(pending.c[LATEST_TX].is_(None), pending.c[LATEST_TX] != new_id)] if record.reuse is not None else []
     )
-    if table.strategy == "validity":
+    if table.strategy == "validity" and not table.association:  # Continuum never closes a link's versions
         tx, end = version.c[names.transaction_column_name], version.c[names.end_transaction_column_name]
         close = sa.update(version).values({end: new_id})
         if base is not None:  # UPDATE ... FROM the base table's pending versions (never native versioning's)
@@ -506,11 +520,11 @@ def _write_versions(
     if record.reuse is not None:
         statements.append(merge_into_own_version(table, version, pending, data, own))
     new_values: dict[str, ColumnElement[Any]] = {k: pending.c[k] for k in table.entity_key}
-    new_values.update({c: pending.c[c] for c in data})
+    new_values.update({c: new_value(table, pending, c) for c in data})
     new_values[names.transaction_column_name] = new_id
     new_values[names.operation_type_column_name] = pending.c[OPERATION]
     new_values.update(
-        {table.mod_column(c): new_mod_flag(pending, c, i) for i, c in enumerate(data) if c in table.mod_columns}
+        {table.mod_column(c): new_mod_flag(table, pending, c, i) for i, c in enumerate(data) if c in table.mod_columns}
     )
     inserted = sa.select(*new_values.values()).where(*elsewhere, has_new)
     statements.append(sa.insert(version).from_select(list(new_values), inserted))

@@ -103,5 +103,7 @@ def _carried(table: VersionedTable, version: sa.Table, columns: Sequence[str]) -
     """The columns of ``version`` a history of ``columns`` needs, in the table's order."""
     names = table.naming
     needed = {*table.entity_key, *columns, *(table.mod_column(c) for c in columns if c in table.mod_columns)}
+    if table.subclass_columns and table.discriminator is not None:  # tells a DELETE's flags
+        needed.add(table.discriminator)
     needed |= {names.transaction_column_name, names.end_transaction_column_name, names.operation_type_column_name}
     return [c for c in version.c if c.name in needed]

@@ -13,6 +13,26 @@ from .constructs import Differs, constant, unset
 from .history import History, history
 
 
+def subclass_delete_flag(table: VersionedTable, row: Any, column: str) -> ColumnElement[Any] | None:
+    """The flag Continuum gives ``column`` on a DELETE version (``row``, a column collection holding
+    it) where that is not simply true, as it is for every attribute of the deleted entity's class:
+    for a column only some classes of a single-table inheritance hierarchy map
+    (:attr:`~alembic_versioning.model.VersionedTable.subclass_columns`), whether the row's
+    discriminator names one of them, NULL where that is not known (no discriminator described or
+    carried, or NULL in the row); ``None`` for any other column."""
+    if column not in table.subclass_columns:
+        return None
+    identities = table.subclass_columns[column]
+    if table.discriminator is None or not identities or table.discriminator not in row:
+        return sa.null()
+    discriminator = row[table.discriminator]
+    return sa.case(
+        (discriminator.in_([sa.literal(i) for i in identities]), sa.true()),
+        (discriminator.is_not(None), sa.false()),
+        else_=sa.null(),
+    )
+
+
 def mod_flag_expression(
     row: Any,
     table: VersionedTable,
@@ -23,7 +43,8 @@ def mod_flag_expression(
 ) -> ColumnElement[bool]:
     """The flag ``column`` gets, following the package's convention.
 
-    DELETE: true. UPDATE with a previous version: whether the value differs from it.
+    DELETE: true, or as Continuum flags a subclass column (see :func:`subclass_delete_flag`), kept
+    where that is not known. UPDATE with a previous version: whether the value differs from it.
     INSERT, or UPDATE without a previous version (Continuum's value depends on which
     attributes the application assigned, which the database does not record): the flag
     is kept (``"keep"``), or set to ``value IS NOT NULL`` (``"non_null"``) or true (``"all"``).
@@ -34,8 +55,10 @@ def mod_flag_expression(
         "non_null": row[column].is_not(None),
         "all": sa.true(),
     }[insert_flags]
+    subclass = subclass_delete_flag(table, row, column)
+    on_delete = sa.true() if subclass is None else sa.func.coalesce(subclass, row[table.mod_column(column)])
     return sa.case(
-        (op == constant(DELETE), sa.true()),
+        (op == constant(DELETE), on_delete),
         (sa.and_(op == constant(UPDATE), has_previous), Differs(row[column], previous_value)),
         else_=underivable,
     )
@@ -53,8 +76,9 @@ def expected_flags(
 
 
 def missing_flags(h: History, columns: Sequence[str]) -> ColumnElement[bool]:
-    """Whether a version lacks a flag the data proves: false (or NULL) on a DELETE, or on an
-    UPDATE whose value differs from the previous version's.
+    """Whether a version lacks a flag the data proves: false (or NULL) on a DELETE where Continuum
+    flags the column (see :func:`subclass_delete_flag`), or on an UPDATE whose value differs from the
+    previous version's.
 
     The converse, a true flag on an unchanged value, is not counted: Continuum's ORM writes it
     when an attribute is changed and changed back within one transaction. (The same rows
@@ -63,7 +87,10 @@ def missing_flags(h: History, columns: Sequence[str]) -> ColumnElement[bool]:
     op = h.c[h.table.naming.operation_type_column_name]
     flags = [h.c[h.table.mod_column(c)] for c in columns]
     return sa.or_(
-        sa.and_(op == constant(DELETE), sa.or_(*(unset(flag) for flag in flags))),
+        sa.and_(
+            op == constant(DELETE),
+            sa.or_(*(_missing_on_delete(h, c, flag) for c, flag in zip(columns, flags, strict=True))),
+        ),
         sa.and_(
             op == constant(UPDATE),
             h.previous_tx.is_not(None),
@@ -72,6 +99,12 @@ def missing_flags(h: History, columns: Sequence[str]) -> ColumnElement[bool]:
             ),
         ),
     )
+
+
+def _missing_on_delete(h: History, column: str, flag: ColumnElement[bool]) -> ColumnElement[bool]:
+    """Whether a DELETE version's ``flag`` of ``column`` is unset where Continuum sets it."""
+    subclass = subclass_delete_flag(h.table, h.c, column)
+    return unset(flag) if subclass is None else sa.and_(unset(flag), subclass)
 
 
 def mod_flags_update(
