@@ -444,8 +444,9 @@ def _sequence_ahead(
 
 
 def _setval_mariadb(sequence: sa.Sequence, taken: Sequence[sa.Column[Any]]) -> str:
-    """MariaDB's statement moving ``sequence`` past the largest of ``taken`` (its ``GREATEST`` is
-    NULL where any argument is: an empty table counts 0)."""
+    """MariaDB's statements moving ``sequence`` past the largest of ``taken``: ``SETVAL`` takes a
+    constant, so the largest is read into a variable first (``GREATEST`` is NULL where any
+    argument is: an empty table counts 0)."""
     from sqlalchemy.dialects import mysql
 
     quote = mysql.dialect(paramstyle="named").identifier_preparer
@@ -453,7 +454,8 @@ def _setval_mariadb(sequence: sa.Sequence, taken: Sequence[sa.Column[Any]]) -> s
         f"COALESCE((SELECT max({quote.quote(c.name)}) FROM {quote.format_table(c.table)}), 0)"  # type: ignore[arg-type]
         for c in taken
     )
-    return f"SELECT SETVAL({quote.format_sequence(sequence)}, GREATEST({highest}));"
+    setval = f"SELECT SETVAL({quote.format_sequence(sequence)}, ".replace("'", "''")
+    return f"SELECT GREATEST({highest}) INTO @av_taken; EXECUTE IMMEDIATE CONCAT('{setval}', @av_taken, ')');"
 
 
 def _record_rows(
