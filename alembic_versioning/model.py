@@ -35,6 +35,7 @@ def is_flag_type(type_: Any) -> bool:
 
     return isinstance(type_, TINYINT) and type_.display_width == 1
 
+
 #: ``operation_type`` values written by Continuum.
 INSERT, UPDATE, DELETE = 0, 1, 2
 

@@ -187,8 +187,10 @@ def ranked_by(engine: sa.Engine, table: sa.Table, names: dict[str, str]) -> list
     with engine.connect() as conn:
         rows = conn.execute(sa.select(table).order_by(*table.primary_key.columns)).mappings().all()
     ranks = {t: i for i, t in enumerate(sorted({row[tx] for row in rows}))}
-    return [tuple(ranks.get(v, v) if k in (tx, end) else bool(v) if k.endswith("_mod") else v for k, v in row.items())
-            for row in rows]
+    return [
+        tuple(ranks.get(v, v) if k in (tx, end) else bool(v) if k.endswith("_mod") else v for k, v in row.items())
+        for row in rows
+    ]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -305,5 +307,8 @@ def test_read_committed_migration_is_refused(mariadb_engine: sa.Engine) -> None:
 def test_mysql_offline_is_refused() -> None:
     """A mysql:// URL offline may be MySQL, which has no sequences: refused with the fix."""
     with versioned_app() as app, pytest.raises(VersioningError, match="use a mariadb:// URL"):
-        render_offline(sa.create_engine("mysql+pymysql://x@localhost/db"), lambda op: op.backfill_versions("article"),
-                       target_metadata=app.metadata)
+        render_offline(
+            sa.create_engine("mysql+pymysql://x@localhost/db"),
+            lambda op: op.backfill_versions("article"),
+            target_metadata=app.metadata,
+        )

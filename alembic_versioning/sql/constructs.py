@@ -385,7 +385,8 @@ class RegClass(ColumnElement[Any]):
 
 @compiles(RegClass)
 def _regclass(element: RegClass, compiler: SQLCompiler, **kw: Any) -> str:
-    quoted = ".".join('"' + part.replace('"', '""') + '"' for part in (element.schema, element.name) if part is not None)
+    parts = (element.schema, element.name)
+    quoted = ".".join('"' + part.replace('"', '""') + '"' for part in parts if part is not None)
     return compiler.process(sa.func.to_regclass(sa.literal(quoted, sa.Text)), **kw)
 
 
@@ -691,7 +692,8 @@ def _lock_for_write_mariadb(element: LockForWrite, compiler: SQLCompiler, **kw: 
     table). It waits for every writer holding an uncommitted record, whatever
     its id, and its next-key locks (up to the supremum) keep any later writer's record out until
     the migration commits. Only REPEATABLE READ and SERIALIZABLE take gap locks: the guard stops
-    under the others. The later statements' reads are locking reads too (InnoDB reads the latest
+    under the others. (``FOR UPDATE`` in a subquery, as in ``DO (SELECT ...)``, locks nothing: the
+    count goes into a variable.) The later statements' reads are locking reads too (InnoDB reads the latest
     committed rows inside INSERT/CREATE ... SELECT, UPDATE and DELETE), not the migration's snapshot."""
     table = compiler.preparer.format_table(element.tables[0])
     levels = ", ".join(f"'{level}'" for level in LOCKING_ISOLATION)
@@ -701,8 +703,9 @@ def _lock_for_write_mariadb(element: LockForWrite, compiler: SQLCompiler, **kw: 
         "(SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ before it begins)."
     )
     return (
-        f"BEGIN NOT ATOMIC IF @@tx_isolation NOT IN ({levels}) THEN {_signal(message, compiler, **kw)}; END IF; "
-        f"DO (SELECT count(*) FROM {table} FOR UPDATE); END"
+        f"BEGIN NOT ATOMIC DECLARE av_rows BIGINT; "
+        f"IF @@tx_isolation NOT IN ({levels}) THEN {_signal(message, compiler, **kw)}; END IF; "
+        f"SELECT count(*) INTO av_rows FROM {table} FOR UPDATE; END"
     )
 
 
