@@ -312,3 +312,22 @@ def test_mysql_offline_is_refused() -> None:
             lambda op: op.backfill_versions("article"),
             target_metadata=app.metadata,
         )
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_failing_backfill_leaves_nothing_behind(mariadb_engine: sa.Engine, mode: str) -> None:
+    """None of an operation's statements commits on MariaDB (temporary tables come and go without
+    an implicit commit, ANALYZE TABLE is left out): its last statement failing, after it has closed
+    the latest versions, leaves the version and transaction tables as they were."""
+    with versioned_app() as app:
+        app.metadata.create_all(mariadb_engine)
+        write_history(mariadb_engine, app)
+        with mariadb_engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE article_version ADD CONSTRAINT no_boom CHECK (name <> 'boom')")
+            conn.exec_driver_sql("UPDATE article SET name = 'boom'")
+        tables = (app.version("Article"), app.table("transaction"))
+        before = [snapshot(mariadb_engine, t) for t in tables]
+        call = lambda op: op.backfill_versions("article")  # noqa: E731
+        with pytest.raises((sa.exc.DBAPIError, RuntimeError), match="no_boom"):
+            run(mariadb_engine, call, mode, target_metadata=app.metadata)
+        assert [snapshot(mariadb_engine, t) for t in tables] == before
