@@ -12,7 +12,9 @@ if TYPE_CHECKING:
     from .model import Naming
 
 #: The databases the statements are built and tested for.
-SUPPORTED_DIALECTS = ("postgresql", "sqlite")
+SUPPORTED_DIALECTS = ("postgresql", "sqlite", "mariadb")
+#: The oldest MariaDB the statements are built and tested for.
+MARIADB_FLOOR = (10, 6)
 
 
 class VersioningError(CommandError):
@@ -25,10 +27,26 @@ class VersioningError(CommandError):
 def require_supported(dialect: Dialect, doing: str) -> None:
     """Refuse, before anything is read or written, a database the statements are not built for
     (another dialect's SQL could fail halfway, or worse, run with other semantics)."""
-    if dialect.name not in SUPPORTED_DIALECTS:
+    floor = ".".join(map(str, MARIADB_FLOOR))
+    version = getattr(dialect, "server_version_info", None)
+    if dialect.name == "mysql" and getattr(dialect, "is_mariadb", False):
+        pass  # a mysql:// URL on a MariaDB server, online (offline the server is not known: see below)
+    elif dialect.name == "mysql":
         raise VersioningError(
-            f"{doing}: alembic-versioning supports {' and '.join(SUPPORTED_DIALECTS)}, not {dialect.name!r}; "
-            f"leave its operations and its autogenerate plugin out of migrations for this database."
+            f"{doing}: alembic-versioning supports PostgreSQL, SQLite and MariaDB >= {floor}, not MySQL "
+            f"(Continuum's transaction ids need a SEQUENCE, which MySQL lacks, and MySQL cannot read a temporary "
+            f"table twice in one statement). For MariaDB through a mysql:// URL offline (--sql), where the server "
+            f"is not known, use a mariadb:// URL (mariadb+pymysql://...). Otherwise leave its operations and its "
+            f"autogenerate plugin out of migrations for this database."
+        )
+    elif dialect.name not in SUPPORTED_DIALECTS:
+        raise VersioningError(
+            f"{doing}: alembic-versioning supports postgresql, sqlite and mariadb (>= {floor}), not "
+            f"{dialect.name!r}; leave its operations and its autogenerate plugin out of migrations for this database."
+        )
+    if getattr(dialect, "is_mariadb", False) and version and tuple(version[:2]) < MARIADB_FLOOR:
+        raise VersioningError(
+            f"{doing}: alembic-versioning supports MariaDB >= {floor}, not {'.'.join(map(str, version[:3]))}."
         )
 
 

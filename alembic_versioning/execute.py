@@ -10,6 +10,7 @@ from alembic.operations import Operations
 
 from .comments import one_line
 from .model import VersionedTable
+from .sql.constructs import delimited, is_compound
 
 log = logging.getLogger("alembic.runtime.migration")
 
@@ -39,7 +40,10 @@ def execute_statements(
         if own_transaction:
             impl.emit_begin()
         for statement in statements:
-            operations.execute(statement)
+            if is_compound(statement, impl.dialect):  # MariaDB's guards: the client needs their own delimiter
+                impl.static_output(delimited(str(statement.compile(dialect=impl.dialect))))
+            else:
+                operations.execute(statement)
         if own_transaction:
             impl.emit_commit()
         return

@@ -21,8 +21,20 @@ from .errors import VersioningError
 Strategy = Literal["validity", "subquery"]
 #: What ``update_mod_flags`` gives INSERT versions (and UPDATE versions without a previous one).
 InsertFlags = Literal["keep", "non_null", "all"]
-#: Types a mod flag column may have (``NullType``: not known, as offline without target_metadata).
+#: Types a mod flag column may have (``NullType``: not known, as offline without target_metadata;
+#: MariaDB's BOOLEAN is a ``TINYINT(1)``, see :func:`is_flag_type`).
 FLAG_TYPES = (sa.Boolean, sa.types.NullType)
+
+
+def is_flag_type(type_: Any) -> bool:
+    """Whether a column of ``type_`` may be a mod flag: :data:`FLAG_TYPES`, or MariaDB's reflected
+    BOOLEAN, ``TINYINT(1)`` (a wider TINYINT is an application's number)."""
+    if isinstance(type_, FLAG_TYPES):
+        return True
+    from sqlalchemy.dialects.mysql import TINYINT
+
+    return isinstance(type_, TINYINT) and type_.display_width == 1
+
 
 #: ``operation_type`` values written by Continuum.
 INSERT, UPDATE, DELETE = 0, 1, 2
@@ -244,6 +256,6 @@ def flagged(version: sa.Table, naming: Naming, columns: Sequence[str], named: Se
     found = []
     for column in columns:
         flag = version.c.get(column + naming.mod_suffix)
-        if flag is not None and flag.name != column and isinstance(flag.type, FLAG_TYPES) and flag.name not in named:
+        if flag is not None and flag.name != column and is_flag_type(flag.type) and flag.name not in named:
             found.append(column)
     return found

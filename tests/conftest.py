@@ -1,12 +1,15 @@
-"""Database fixtures: every behaviour test runs on SQLite and on a real PostgreSQL server.
+"""Database fixtures: every behaviour test runs on each of :data:`ENGINE_DIALECTS` (SQLite and a
+real PostgreSQL server), and MariaDB-specific tests on a real MariaDB server.
 
 PostgreSQL comes from pytest-postgresql's own process fixture; ``support/pg_ctl.sh`` runs
-the server as an unprivileged user when the suite runs as root.
+the server as an unprivileged user when the suite runs as root. MariaDB comes from
+``support/mariadb.py`` (one server per session, started when a test first needs it).
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +19,12 @@ import pytest
 import sqlalchemy as sa
 from pytest_postgresql import factories
 from pytest_postgresql.janitor import DatabaseJanitor
+
+from .support.mariadb import MariaDBServer, find_server
+
+#: The dialects the ``engine`` fixture runs every dialect-parametrised test on; the environment
+#: variable ``ALEMBIC_VERSIONING_TEST_DIALECTS`` (comma-separated) overrides it.
+ENGINE_DIALECTS = ("sqlite", "postgresql")
 
 postgresql_proc = factories.postgresql_proc(executable=str(Path(__file__).parent / "support" / "pg_ctl.sh"))
 
@@ -42,9 +51,44 @@ def postgresql_database(proc: Any) -> Iterator[sa.Engine]:
             engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBServer]:
+    """A MariaDB server for the session (skipped where ``mariadbd`` is not installed:
+    ``scripts/test`` installs it)."""
+    executable = find_server()
+    if executable is None:
+        pytest.skip("MariaDB is not installed (mariadbd not found): scripts/test installs it")
+    server = MariaDBServer.start(tmp_path_factory.mktemp("mariadb"), executable)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def mariadb_database(server: MariaDBServer) -> Iterator[sa.Engine]:
+    """A fresh database on the MariaDB ``server``, dropped afterwards."""
+    dbname = f"test_{next(_database_numbers)}"
+    admin = sa.create_engine(server.url(None), poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {dbname}")
+    engine = sa.create_engine(server.url(dbname))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {dbname}")
+        admin.dispose()
+
+
 @contextmanager
 def fresh_database(dialect: str, request: pytest.FixtureRequest, path: Path) -> Iterator[sa.Engine]:
-    """A new empty database: a SQLite file at ``path``, or one on the PostgreSQL server."""
+    """A new empty database: a SQLite file at ``path``, or one on the PostgreSQL or MariaDB server."""
+    if dialect == "mariadb":
+        with mariadb_database(request.getfixturevalue("mariadb_server")) as engine:
+            yield engine
+        return
     if dialect == "sqlite":
         engine = sa.create_engine(f"sqlite:///{path}")
         try:
@@ -56,7 +100,13 @@ def fresh_database(dialect: str, request: pytest.FixtureRequest, path: Path) -> 
         yield engine
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+def engine_dialects() -> list[str]:
+    """:data:`ENGINE_DIALECTS`, or the environment's override."""
+    override = os.environ.get("ALEMBIC_VERSIONING_TEST_DIALECTS")
+    return [d.strip() for d in override.split(",") if d.strip()] if override else list(ENGINE_DIALECTS)
+
+
+@pytest.fixture(params=engine_dialects())
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
     """A fresh, empty database of each dialect."""
     with fresh_database(request.param, request, tmp_path / "test.db") as engine:
@@ -74,4 +124,11 @@ def sqlite_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa
 def pg_engine(postgresql_proc: Any) -> Iterator[sa.Engine]:
     """A fresh, empty PostgreSQL database, for PostgreSQL-only behaviour."""
     with postgresql_database(postgresql_proc) as engine:
+        yield engine
+
+
+@pytest.fixture
+def mariadb_engine(mariadb_server: MariaDBServer) -> Iterator[sa.Engine]:
+    """A fresh, empty MariaDB database (PyMySQL), for MariaDB-only behaviour."""
+    with mariadb_database(mariadb_server) as engine:
         yield engine

@@ -22,7 +22,7 @@ CALLS = {
     "backfill_versions": lambda op: op.backfill_versions("article"),
     "vacuum_versions": lambda op: op.vacuum_versions("article"),
 }
-REFUSED = "supports postgresql and sqlite, not 'mysql'"
+REFUSED = "not MySQL"
 
 
 def mysql_context(metadata: Any, buffer: io.StringIO) -> MigrationContext:

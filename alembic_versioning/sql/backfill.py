@@ -431,7 +431,7 @@ def _sequence_ahead(
     versioning's record, reused from its per-transaction table, is the migration's own: versions its
     triggers wrote may carry its id already, but none may come after it. SQLite needs no check: its
     ids are taken above those (see :class:`~alembic_versioning.sql.constructs.NextTransactionId`)."""
-    from sqlalchemy.dialects import postgresql  # the check runs on PostgreSQL only: its hint is in its SQL
+    from sqlalchemy.dialects import postgresql  # the check runs on PostgreSQL and MariaDB: the hint is in their SQL
 
     taken = [record.table.c.id, *versions_tx]
     newest = [sa.select(sa.func.max(column)).scalar_subquery() for column in taken]
@@ -446,14 +446,32 @@ def _sequence_ahead(
         for c in taken
     )
     tables = ", ".join([record.table.name, *(p.table.qualified_version_name for p in parts)])
-    return StopIf(
-        sa.exists().where(behind),
+    problem = (
         f"backfill_versions({parts[0].table.name!r}): the transaction id {record.sequence.name!r} gives is not "
         f"above every transaction id of {tables}, so the new versions would be dated before, or filed under, "
         f"existing transactions. Move the sequence past them and run it again: "
-        f"SELECT setval('{sequence.replace(chr(39), chr(39) * 2)}', greatest({highest}));",
-        "new transaction ids follow the largest taken: no sequence to check",
     )
+    return StopIf(
+        sa.exists().where(behind),
+        problem + f"SELECT setval('{sequence.replace(chr(39), chr(39) * 2)}', greatest({highest}));",
+        "new transaction ids follow the largest taken: no sequence to check",
+        messages={"mariadb": problem + _setval_mariadb(record.sequence, taken)},
+    )
+
+
+def _setval_mariadb(sequence: sa.Sequence, taken: Sequence[sa.Column[Any]]) -> str:
+    """MariaDB's statements moving ``sequence`` past the largest of ``taken``: ``SETVAL`` takes a
+    constant, so the largest is read into a variable first (``GREATEST`` is NULL where any
+    argument is: an empty table counts 0)."""
+    from sqlalchemy.dialects import mysql
+
+    quote = mysql.dialect(paramstyle="named").identifier_preparer
+    highest = ", ".join(
+        f"COALESCE((SELECT max({quote.quote(c.name)}) FROM {quote.format_table(c.table)}), 0)"  # type: ignore[arg-type]
+        for c in taken
+    )
+    setval = f"SELECT SETVAL({quote.format_sequence(sequence)}, ".replace("'", "''")
+    return f"SELECT GREATEST({highest}) INTO @av_taken; EXECUTE IMMEDIATE CONCAT('{setval}', @av_taken, ')');"
 
 
 def _record_rows(

@@ -366,9 +366,28 @@ def _native_versioning_installed_postgresql(
 def to_regclass(schema: str | None, name: str) -> ColumnElement[Any]:
     """PostgreSQL's ``to_regclass('"schema"."name"')``: the relation's oid, or NULL (not an error)
     where it does not exist. The name is quoted as PostgreSQL reads it, in a bound text value (the
-    preparer's quoting may double percent signs)."""
-    quoted = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, name) if part is not None)
-    return sa.func.to_regclass(sa.literal(quoted, sa.Text))
+    preparer's quoting may double percent signs). MariaDB: see :class:`RegClass`."""
+    return RegClass(schema, name)
+
+
+class RegClass(ColumnElement[Any]):
+    """:func:`to_regclass`: PostgreSQL's function; on MariaDB, 1 where ``information_schema.tables``
+    lists the table, view or sequence ``schema.name`` (``schema``: the current database where
+    ``None``), else NULL."""
+
+    inherit_cache = False
+    type = sa.Integer()
+
+    def __init__(self, schema: str | None, name: str) -> None:
+        self.schema = schema
+        self.name = name
+
+
+@compiles(RegClass)
+def _regclass(element: RegClass, compiler: SQLCompiler, **kw: Any) -> str:
+    parts = (element.schema, element.name)
+    quoted = ".".join('"' + part.replace('"', '""') + '"' for part in parts if part is not None)
+    return compiler.process(sa.func.to_regclass(sa.literal(quoted, sa.Text)), **kw)
 
 
 class NextTransactionId(ColumnElement[int]):
@@ -420,10 +439,14 @@ class StopIf(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
 
     inherit_cache = False
 
-    def __init__(self, condition: ColumnElement[bool], message: str, note: str) -> None:
+    def __init__(
+        self, condition: ColumnElement[bool], message: str, note: str, messages: dict[str, str] | None = None
+    ) -> None:
         self.condition = condition
         self.message = message
         self.note = note
+        #: ``message`` in another dialect's words (a hint with SQL in it), by dialect name
+        self.messages = messages or {}
 
 
 def refuse_native_versioning(transaction: sa.Table, message: str) -> StopIf:
@@ -551,3 +574,151 @@ class AddressIn(ColumnElement[bool]):
 def _address_in_postgresql(element: AddressIn, compiler: SQLCompiler, **kw: Any) -> str:
     addresses = compiler.process(element.addresses.scalar_subquery(), **kw)  # "(SELECT ...)"
     return f"{compiler.preparer.format_table(element.table)}.ctid = ANY(ARRAY{addresses})"
+
+
+# --- MariaDB (dialect "mariadb", and "mysql" where the server is MariaDB) ----------------------------
+#
+# Every construct above gets its MariaDB form here. What differs from PostgreSQL: no FULL JOIN,
+# no DISTINCT ON, no ctid; ``<=>`` for NULL-safe comparison, compared bytewise where text is
+# involved (MariaDB's collations ignore case and trailing spaces); temporary tables dropped with
+# ``DROP TEMPORARY TABLE`` (a plain ``DROP TABLE`` commits); no ``ANALYZE`` (``ANALYZE TABLE``
+# commits too); ``UTC_TIMESTAMP(6)``; Continuum's ``transaction_id_seq`` is a SEQUENCE
+# (``nextval``); guards are compound statements (``BEGIN NOT ATOMIC ... END``) raising with
+# ``SIGNAL``, which the ``mariadb`` client reads between ``DELIMITER`` lines (see :func:`delimited`).
+
+MARIADB = ("mariadb", "mysql")
+
+
+def _text_like(type_: Any, compiler: SQLCompiler) -> bool:
+    return isinstance(_dialect_type(type_, compiler), (sa.String, sa.JSON))
+
+
+@compiles(Differs, *MARIADB)
+def _differs_mariadb(element: Differs, compiler: SQLCompiler, **kw: Any) -> str:
+    left, right = element.left, element.right
+    if _is_json(element, compiler):  # stored as text: the JSON null is SQL NULL
+        left, right = (sa.func.nullif(side, sa.literal_column("'null'")) for side in (left, right))
+    if _is_json(element, compiler) or any(_text_like(t, compiler) for t in _types(element, compiler)):
+        # bytewise: a case-insensitive, PAD SPACE collation takes 'a' and 'A ' for equal
+        left, right = (sa.cast(side, sa.LargeBinary) for side in (left, right))
+    left_sql, right_sql = (compiler.process(side.self_group(), **kw) for side in (left, right))
+    return f"(NOT ({_grouped(left_sql)} <=> {_grouped(right_sql)}))"
+
+
+def _grouped(sql: str) -> str:
+    """``sql`` in parentheses unless it is a plain (qualified, quoted) name: ``<=>`` binds tighter
+    than ``OR`` and ``IS``."""
+    plain = sql.replace("`", "").replace(".", "").replace("_", "")
+    return sql if plain.isalnum() else f"({sql})"
+
+
+@compiles(FullJoinSelect, *MARIADB)
+def _full_join_select_mariadb(element: FullJoinSelect, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.fallback(), **kw)
+
+
+@compiles(DropTemporaryTableIfExists, *MARIADB)
+def _drop_temporary_table_mariadb(element: DropTemporaryTableIfExists, compiler: Any, **kw: Any) -> str:
+    return f"DROP TEMPORARY TABLE IF EXISTS {compiler.preparer.quote(element.table.name)}"
+
+
+@compiles(sa.schema.DropTable, *MARIADB)
+def _drop_table_mariadb(element: sa.schema.DropTable, compiler: Any, **kw: Any) -> str:
+    """``DROP TEMPORARY TABLE`` for a table declared ``TEMPORARY`` (a plain ``DROP TABLE`` commits
+    the transaction, also of a temporary table); any other table as SQLAlchemy drops it."""
+    table = element.element
+    if "TEMPORARY" in (p.upper() for p in getattr(table, "_prefixes", ())):
+        return f"DROP TEMPORARY TABLE {compiler.preparer.format_table(table)}"
+    return compiler.visit_drop_table(element, **kw)
+
+
+@compiles(RowAddress, *MARIADB)
+def _row_address_mariadb(element: RowAddress, compiler: SQLCompiler, **kw: Any) -> str:
+    # a typed NULL: InnoDB cannot create a table (CREATE ... AS) with a column a UNION types as NULL
+    return "CAST(NULL AS SIGNED)"
+
+
+@compiles(Analyze, *MARIADB)
+def _analyze_mariadb(element: Analyze, compiler: Any, **kw: Any) -> str:
+    # ANALYZE TABLE commits the transaction; InnoDB keeps a temporary table's row count anyway
+    return "DO 0"
+
+
+@compiles(UtcNow, *MARIADB)
+def _utc_now_mariadb(element: UtcNow, compiler: SQLCompiler, **kw: Any) -> str:
+    return "UTC_TIMESTAMP(6)"  # CURRENT_TIMESTAMP is the session's local time
+
+
+@compiles(NextTransactionId, *MARIADB)
+def _next_transaction_id_mariadb(element: NextTransactionId, compiler: SQLCompiler, **kw: Any) -> str:
+    # Continuum's Sequence is a SEQUENCE on MariaDB (the dialect knows it only once connected:
+    # offline it would otherwise take max() + 1, an id the sequence hands out again)
+    return compiler.process(element.sequence.next_value(), **kw)
+
+
+@compiles(RegClass, *MARIADB)
+def _regclass_mariadb(element: RegClass, compiler: SQLCompiler, **kw: Any) -> str:
+    tables = sa.table("tables", sa.column("table_schema"), sa.column("table_name"), schema="information_schema")
+    schema = sa.literal(element.schema, sa.String) if element.schema is not None else sa.func.database()
+    found = (
+        sa.select(constant(1))
+        .where(tables.c.table_schema == schema, tables.c.table_name == sa.literal(element.name, sa.String))
+        .limit(1)
+    )
+    return compiler.process(found.scalar_subquery(), **{**kw, "literal_binds": True})
+
+
+def _signal(message: str, compiler: SQLCompiler, **kw: Any) -> str:
+    text = compiler.process(sa.literal(message, sa.String), **{**kw, "literal_binds": True})
+    return f"SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = {text}"
+
+
+@compiles(StopIf, *MARIADB)
+def _stop_if_mariadb(element: StopIf, compiler: SQLCompiler, **kw: Any) -> str:
+    condition = compiler.process(element.condition, **{**kw, "literal_binds": True})
+    message = element.messages.get("mariadb", element.message) if element.messages else element.message
+    return f"BEGIN NOT ATOMIC IF {condition} THEN {_signal(message, compiler, **kw)}; END IF; END"
+
+
+#: The isolation levels under which :class:`LockForWrite` keeps new writers off (gap locks).
+LOCKING_ISOLATION = ("REPEATABLE-READ", "SERIALIZABLE")
+
+
+@compiles(LockForWrite, *MARIADB)
+def _lock_for_write_mariadb(element: LockForWrite, compiler: SQLCompiler, **kw: Any) -> str:
+    """InnoDB has no table lock a transaction can take (``LOCK TABLES`` commits and does not mix
+    with transactions), so: a locking read of every row of the first of ``tables`` (the transaction
+    table, which every Continuum writer inserts its record into before it touches a versioned
+    table). It waits for every writer holding an uncommitted record, whatever
+    its id, and its next-key locks (up to the supremum) keep any later writer's record out until
+    the migration commits. Only REPEATABLE READ and SERIALIZABLE take gap locks: the guard stops
+    under the others. (``FOR UPDATE`` in a subquery, as in ``DO (SELECT ...)``, locks nothing: the
+    count goes into a variable.) The later statements' reads are locking reads too (InnoDB reads the latest
+    committed rows inside INSERT/CREATE ... SELECT, UPDATE and DELETE), not the migration's snapshot."""
+    table = compiler.preparer.format_table(element.tables[0])
+    levels = ", ".join(f"'{level}'" for level in LOCKING_ISOLATION)
+    message = (
+        "alembic-versioning locks Continuum's writers out with InnoDB's next-key locks, which only "
+        "REPEATABLE READ and SERIALIZABLE take; run the migration at REPEATABLE READ, MariaDB's default "
+        "(SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ before it begins)."
+    )
+    return (
+        f"BEGIN NOT ATOMIC DECLARE av_rows BIGINT; "
+        f"IF @@tx_isolation NOT IN ({levels}) THEN {_signal(message, compiler, **kw)}; END IF; "
+        f"SELECT count(*) INTO av_rows FROM {table} FOR UPDATE; END"
+    )
+
+
+def is_compound(statement: Any, dialect: Any) -> bool:
+    """Whether ``statement`` compiles to a compound statement on ``dialect`` (MariaDB's guards and
+    lock), which a client script needs between ``DELIMITER`` lines (see :func:`delimited`)."""
+    return dialect.name in MARIADB and isinstance(statement, (StopIf, LockForWrite))
+
+
+def delimited(text: str) -> str:
+    """A compound statement's ``text`` as the ``mariadb`` client reads it (it would end the
+    statement at its first ``;``): between ``DELIMITER`` lines, with a delimiter ``text`` lacks."""
+    delimiter = "$$"
+    while delimiter in text:
+        delimiter += "$"
+    return f"DELIMITER {delimiter}\n{text} {delimiter}\nDELIMITER ;"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +35,11 @@ def render_offline(engine: sa.Engine, call: OpCall, **opts: Any) -> str:
 
 
 def execute_script(engine: sa.Engine, script: str) -> None:
-    """Execute an offline script the way ``psql -f`` / ``sqlite3`` would, in one transaction."""
+    """Execute an offline script the way ``psql -f`` / ``sqlite3`` would, in one transaction; on
+    MariaDB with the ``mariadb`` client itself (its ``DELIMITER`` lines are the client's)."""
+    if engine.dialect.name in ("mariadb", "mysql"):
+        run_mariadb_client(engine, script)
+        return
     with engine.begin() as conn:
         raw = conn.connection.driver_connection
         if engine.dialect.name == "sqlite":
@@ -68,3 +73,16 @@ def assert_refused(engine: sa.Engine, first: OpCall, call: OpCall, message: str,
     with pytest.raises(VersioningError, match=message):
         run_online(engine, both)
     assert state() == before
+
+
+def run_mariadb_client(engine: sa.Engine, script: str) -> str:
+    """Feed ``script`` to the ``mariadb`` client connected to ``engine``'s database, as a user
+    applies an offline script; its output. Raises ``RuntimeError`` with the client's error."""
+    url = engine.url
+    command = ["mariadb", "--batch", f"--host={url.host}", f"--port={url.port}", f"--user={url.username}"]
+    if url.password:
+        command.append(f"--password={url.password}")
+    result = subprocess.run([*command, str(url.database)], input=script, capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr.strip())
+    return result.stdout

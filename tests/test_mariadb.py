@@ -1,0 +1,333 @@
+"""MariaDB (>= 10.6, through PyMySQL): Continuum's own histories show no drift, raw drift is found
+and repaired by the generated upgrade online and as an offline script applied with the ``mariadb``
+client, with the versions Continuum itself writes for the same changes; each operation, mod flags
+(BOOLEAN reflects as TINYINT(1)), composite keys, naming options, the guards (sequence behind,
+isolation level) and ``issued_at`` in UTC."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects.mysql import TINYINT
+from sqlalchemy.orm import Session
+
+from alembic_versioning import VersioningError
+
+from .conftest import mariadb_database
+from .support.apps import CUSTOM_NAMES, App, ranked, snapshot, versioned_app, write_history
+from .support.autogen import apply, ours, produce, render, render_generated
+from .support.mariadb import MariaDBServer
+from .support.migrate import execute_script, render_offline, run, run_online
+
+MODES = ["online", "offline"]
+
+
+@pytest.fixture
+def twin(mariadb_server: MariaDBServer) -> Iterator[sa.Engine]:
+    """A second fresh MariaDB database, where Continuum's ORM writes the same changes."""
+    with mariadb_database(mariadb_server) as engine:
+        yield engine
+
+
+def repair(engine: sa.Engine, app: App, mode: str) -> str:
+    """Generate the upgrade for ``app`` and apply it online, or render it as an offline script
+    and feed that to the ``mariadb`` client; the generated code."""
+    script = produce(engine, app.metadata)
+    code = render(engine, script)
+    if mode == "online":
+        apply(engine, code)
+    else:
+        execute_script(engine, render_generated(engine, code, target_metadata=app.metadata))
+    return code
+
+
+def clean(engine: sa.Engine, app: App) -> None:
+    """What ``alembic check`` asks: the generated upgrade has nothing of ours in it."""
+    assert ours(produce(engine, app.metadata)) == []
+
+
+@pytest.mark.parametrize("mod_tracker", [False, True])
+def test_continuum_histories_show_no_drift(mariadb_engine: sa.Engine, mod_tracker: bool) -> None:
+    """Histories written by Continuum's ORM on MariaDB, association table included: nothing to
+    repair, and the flags (TINYINT(1) in the database) are recognised as flags."""
+    with versioned_app(mod_tracker=mod_tracker) as app:
+        app.metadata.create_all(mariadb_engine)
+        write_history(mariadb_engine, app, many_to_many=True)
+        clean(mariadb_engine, app)
+        if mod_tracker:
+            columns = {c["name"]: c["type"] for c in sa.inspect(mariadb_engine).get_columns("article_version")}
+            assert isinstance(columns["name_mod"], TINYINT) and columns["name_mod"].display_width == 1
+            with mariadb_engine.begin() as conn:
+                conn.exec_driver_sql("UPDATE article_version SET name_mod = NOT name_mod WHERE operation_type = 2")
+            assert [(o, t) for o, t, _ in ours(produce(mariadb_engine, app.metadata))] == [
+                ("update_mod_flags", "article")
+            ]
+
+
+def changes(engine: sa.Engine, app: App) -> dict[str, Any]:
+    """The changes both databases get, chosen from the live rows: an update of two columns, an
+    update to or from NULL, a delete (with its tags), an insert."""
+    live = {row[0]: row[1] for row in snapshot(engine, app.table("article"))}
+    first, second, third = sorted(live)[:3]
+    return {
+        "update": first,
+        "null": (second, None if live[second] is not None else "was null"),
+        "delete": third,
+        "insert": 20,
+    }
+
+
+def raw_changes(conn: sa.Connection, app: App, change: dict[str, Any]) -> None:
+    """``change`` behind Continuum's back."""
+    article, tags = app.table("article"), app.table("article_tag")
+    conn.execute(sa.update(article).where(article.c.id == change["update"]).values(name="Raw", content="raw content"))
+    conn.execute(sa.update(article).where(article.c.id == change["null"][0]).values(name=change["null"][1]))
+    conn.execute(sa.delete(tags).where(tags.c.article_id == change["delete"]))
+    conn.execute(sa.delete(article).where(article.c.id == change["delete"]))
+    conn.execute(sa.insert(article).values(id=change["insert"], name="new", score=7))
+
+
+def orm_changes(session: Session, app: App, change: dict[str, Any]) -> None:
+    """``change`` through Continuum's ORM, in one transaction (only non-NULL values assigned on
+    insert: the flags a backfill writes for an INSERT are ``value IS NOT NULL``)."""
+    article = session.get(app.Article, change["update"])
+    article.name, article.content = "Raw", "raw content"
+    session.get(app.Article, change["null"][0]).name = change["null"][1]
+    gone = session.get(app.Article, change["delete"])
+    gone.tags = []
+    session.flush()
+    session.delete(gone)
+    session.add(app.Article(id=change["insert"], name="new", score=7))
+    session.commit()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_raw_drift_is_repaired_as_continuum_writes_it(mariadb_engine: sa.Engine, twin: sa.Engine, mode: str) -> None:
+    """Raw changes and a broken history: the generated upgrade (every op) repairs them, online or
+    as a script through the client; the article versions equal those Continuum writes for the same
+    changes in a twin database (transaction ids by rank), and ``alembic check`` is clean after."""
+    with versioned_app(mod_tracker=True) as app:
+        for engine in (mariadb_engine, twin):
+            app.metadata.create_all(engine)
+            write_history(engine, app, seed=3)
+        change = changes(mariadb_engine, app)
+        with Session(twin) as session:
+            orm_changes(session, app, change)
+        app.manager.options["versioning"] = False  # Core writes to the association table
+        try:
+            with mariadb_engine.begin() as conn:
+                raw_changes(conn, app, change)
+        finally:
+            app.manager.options["versioning"] = True
+        expected = ranked(twin, app.version("Article"))
+        version = app.version("Article")
+        with mariadb_engine.begin() as conn:  # a broken chain and wrong flags besides
+            conn.execute(sa.update(version).where(version.c.id == 1).values(end_transaction_id=None))
+            conn.execute(sa.update(version).where(version.c.operation_type == 2).values(name_mod=False))
+        found = {(o, t) for o, t, _ in ours(produce(mariadb_engine, app.metadata))}
+        assert {("backfill_versions", "article"), ("update_end_transaction_ids", "article")} <= found
+        assert ("update_mod_flags", "article") in found
+        repair(mariadb_engine, app, mode)
+        clean(mariadb_engine, app)
+        assert ranked(mariadb_engine, version) == expected
+
+
+def break_history(engine: sa.Engine, app: App, names: dict[str, str]) -> None:
+    """End ids cleared and flags cleared on every version of ``translation`` (composite key) and
+    ``article``."""
+    with engine.begin() as conn:
+        for model in ("Article", "Translation"):
+            version = app.version(model)
+            end = version.c[names.get("end_transaction_column_name", "end_transaction_id")]
+            flags = {c: False for c in version.c if c.name.endswith("_mod")}
+            conn.execute(sa.update(version).values({end: None, **flags}))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("naming", ["default", "custom"])
+def test_each_repair_on_composite_keys_and_naming_options(mariadb_engine: sa.Engine, mode: str, naming: str) -> None:
+    """``update_end_transaction_ids`` and ``update_mod_flags`` (``insert_flags='all'``: the flags
+    the ORM writes when every attribute is assigned) restore what Continuum wrote, on a composite
+    key and under Continuum's naming options, online and offline."""
+    names = CUSTOM_NAMES if naming == "custom" else {}
+    with versioned_app(mod_tracker=True, **names) as app:
+        app.metadata.create_all(mariadb_engine)
+        with Session(mariadb_engine) as session:
+            session.add_all([app.Translation(article_id=1, lang=lang, title="a") for lang in ("en", "fi", "de")])
+            session.commit()
+            for title in ("b", "c", None, "d"):
+                for lang in ("en", "fi"):
+                    session.get(app.Translation, (1, lang)).title = title
+                session.commit()
+            session.delete(session.get(app.Translation, (1, "de")))
+            session.commit()
+        version = app.version("Translation")
+        before = ranked_by(mariadb_engine, version, names)
+        break_history(mariadb_engine, app, names)
+        kwargs = {**app.op_kwargs(), "primary_key": ["article_id", "lang"]}
+        if mode == "offline":
+            kwargs["columns"] = ["title"]
+
+        def calls(op: Any) -> None:
+            op.update_end_transaction_ids("translation", **{k: v for k, v in kwargs.items() if k != "columns"})
+            op.update_mod_flags("translation", insert_flags="all", **kwargs)
+
+        run(mariadb_engine, calls, mode, target_metadata=app.metadata)
+        assert ranked_by(mariadb_engine, version, names) == before
+
+
+def ranked_by(engine: sa.Engine, table: sa.Table, names: dict[str, str]) -> list[tuple[Any, ...]]:
+    """``table``'s rows in key and transaction order, transaction ids by rank (named as ``names`` say)."""
+    tx = names.get("transaction_column_name", "transaction_id")
+    end = names.get("end_transaction_column_name", "end_transaction_id")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(table).order_by(*table.primary_key.columns)).mappings().all()
+    ranks = {t: i for i, t in enumerate(sorted({row[tx] for row in rows}))}
+    return [
+        tuple(ranks.get(v, v) if k in (tx, end) else bool(v) if k.endswith("_mod") else v for k, v in row.items())
+        for row in rows
+    ]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_vacuum_removes_futile_versions(mariadb_engine: sa.Engine, mode: str) -> None:
+    """Versions that changed only an ignored column go; the chain skips them; nothing else changes."""
+    with versioned_app() as app:
+        app.metadata.create_all(mariadb_engine)
+        with Session(mariadb_engine) as session:
+            session.add(app.Article(id=1, name="a", content="x"))
+            session.commit()
+            for content in ("y", "z"):
+                session.get(app.Article, 1).content = content
+                session.commit()
+            session.get(app.Article, 1).name = "b"
+            session.commit()
+        version = app.version("Article")
+        options = {"ignore_columns": ["content"]}
+        if mode == "offline":
+            options.update(primary_key=["id"], columns=["name", "content", "score"])
+        run(mariadb_engine, lambda op: op.vacuum_versions("article", **options), mode)
+        rows = [(r[1], r[5] is None, r[6]) for r in ranked(mariadb_engine, version)]
+        assert rows == [("a", False, 0), ("b", True, 1)]
+        clean(mariadb_engine, app)
+
+
+def test_text_is_compared_exactly(mariadb_engine: sa.Engine) -> None:
+    """A change of case or of trailing spaces is a change (MariaDB's collations compare them equal)."""
+    with versioned_app() as app:
+        app.metadata.create_all(mariadb_engine)
+        with mariadb_engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE article MODIFY name VARCHAR(100) COLLATE utf8mb4_general_ci")
+            conn.exec_driver_sql("ALTER TABLE article_version MODIFY name VARCHAR(100) COLLATE utf8mb4_general_ci")
+        with Session(mariadb_engine) as session:
+            session.add_all([app.Article(id=1, name="abc"), app.Article(id=2, name="x")])
+            session.commit()
+        with mariadb_engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE article SET name = 'ABC' WHERE id = 1")
+            conn.exec_driver_sql("UPDATE article SET name = 'x ' WHERE id = 2")
+        run_online(mariadb_engine, lambda op: op.backfill_versions("article"))
+        with mariadb_engine.connect() as conn:
+            names = conn.exec_driver_sql("SELECT id, name FROM article_version ORDER BY id, transaction_id").all()
+        assert names == [(1, "abc"), (1, "ABC"), (2, "x"), (2, "x ")]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sequence_behind_stops_before_writing(mariadb_engine: sa.Engine, mode: str) -> None:
+    """A transaction sequence behind the ids taken (a restore without SETVAL): online and in the
+    script, the backfill stops with the statement that fixes it, and writes nothing."""
+    with versioned_app() as app:
+        app.metadata.create_all(mariadb_engine)
+        write_history(mariadb_engine, app)
+        with mariadb_engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE article SET name = 'raw'")
+            conn.exec_driver_sql("ALTER SEQUENCE transaction_id_seq RESTART WITH 1")
+        version = app.version("Article")
+        before = snapshot(mariadb_engine, version), snapshot(mariadb_engine, app.table("transaction"))
+        call = lambda op: op.backfill_versions("article")  # noqa: E731
+        hint = r"the transaction id 'transaction_id_seq' gives is not above every transaction id.*SETVAL"
+        if mode == "online":
+            with pytest.raises(sa.exc.DBAPIError, match=hint):
+                run_online(mariadb_engine, call)
+        else:
+            script = render_offline(mariadb_engine, call, target_metadata=app.metadata)
+            with pytest.raises(RuntimeError, match=hint):
+                execute_script(mariadb_engine, script)
+        after = snapshot(mariadb_engine, version), snapshot(mariadb_engine, app.table("transaction"))
+        assert after == before
+        with mariadb_engine.begin() as conn:  # the hint's statements, as given, fix it
+            for statement in hint_statement(mariadb_engine, app).split("; "):
+                conn.exec_driver_sql(statement)
+        run_online(mariadb_engine, call)
+        clean(mariadb_engine, app)
+
+
+def hint_statement(engine: sa.Engine, app: App) -> str:
+    """The SETVAL statement the sequence-behind error names."""
+    with engine.connect() as conn, pytest.raises(sa.exc.DBAPIError) as error:
+        with conn.begin():
+            run_online_on(conn, lambda op: op.backfill_versions("article"))
+    return str(error.value.orig.args[1]).split("run it again: ", 1)[1]
+
+
+def run_online_on(conn: sa.Connection, call: Any) -> None:
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    call(Operations(MigrationContext.configure(conn)))
+
+
+def test_issued_at_is_utc(mariadb_engine: sa.Engine) -> None:
+    """The backfill's transaction record is dated in UTC, as Continuum dates its own (the server
+    runs at +05:00)."""
+    with versioned_app() as app:
+        app.metadata.create_all(mariadb_engine)
+        with mariadb_engine.begin() as conn:
+            conn.execute(sa.insert(app.table("article")).values(id=1, name="raw"))
+        run_online(mariadb_engine, lambda op: op.backfill_versions("article"))
+        with mariadb_engine.connect() as conn:
+            issued = conn.execute(sa.select(app.table("transaction").c.issued_at)).scalar_one()
+        now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        assert abs(now - issued) < datetime.timedelta(minutes=2), (now, issued)
+
+
+def test_read_committed_migration_is_refused(mariadb_engine: sa.Engine) -> None:
+    """The writers' lock needs next-key locks: a migration at READ COMMITTED stops with the fix."""
+    with versioned_app() as app:
+        app.metadata.create_all(mariadb_engine)
+        write_history(mariadb_engine, app)
+        engine = mariadb_engine.execution_options(isolation_level="READ COMMITTED")
+        with pytest.raises(sa.exc.DBAPIError, match="REPEATABLE READ"):
+            run_online(engine, lambda op: op.update_end_transaction_ids("article"))
+
+
+def test_mysql_offline_is_refused() -> None:
+    """A mysql:// URL offline may be MySQL, which has no sequences: refused with the fix."""
+    with versioned_app() as app, pytest.raises(VersioningError, match="use a mariadb:// URL"):
+        render_offline(
+            sa.create_engine("mysql+pymysql://x@localhost/db"),
+            lambda op: op.backfill_versions("article"),
+            target_metadata=app.metadata,
+        )
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_failing_backfill_leaves_nothing_behind(mariadb_engine: sa.Engine, mode: str) -> None:
+    """None of an operation's statements commits on MariaDB (temporary tables come and go without
+    an implicit commit, ANALYZE TABLE is left out): its last statement failing, after it has closed
+    the latest versions, leaves the version and transaction tables as they were."""
+    with versioned_app() as app:
+        app.metadata.create_all(mariadb_engine)
+        write_history(mariadb_engine, app)
+        with mariadb_engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE article_version ADD CONSTRAINT no_boom CHECK (name <> 'boom')")
+            conn.exec_driver_sql("UPDATE article SET name = 'boom'")
+        tables = (app.version("Article"), app.table("transaction"))
+        before = [snapshot(mariadb_engine, t) for t in tables]
+        call = lambda op: op.backfill_versions("article")  # noqa: E731
+        with pytest.raises((sa.exc.DBAPIError, RuntimeError), match="no_boom"):
+            run(mariadb_engine, call, mode, target_metadata=app.metadata)
+        assert [snapshot(mariadb_engine, t) for t in tables] == before
