@@ -49,3 +49,13 @@ def run(engine: sa.Engine, call: OpCall, mode: str, **opts: Any) -> None:
         run_online(engine, call, **opts)
     else:
         execute_script(engine, render_offline(engine, call, **opts))
+
+
+def run_migration(engine: sa.Engine, call: OpCall, **opts: Any) -> None:
+    """Run ``call(op)`` as ``alembic upgrade`` runs a migration with Alembic's generic env.py: on a
+    connection whose transactions the migration context begins, the env's and the migration's own
+    (what ``autocommit_block``, and so ``batch_size``, needs)."""
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts=opts)
+        with context.begin_transaction(), context.begin_transaction(_per_migration=True):
+            call(Operations(context))
