@@ -253,10 +253,11 @@ class Progress:
         )
 
     def stopped(self, after: tuple[Any, ...] | None, error: BaseException) -> str:
-        cause = str(getattr(error, "orig", None) or error).strip().splitlines()
+        lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+        cause = lines[0] if lines else repr(error)
         where = f"the keys up to {after!r}" if after is not None else "no batch yet"
         return (
-            f"{self.op_name} {self.name} stopped in batch {self.batches + 1}: {cause[0] if cause else error!r}. "
+            f"{self.op_name} {self.name} stopped in batch {self.batches + 1}: {cause}. "
             f"{self.batches} batches ({self.entities:,} entities, {where}) are committed and valid, with "
             f"{self.rows:,} {self.done}; run the migration again to continue (the operation is idempotent: "
             f"committed batches have nothing left to do)."
