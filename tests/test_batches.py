@@ -388,3 +388,60 @@ def test_the_arguments_are_rendered() -> None:
     op = VacuumVersionsOp("article", batch_size=500, lock_timeout=2.5)
     assert op.arguments() == {"batch_size": 500, "lock_timeout": 2.5}
     assert VacuumVersionsOp("article").arguments() == {}
+
+
+# --- through alembic upgrade ------------------------------------------------------------------
+
+ENV_PY = """\
+from alembic import context
+import sqlalchemy as sa
+
+config = context.config
+engine = sa.create_engine(config.get_main_option("sqlalchemy.url"))
+with engine.connect() as connection:  # Alembic's generic env.py
+    context.configure(connection=connection, transaction_per_migration=True)
+    with context.begin_transaction():
+        context.run_migrations()
+engine.dispose()
+"""
+
+REVISION = """\
+from alembic import op
+import sqlalchemy as sa
+import alembic_versioning  # noqa: F401
+
+revision = "{revision}"
+down_revision = {down}
+
+
+def upgrade():
+    {body}
+"""
+
+
+def test_alembic_upgrade_runs_batches_and_stamps(engine: sa.Engine, tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    with versioned_app() as app:
+        prepared_backfill(engine, app)
+        versions = tmp_path / "migrations" / "versions"
+        versions.mkdir(parents=True)
+        (tmp_path / "migrations" / "env.py").write_text(ENV_PY)
+        bodies = [
+            "op.create_table('first', sa.Column('id', sa.Integer, primary_key=True))",
+            "op.backfill_versions('article', batch_size=3)\n    op.update_end_transaction_ids('article', batch_size=3)",
+            "op.create_table('last', sa.Column('id', sa.Integer, primary_key=True))",
+        ]
+        for i, body in enumerate(bodies):
+            down = repr(f"r{i - 1}") if i else None
+            (versions / f"r{i}.py").write_text(REVISION.format(revision=f"r{i}", down=down, body=body))
+        config = Config()
+        config.set_main_option("script_location", str(tmp_path / "migrations"))
+        config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+        command.upgrade(config, "head")
+        inspector = sa.inspect(engine)
+        assert inspector.has_table("first") and inspector.has_table("last")
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "r2"
+        assert backfilled(engine) == list(range(1, 11))
