@@ -57,6 +57,7 @@ from .support.writers import (
     flavoured_app,
     join_writers,
     live_rows,
+    migrate_while_writing,
     prepare,
     start_writers,
     transaction_count,
@@ -236,20 +237,15 @@ def test_every_operation_in_one_migration_while_writers_write(engine: sa.Engine)
                         session.rollback()
 
         threads = [threading.Thread(target=write, args=(k,), daemon=True) for k in range(WRITERS)]
-        for thread in threads:
-            thread.start()
-        migrations, end = 0, time.monotonic() + seconds
-        try:
-            while time.monotonic() < end:
-                try:
-                    run_online(engine, every_repair)
-                    migrations += 1
-                except sa.exc.DBAPIError as error:
-                    failures.append(f"migration: {error.orig}")
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join(JOIN_TIMEOUT)
+        migrations = migrate_while_writing(
+            threads,
+            stop,
+            lambda: run_online(engine, every_repair),
+            failures,
+            errors=sa.exc.DBAPIError,
+            seconds=seconds,
+            deadline=JOIN_TIMEOUT,
+        )
         assert not failures, failures[:5]
         assert migrations >= 3 and min(commits) >= 3, (migrations, commits)
         check_invariants(engine, app)

@@ -31,6 +31,7 @@ def render_versioned_table_op(autogen_context: Any, op: VersionedTableOp) -> lis
 
 
 def _call(autogen_context: Any, op: VersionedTableOp) -> str:
+    """``op.<name>(...)`` with ``op``'s arguments, the strategy last."""
     kwargs = op.arguments()
     if "strategy" in kwargs:  # last: it describes the table as of this revision, after its columns
         kwargs["strategy"] = kwargs.pop("strategy")

@@ -1,13 +1,13 @@
 """Continuum writers for the concurrency tests (PostgreSQL): threads writing through the ORM or the
 native triggers while an operation runs, and the invariants checked afterwards (see
-tests/test_backfill_concurrency.py for what they prove)."""
+tests/test_backfill_concurrency.py for what they prove), and migrations run again and again meanwhile."""
 
 from __future__ import annotations
 
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -291,3 +291,35 @@ def check_writers(engine: sa.Engine, app: App, writers: list[Writer], before: di
             assert written.get(tx) == set(ids), (
                 f"writer {writer.index}: transaction {tx} wrote {written.get(tx)}, not {set(ids)}"
             )
+
+
+def migrate_while_writing(
+    threads: Sequence[threading.Thread],
+    stop: threading.Event,
+    migrate: Callable[[], None],
+    failures: list[str],
+    *,
+    errors: type[Exception] | tuple[type[Exception], ...],
+    seconds: float,
+    deadline: float,
+    minimum: int = 3,
+) -> int:
+    """How many times ``migrate`` ran while the writer ``threads`` (started here) wrote: at least
+    ``minimum`` times and ``seconds`` long, whatever the machine's load, but no longer than
+    ``deadline`` seconds. A migration failing with ``errors`` is recorded in ``failures``; then
+    ``stop`` is set and the writers are joined."""
+    for thread in threads:
+        thread.start()
+    migrations, start = 0, time.monotonic()
+    try:
+        while (migrations < minimum or time.monotonic() < start + seconds) and time.monotonic() < start + deadline:
+            try:
+                migrate()
+                migrations += 1
+            except errors as error:
+                failures.append(f"migration: {getattr(error, 'orig', error)}")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(deadline)
+    return migrations
