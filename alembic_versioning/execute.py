@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import cast
 
 import sqlalchemy as sa
 from alembic.operations import Operations
@@ -41,7 +42,7 @@ def execute_statements(
             impl.emit_begin()
         for statement in statements:
             if is_compound(statement, impl.dialect):  # MariaDB's guards: the client needs their own delimiter
-                impl.static_output(delimited(str(statement.compile(dialect=impl.dialect))))
+                impl.static_output(delimited(str(cast(sa.ClauseElement, statement).compile(dialect=impl.dialect))))
             else:
                 operations.execute(statement)
         if own_transaction:

@@ -7,14 +7,16 @@ Each reads op -> catalog (the tables, :mod:`.catalog`) -> model (:class:`~.model
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from dataclasses import replace
 
 import sqlalchemy as sa
 from alembic.operations import Operations
 
+from .batches import Build, Work, run, with_range
 from .catalog import Catalog, versioned_table
 from .errors import VersioningError, no_room_for_backfill
-from .execute import execute_statements
-from .model import VersionedTable, one_version_per_transaction
+from .model import KeyRange, VersionedTable, one_version_per_transaction
 from .operations import (
     BackfillVersionsOp,
     HierarchyOp,
@@ -43,9 +45,17 @@ def update_end_transaction_ids(operations: Operations, op: UpdateEndTransactionI
             f"repair. Pass end_transaction_column_name=... if the column is renamed."
         )
     joined = [_joined_table(catalog, op, table, name)[1] for name in op.joined]
-    statements: list[sa.Executable] = [writers_lock(catalog, table, *joined), end_transaction_update(table)]
-    statements += [end_transaction_update(t, base=table) for t in joined if t.strategy == "validity"]
-    execute_statements(operations, op.op_name, table, statements, "rows updated", counted=range(1, len(statements)))
+    lock = writers_lock(catalog, table, *joined)
+
+    def build(key_range: KeyRange | None) -> tuple[list[sa.Executable], Sequence[int]]:
+        base = with_range(table, key_range)
+        statements: list[sa.Executable] = [lock, end_transaction_update(base)]
+        statements += [
+            end_transaction_update(with_range(t, key_range), base=base) for t in joined if t.strategy == "validity"
+        ]
+        return statements, range(1, len(statements))
+
+    run(operations, op, _work(catalog, table, lock, build, "rows updated"))
 
 
 @Operations.implementation_for(UpdateModFlagsOp)
@@ -70,11 +80,12 @@ def update_mod_flags(operations: Operations, op: UpdateModFlagsOp) -> None:
             f"ending in {table.naming.mod_suffix!r}; pass mod_suffix=... if the plugin uses another suffix"
             + (", and columns=[...] offline without target_metadata." if not catalog.online else ".")
         )
-    statements: list[sa.Executable] = [
-        writers_lock(catalog, table),
-        mod_flags_update(table, columns, op.insert_flags, op.keep_true),
-    ]
-    execute_statements(operations, op.op_name, table, statements, "rows updated")
+    lock = writers_lock(catalog, table)
+
+    def build(key_range: KeyRange | None) -> tuple[list[sa.Executable], Sequence[int]]:
+        return [lock, mod_flags_update(with_range(table, key_range), columns, op.insert_flags, op.keep_true)], (-1,)
+
+    run(operations, op, _work(catalog, table, lock, build, "rows updated"))
 
 
 @Operations.implementation_for(BackfillVersionsOp)
@@ -92,8 +103,13 @@ def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
             f"backfill_versions({op.table_name!r}, joined={list(op.joined)}) under Continuum's native "
             f"versioning is not supported: its triggers write each table alone. Backfill through the ORM."
         )
-    statements, inserting = backfill_statements(parts, record)
-    execute_statements(operations, op.op_name, table, statements, "versions written", counted=inserting)
+
+    def build(key_range: KeyRange | None) -> tuple[list[sa.Executable], Sequence[int]]:
+        # each batch is a transaction of its own, with a transaction record of its own
+        return backfill_statements([replace(p, table=with_range(p.table, key_range)) for p in parts], record)
+
+    lock = writers_lock(catalog, table, *(p.table for p in parts[1:]))
+    run(operations, op, _work(catalog, table, lock, build, "versions written", parts[0].live))
 
 
 def _backfill_part(catalog: Catalog, op: BackfillVersionsOp, table: VersionedTable) -> BackfillPart:
@@ -186,15 +202,39 @@ def vacuum_versions(operations: Operations, op: VacuumVersionsOp) -> None:
             f"versioned data columns of {table.qualified_version_name!r}; they are {list(table.columns)}."
         )
     compared = [c for c in table.columns if c not in op.ignore_columns]
-    if not op.joined:
-        statements: list[sa.Executable] = [writers_lock(catalog, table), *vacuum_statements(table, compared)]
-        execute_statements(operations, op.op_name, table, statements, "futile versions removed")
-        return
     parts = [VacuumPart(table, compared)]
     parts += [VacuumPart(t, t.columns) for _, t in (_joined_table(catalog, op, table, n) for n in op.joined)]
-    statements = [writers_lock(catalog, *(p.table for p in parts)), *hierarchy_vacuum_statements(parts)]
-    deleting = [i for i, statement in enumerate(statements) if isinstance(statement, sa.Delete)]
-    execute_statements(operations, op.op_name, table, statements, "futile versions removed", counted=deleting)
+    lock = writers_lock(catalog, *(p.table for p in parts))
+
+    def build(key_range: KeyRange | None) -> tuple[list[sa.Executable], Sequence[int]]:
+        if not op.joined:
+            return [lock, *vacuum_statements(with_range(table, key_range), compared)], (-1,)
+        ranged = [replace(p, table=with_range(p.table, key_range)) for p in parts]
+        statements = [lock, *hierarchy_vacuum_statements(ranged)]
+        return statements, [i for i, statement in enumerate(statements) if isinstance(statement, sa.Delete)]
+
+    run(operations, op, _work(catalog, table, lock, build, "futile versions removed"))
+
+
+def _work(
+    catalog: Catalog,
+    table: VersionedTable,
+    lock: LockForWrite,
+    build: Build,
+    done: str,
+    live: sa.Table | None = None,
+) -> Work:
+    """An operation's work on ``table``: batches follow the keys of its version table and, given
+    ``live`` (a backfill, whose entities may have no version yet), of its live table."""
+    live_rows = table.live_table(())
+    return Work(
+        table,
+        lock,
+        [table.version_table(), *([live] if live is not None else [])],
+        build,
+        done,
+        live_rows if catalog.online and catalog.exists(live_rows) else None,
+    )
 
 
 def writers_lock(catalog: Catalog, table: VersionedTable, *others: VersionedTable) -> LockForWrite:

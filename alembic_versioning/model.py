@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeEngine
 
 from .errors import VersioningError
@@ -77,6 +78,33 @@ class Naming:
 
 
 @dataclass(frozen=True)
+class KeyRange:
+    """The entities whose key is above ``after`` and at most ``upto`` (key values in the entity
+    key's order; ``None``: unbounded): one batch of an operation. Consecutive batches share a
+    bound, so together they cover every key, whichever table holds it."""
+
+    after: tuple[Any, ...] | None = None
+    upto: tuple[Any, ...] | None = None
+
+    def conditions(self, key: Sequence[ColumnElement[Any]]) -> list[ColumnElement[bool]]:
+        """Conditions keeping ``key`` (the entity key's columns of one selectable) in the range: a
+        comparison of the column, or of the row value ``(a, b) > (x, y)`` for a composite key."""
+        return [
+            _compare(key, bound, above)
+            for bound, above in ((self.after, True), (self.upto, False))
+            if bound is not None
+        ]
+
+
+def _compare(key: Sequence[ColumnElement[Any]], values: Sequence[Any], above: bool) -> ColumnElement[bool]:
+    """``key > values`` (``above``) or ``key <= values``, each value bound in its column's type."""
+    bound = [sa.literal(v, c.type) for c, v in zip(key, values, strict=True)]
+    left: Any = key[0] if len(key) == 1 else sa.tuple_(*key)
+    right: Any = bound[0] if len(bound) == 1 else sa.tuple_(*bound)
+    return left > right if above else left <= right
+
+
+@dataclass(frozen=True)
 class VersionedTable:
     """A live table and its version table, with the columns the operations need.
 
@@ -113,6 +141,13 @@ class VersionedTable:
     discriminator: str | None = None
     #: With Continuum's ``NullDeletePlugin``: DELETE versions hold NULL in every non-key data column.
     null_delete: bool = False
+    #: The entities an operation's statements cover (one batch); ``None``: all.
+    key_range: KeyRange | None = None
+
+    def in_key_range(self, columns: Any) -> list[ColumnElement[bool]]:
+        """Conditions keeping the rows of ``columns`` (a column collection of this table) in
+        :attr:`key_range`: none without one."""
+        return self.key_range.conditions(self.key_columns(columns)) if self.key_range is not None else []
 
     @property
     def version_name(self) -> str:

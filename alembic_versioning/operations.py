@@ -157,6 +157,30 @@ def flag(argument: str, value: Any, table_name: str) -> bool:
     return value
 
 
+def batching(table_name: str, batch_size: Any, lock_timeout: Any) -> tuple[int | None, float | None]:
+    """``batch_size`` (entities per batch, or ``None``: one transaction) and ``lock_timeout``
+    (seconds a batch waits for the writers' lock, with batches only), checked."""
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise VersioningError(
+            f"batch_size={batch_size!r} for table {table_name!r}: pass the number of entities per batch as a "
+            f"positive integer, e.g. batch_size=20000, or leave it out (one transaction)."
+        )
+    if lock_timeout is not None:
+        number = isinstance(lock_timeout, (int, float)) and not isinstance(lock_timeout, bool)
+        if not number or not lock_timeout > 0 or lock_timeout == float("inf"):
+            raise VersioningError(
+                f"lock_timeout={lock_timeout!r} for table {table_name!r}: pass the seconds a batch may wait for "
+                f"the writers' lock as a positive number, e.g. lock_timeout=3."
+            )
+        if batch_size is None:
+            raise VersioningError(
+                f"lock_timeout={lock_timeout!r} for table {table_name!r} bounds each batch's wait for the "
+                f"writers' lock: pass batch_size=... too (without it the operation runs in the migration's "
+                f"transaction, which waits as long as Alembic's own statements do)."
+            )
+    return batch_size, lock_timeout
+
+
 class VersionedTableOp(MigrateOperation):
     """Common arguments of the operations on one versioned table."""
 
@@ -176,6 +200,8 @@ class VersionedTableOp(MigrateOperation):
         primary_key: Sequence[str] | None = None,
         naming: Naming = Naming(),
         strategy: Strategy | None = None,
+        batch_size: int | None = None,
+        lock_timeout: float | None = None,
     ) -> None:
         if not isinstance(table_name, str) or not table_name:
             raise VersioningError(
@@ -192,6 +218,7 @@ class VersionedTableOp(MigrateOperation):
         if strategy not in (None, "validity", "subquery"):
             raise VersioningError(f"strategy={strategy!r} for table {table_name!r}: use 'validity' or 'subquery'.")
         self.strategy: Strategy | None = strategy
+        self.batch_size, self.lock_timeout = batching(table_name, batch_size, lock_timeout)
 
     def describes_table(self) -> bool:
         """Whether the op's own arguments say all an offline run needs (autogenerate renders
@@ -230,6 +257,9 @@ class VersionedTableOp(MigrateOperation):
         if self.strategy is not None:
             kwargs["strategy"] = self.strategy
         kwargs.update(self.naming.non_default())
+        for name in ("batch_size", "lock_timeout"):
+            if getattr(self, name) is not None:
+                kwargs[name] = getattr(self, name)
         return kwargs
 
 
@@ -254,6 +284,8 @@ class UpdateEndTransactionIdsOp(VersionedTableOp):
         schema: str | None = None,
         primary_key: Sequence[str] | None = None,
         strategy: Strategy | None = None,
+        batch_size: int | None = None,
+        lock_timeout: float | None = None,
         joined: Joined = (),
         **naming: Unpack[NamingOptions],
     ) -> None:
@@ -269,9 +301,21 @@ class UpdateEndTransactionIdsOp(VersionedTableOp):
         version of the same transaction ends, as Continuum writes them, even when the entity's
         next version has no row in their table (its key reused by another class). Offline, a
         mapping ``{name: {"primary_key": [...]}}`` describes them.
+
+        ``batch_size=N`` works through the entities in key order, ``N`` per batch, each in its own
+        short transaction holding the writers' lock for that batch only (waiting at most
+        ``lock_timeout`` seconds for it, 3 by default); online only. See "Large tables in production".
         """
         cls.run(
-            operations, table_name, naming, schema=schema, primary_key=primary_key, strategy=strategy, joined=joined
+            operations,
+            table_name,
+            naming,
+            schema=schema,
+            primary_key=primary_key,
+            strategy=strategy,
+            joined=joined,
+            batch_size=batch_size,
+            lock_timeout=lock_timeout,
         )
 
     def arguments(self) -> dict[str, Any]:
@@ -319,6 +363,8 @@ class UpdateModFlagsOp(VersionedTableOp):
         subclass_columns: SubclassColumns | None = None,
         discriminator: str | None = None,
         strategy: Strategy | None = None,
+        batch_size: int | None = None,
+        lock_timeout: float | None = None,
         **naming: Unpack[NamingOptions],
     ) -> None:
         """Recompute the mod flags of ``columns`` (default: every flagged column).
@@ -334,6 +380,10 @@ class UpdateModFlagsOp(VersionedTableOp):
         INSERT versions, and UPDATE versions with no previous version, keep their flags
         (``insert_flags="keep"``), or get ``value IS NOT NULL`` (``"non_null"``) or true (``"all"``).
         ``strategy`` matters offline only, without ``target_metadata`` holding the table.
+
+        ``batch_size=N`` works through the entities in key order, ``N`` per batch, each in its own
+        short transaction holding the writers' lock for that batch only (waiting at most
+        ``lock_timeout`` seconds for it, 3 by default); online only. See "Large tables in production".
         """
         cls.run(
             operations,
@@ -347,6 +397,8 @@ class UpdateModFlagsOp(VersionedTableOp):
             schema=schema,
             primary_key=primary_key,
             strategy=strategy,
+            batch_size=batch_size,
+            lock_timeout=lock_timeout,
         )
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
@@ -507,6 +559,8 @@ class BackfillVersionsOp(VersionedDataOp):
         subclass_columns: SubclassColumns | None = None,
         discriminator: str | None = None,
         strategy: Strategy | None = None,
+        batch_size: int | None = None,
+        lock_timeout: float | None = None,
         joined: Joined = (),
         **naming: Unpack[NamingOptions],
     ) -> None:
@@ -537,6 +591,10 @@ class BackfillVersionsOp(VersionedDataOp):
         Offline, a mapping ``{name: {"primary_key": [...], "columns": [...], "mod_columns": [...]}}``
         describes them as ``primary_key``, ``columns`` and ``mod_columns`` describe ``table_name``
         (and ``"subclass_columns": [...]``, a table's columns only some classes map).
+
+        ``batch_size=N`` works through the entities in key order, ``N`` per batch, each in its own
+        short transaction holding the writers' lock for that batch only (waiting at most
+        ``lock_timeout`` seconds for it, 3 by default); online only. See "Large tables in production".
         """
         cls.run(
             operations,
@@ -556,6 +614,8 @@ class BackfillVersionsOp(VersionedDataOp):
             primary_key=primary_key,
             strategy=strategy,
             joined=joined,
+            batch_size=batch_size,
+            lock_timeout=lock_timeout,
         )
 
     def arguments(self) -> dict[str, Any]:
@@ -605,6 +665,8 @@ class VacuumVersionsOp(VersionedDataOp):
         columns: Sequence[str] | None = None,
         mod_columns: Sequence[str] | None = None,
         strategy: Strategy | None = None,
+        batch_size: int | None = None,
+        lock_timeout: float | None = None,
         joined: Joined = (),
         **naming: Unpack[NamingOptions],
     ) -> None:
@@ -621,6 +683,10 @@ class VacuumVersionsOp(VersionedDataOp):
         base table is ``table_name``, as for ``backfill_versions``: a version of an entity is
         futile only when it is futile in every table that has a row of it, and is then deleted
         from all of them.
+
+        ``batch_size=N`` works through the entities in key order, ``N`` per batch, each in its own
+        short transaction holding the writers' lock for that batch only (waiting at most
+        ``lock_timeout`` seconds for it, 3 by default); online only. See "Large tables in production".
         """
         cls.run(
             operations,
@@ -633,6 +699,8 @@ class VacuumVersionsOp(VersionedDataOp):
             schema=schema,
             primary_key=primary_key,
             strategy=strategy,
+            batch_size=batch_size,
+            lock_timeout=lock_timeout,
         )
 
     def arguments(self) -> dict[str, Any]:

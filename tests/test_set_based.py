@@ -15,8 +15,11 @@ from .support.apps import App, bulk_change, versioned_app, write_history
 from .support.autogen import ours, produce
 from .support.migrate import run_online
 
-#: Statements that return rows and read only the database's catalog.
-CATALOG = re.compile(r"^(PRAGMA |SELECT 0 AS |SELECT .*\b(pg_catalog|sqlite_master|pg_trigger)\b)", re.S)
+#: Statements that return rows and read only the database's catalog (statistics: the row estimate
+#: that decides on ``batch_size``, a NULL where the database keeps none), or nothing.
+CATALOG = re.compile(
+    r"^(PRAGMA |SELECT 0 AS |SELECT NULL AS anon_1$|SELECT .*\b(pg_catalog|sqlite_master|pg_trigger|pg_class)\b)", re.S
+)
 
 
 @contextmanager

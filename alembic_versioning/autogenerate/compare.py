@@ -15,6 +15,7 @@ from typing import Any
 from ..catalog import ReflectedTables
 from ..errors import require_supported
 from ..operations import BackfillVersionsOp, LeftOutOp, RepairOnDowngradeOp
+from .batching import batch_large
 from .drift import drift_ops
 from .hierarchies import Found, hierarchy_of, joined_repairs
 from .leave_out import leave_out, native
@@ -33,6 +34,7 @@ from .unversioned import unversioned_repairs
 def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: Iterable[str | None]) -> Any:
     """The ``"schema"`` comparator: append the repairs each versioned table needs to ``upgrade_ops``."""
     options = options_for(autogen_context)
+    alone = upgrade_ops.is_empty()  # no schema operation in this revision: repairs may run in batches
     changes = schema_changes(upgrade_ops)
     connection = autogen_context.connection
     upgrade: Found = []
@@ -65,6 +67,7 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
         for op in found:
             if isinstance(op, BackfillVersionsOp) and native(autogen_context, table):
                 op.native_versioning = True  # rendered, so the script is right offline too
+        batch_large(connection, table, found, options, alone and not changes.touches(table))
         runnable = leave_out(autogen_context, table, found, appears=changes.created, disappears=changes.dropped)
         upgrade_ops.ops.extend(without_missing_changes_table(runnable, changes.dropped))
     return None

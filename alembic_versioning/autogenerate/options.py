@@ -9,6 +9,12 @@ in ``pyproject.toml`` or an ``[alembic_versioning]`` section in ``alembic.ini`` 
     checks switched off, of ``backfill``, ``chains``, ``mod_flags``, ``vacuum``;
 ``vacuum``
     ``true`` to switch on the futile-version check (off by default: the repair deletes history);
+``batch_threshold``
+    the estimated number of versions (database statistics: PostgreSQL's ``pg_class.reltuples``;
+    SQLite has none, so never there) from which a table's generated repairs run in batches, in a
+    revision without schema changes (default 1,000,000; see the "Large tables in production" page);
+``batch_size``
+    the ``batch_size=`` those repairs get (default 20,000; ``0`` switches automatic batching off);
 ``managers``
     (``env.py`` only) the Continuum / sqlalchemy-history versioning managers to read, when the
     application does not use the libraries' default ``versioning_manager``.
@@ -25,13 +31,26 @@ from alembic.util import CommandError
 from ..model import VersionedTable
 
 CHECKS = ("backfill", "chains", "mod_flags", "vacuum")
-KEYS = ("skip_tables", "disable", "vacuum", "managers")
+KEYS = ("skip_tables", "disable", "vacuum", "managers", "batch_threshold", "batch_size")
+#: Defaults of ``batch_threshold`` and ``batch_size``.
+BATCH_THRESHOLD, BATCH_SIZE = 1_000_000, 20_000
 
 
 def _names(value: Any) -> frozenset[str]:
     if isinstance(value, str):
         value = value.replace(",", " ").split()
     return frozenset(str(v) for v in value or ())
+
+
+def _count(name: str, value: Any) -> int:
+    """A non-negative integer option (``1_000_000``, ``"1000000"``, ``"1_000_000"``)."""
+    try:
+        number = int(value.replace("_", "").replace(",", "")) if isinstance(value, str) else value
+    except ValueError:
+        number = None
+    if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+        raise CommandError(f"alembic_versioning {name}={value!r}: pass a whole number, 0 or more.")
+    return number
 
 
 def _flag(value: Any) -> bool:
@@ -46,6 +65,8 @@ class Options:
     disable: frozenset[str] = frozenset()
     vacuum: bool = False
     managers: tuple[Any, ...] | None = None
+    batch_threshold: int = BATCH_THRESHOLD
+    batch_size: int = BATCH_SIZE
 
     def enabled(self, check: str) -> bool:
         """Whether ``check`` runs."""
@@ -77,6 +98,8 @@ class Options:
             disable=disable,
             vacuum=_flag(merged.get("vacuum", False)),
             managers=tuple(managers) if isinstance(managers, Iterable) else None,
+            batch_threshold=_count("batch_threshold", merged.get("batch_threshold", BATCH_THRESHOLD)),
+            batch_size=_count("batch_size", merged.get("batch_size", BATCH_SIZE)),
         )
 
 

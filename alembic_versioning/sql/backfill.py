@@ -95,7 +95,7 @@ def latest_versions(table: VersionedTable, version: sa.Table) -> sa.Subquery:
     return (
         sa.select(version, RowAddress(version).label(LATEST_ROW))
         .prefix_with(DistinctOn(*key), dialect="postgresql")  # type: ignore[arg-type]  # a StatementOptionRole
-        .where(UnlessDistinctOn(tx == _newest(table, version)))
+        .where(UnlessDistinctOn(tx == _newest(table, version)), *table.in_key_range(version.c))
         .order_by(*key, tx.desc())
         .subquery("latest")
     )
@@ -109,7 +109,7 @@ def _newest(table: VersionedTable, version: sa.Table) -> ColumnElement[Any]:
     return sa.select(sa.func.max(other.c[tx])).where(*same_entity(table, other.c, version.c)).scalar_subquery()
 
 
-def pending_versions(table: VersionedTable, version: sa.Table, live: sa.Table, columns: Sequence[str]) -> sa.SelectBase:
+def pending_versions(table: VersionedTable, version: sa.Table, live: Any, columns: Sequence[str]) -> sa.SelectBase:
     """The versions to write: one row per entity whose latest version does not match the live row.
 
     Columns: the entity key, ``columns`` (new values), the operation type, the latest
@@ -122,6 +122,8 @@ def pending_versions(table: VersionedTable, version: sa.Table, live: sa.Table, c
     data = [c for c in columns if c not in table.entity_key]
     latest = latest_versions(table, version)
     live = _in_version_types(live, version, [*table.entity_key, *data])
+    if table.key_range is not None:  # a batch: its entities' live rows
+        live = sa.select(live).where(*table.in_key_range(live.c)).subquery(live.name)
     if not table.primary_key:
         return _pending_union(table, latest, live, data)
     return FullJoinSelect.of(
@@ -266,7 +268,9 @@ def merge_into_own_version(
     return (
         sa.update(version)
         .values(values)
-        .where(*same_entity(table, version.c, pending.c), tx == pending.c[LATEST_TX], own)
+        .where(
+            *same_entity(table, version.c, pending.c), tx == pending.c[LATEST_TX], own, *table.in_key_range(version.c)
+        )
     )
 
 
@@ -296,7 +300,11 @@ def unchanged_halves(
     version = table.version_table()
     tx = table.naming.transaction_column_name
     newest = version.c[tx] == _newest(table, version)
-    latest = sa.select(version, RowAddress(version).label(LATEST_ROW)).where(newest).subquery("latest")
+    latest = (
+        sa.select(version, RowAddress(version).label(LATEST_ROW))
+        .where(newest, *table.in_key_range(version.c))
+        .subquery("latest")
+    )
     # the entities written elsewhere, joined (an IN under OR, or a correlated EXISTS, can turn into a
     # subplan rescanned per row: PostgreSQL past work_mem, SQLite without an index)
     keys = [f"_av_key_{i}" for i in range(len(table.entity_key))]
@@ -525,13 +533,17 @@ def _write_versions(
         if base is not None:  # UPDATE ... FROM the base table's pending versions (never native versioning's)
             chain, latest = base[0].table, base[1].c
             entity = same_entity_across(table, version.c, chain, latest)
-            statements.append(close.where(*entity, tx == latest[LATEST_TX], has_new))
+            statements.append(close.where(*entity, tx == latest[LATEST_TX], has_new, *table.in_key_range(version.c)))
         else:
             statements.append(
                 UpdateAtAddresses.of(
                     close.where(AddressIn(version, sa.select(pending.c[LATEST_ROW]).where(*elsewhere)), has_new),
                     close.where(
-                        *same_entity(table, version.c, pending.c), tx == pending.c[LATEST_TX], *elsewhere, has_new
+                        *same_entity(table, version.c, pending.c),
+                        tx == pending.c[LATEST_TX],
+                        *elsewhere,
+                        has_new,
+                        *table.in_key_range(version.c),
                     ),
                 )
             )

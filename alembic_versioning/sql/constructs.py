@@ -722,3 +722,54 @@ def delimited(text: str) -> str:
     while delimiter in text:
         delimiter += "$"
     return f"DELIMITER {delimiter}\n{text} {delimiter}\nDELIMITER ;"
+
+
+class LockTimeout(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
+    """Bound how long the current transaction waits for a lock, e.g. :class:`LockForWrite`'s.
+
+    - PostgreSQL: ``SET LOCAL lock_timeout`` (milliseconds; the transaction's alone): a lock not
+      granted in time fails with SQLSTATE 55P03, and the writers queued behind the request go on.
+    - SQLite: a comment; the connection's busy timeout bounds the wait (a connection setting,
+      ``sqlite3.connect(timeout=...)``, 5 s by default), and nothing queues behind a waiting writer.
+    """
+
+    inherit_cache = False
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
+@compiles(LockTimeout)
+def _lock_timeout(element: LockTimeout, compiler: SQLCompiler, **kw: Any) -> str:
+    return "-- lock wait: the connection's busy timeout"
+
+
+@compiles(LockTimeout, "postgresql")
+def _lock_timeout_postgresql(element: LockTimeout, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"SET LOCAL lock_timeout = {max(1, round(element.seconds * 1000))}"
+
+
+class RowEstimate(ColumnElement[Any]):
+    """The number of rows of ``table`` the database's statistics estimate, without counting them;
+    NULL where there are none. PostgreSQL: ``pg_class.reltuples`` (NULL before the table's first
+    ``VACUUM`` or ``ANALYZE``, and where it does not exist); elsewhere NULL (SQLite keeps no row
+    counts it could give without a scan)."""
+
+    inherit_cache = False
+    type = sa.BigInteger()
+
+    def __init__(self, table: sa.Table) -> None:
+        self.table = table
+
+
+@compiles(RowEstimate)
+def _row_estimate(element: RowEstimate, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(sa.null(), **kw)
+
+
+@compiles(RowEstimate, "postgresql")
+def _row_estimate_postgresql(element: RowEstimate, compiler: SQLCompiler, **kw: Any) -> str:
+    pg_class = sa.table("pg_class", sa.column("oid"), sa.column("reltuples"))
+    known = sa.case((pg_class.c.reltuples >= 0, sa.cast(pg_class.c.reltuples, sa.BigInteger)))
+    estimate = sa.select(known).where(pg_class.c.oid == to_regclass(element.table.schema, element.table.name))
+    return compiler.process(estimate.scalar_subquery(), **kw)

@@ -55,10 +55,12 @@ class History:
 
 
 def same_version(table: VersionedTable, left: Any, right: Any) -> list[ColumnElement[bool]]:
-    """Conditions matching one version (entity and transaction) in two selectables of ``table``."""
+    """Conditions matching one version (entity and transaction) in two selectables of ``table``,
+    ``left`` (the table a statement writes) kept in the table's key range, so that a batch reads
+    only its own entities there too."""
     tx = table.naming.transaction_column_name
     key = same_entity(table, left.c, right.c)
-    return [*key, left.c[tx] == right.c[tx]]
+    return [*key, left.c[tx] == right.c[tx], *table.in_key_range(left.c)]
 
 
 def history(
@@ -80,7 +82,8 @@ def history(
     Each version carries its key, transaction, end-transaction and operation columns and
     ``columns`` with their mod flags, or with ``whole`` every column of ``version``: a repair
     needs no column it does not read (an offline script's description of the table may hold
-    columns a later revision adds)."""
+    columns a later revision adds). Only the entities of the table's
+    :attr:`~alembic_versioning.model.VersionedTable.key_range` are read (a batch)."""
     names = table.naming
     tx = version.c[names.transaction_column_name]
     window: dict[str, Any] = {"partition_by": table.key_columns(version.c), "order_by": tx}
@@ -91,11 +94,15 @@ def history(
         "_av_previous_op": sa.func.lag(version.c[names.operation_type_column_name]) if previous_op else None,
     }
     carried = version.c if whole else _carried(table, version, columns)
-    subquery = sa.select(
-        *carried,
-        *(function.over(**window).label(label) for label, function in neighbours.items() if function is not None),
-        *(sa.func.lag(version.c[c]).over(**window).label(f"_av_previous_{i}") for i, c in enumerate(columns)),
-    ).subquery(name)
+    subquery = (
+        sa.select(
+            *carried,
+            *(function.over(**window).label(label) for label, function in neighbours.items() if function is not None),
+            *(sa.func.lag(version.c[c]).over(**window).label(f"_av_previous_{i}") for i, c in enumerate(columns)),
+        )
+        .where(*table.in_key_range(version.c))  # whole entities: their windows stay whole
+        .subquery(name)
+    )
     return History(table, subquery, columns)
 
 

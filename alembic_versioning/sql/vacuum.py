@@ -238,7 +238,8 @@ def hierarchy_futile(parts: Sequence[VacuumPart], futile: Sequence[Any]) -> sa.S
     for i, (part, own) in enumerate(zip(parts[1:], futile[1:], strict=True)):
         version = part.table.version_table().alias(f"v_{i}")
         listed = own.alias(f"f_{i}")
-        joined = joined.outerjoin(version, sa.and_(*_same_version(part, version.c, base, found.c)))
+        in_range = part.table.in_key_range(version.c)
+        joined = joined.outerjoin(version, sa.and_(*_same_version(part, version.c, base, found.c), *in_range))
         joined = joined.outerjoin(listed, sa.and_(*_same_version(part, listed.c, part, version.c)))
         has_row = _version_key(part, version.c)[0].is_not(None)
         throughout.append(sa.or_(~has_row, _version_key(part, listed.c)[0].is_not(None)))
@@ -255,6 +256,7 @@ def classified_by(part: VacuumPart, futile: Any, base: VacuumPart) -> sa.Subquer
     marked = (
         sa.select(version, sa.case((found, constant(1)), else_=constant(0)).label(FUTILE))
         .select_from(version.outerjoin(listed, sa.and_(*_same_version(part, version.c, base, listed.c))))
+        .where(*table.in_key_range(version.c))
         .subquery("marked")
     )
     return _with_after_futile(table, marked)

@@ -56,6 +56,16 @@ def run(engine: sa.Engine, call: OpCall, mode: str, **opts: Any) -> None:
         execute_script(engine, render_offline(engine, call, **opts))
 
 
+def run_migration(engine: sa.Engine, call: OpCall, **opts: Any) -> None:
+    """Run ``call(op)`` as ``alembic upgrade`` runs a migration with Alembic's generic env.py: on a
+    connection whose transactions the migration context begins, the env's and the migration's own
+    (what ``autocommit_block``, and so ``batch_size``, needs)."""
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts=opts)
+        with context.begin_transaction(), context.begin_transaction(_per_migration=True):
+            call(Operations(context))
+
+
 def assert_refused(engine: sa.Engine, first: OpCall, call: OpCall, message: str, state: Callable[[], Any]) -> None:
     """``call`` raises a VersioningError matching ``message`` after ``first`` ran in the same
     migration, and ``state()`` is as before: the error rolls back what ``first`` wrote, and ``call``

@@ -1,0 +1,272 @@
+"""Batched runs (``batch_size=``): an operation's statements, batch by batch, outside the
+migration's transaction, so that Continuum's writers wait for one short batch at a time.
+
+The run leaves the migration's transaction through Alembic's
+:meth:`~alembic.runtime.migration.MigrationContext.autocommit_block` (which commits what the
+migration did so far), then works through the entities in key order (:mod:`.sql.batches`). Each
+batch is one explicit database transaction (``BEGIN`` ... ``COMMIT``: inside the block every
+statement would commit on its own):
+
+1. bound the lock wait (:class:`~.sql.constructs.LockTimeout`) and take the writers' lock
+   (:class:`~.sql.constructs.LockForWrite`: the transaction, live and version tables), which also
+   waits for writers that already took a transaction id;
+2. read the batch's last key (the one value fetched to the client), so that the boundary and the
+   work see the same committed data;
+3. run the operation's statements on the entities of the batch's key range, and commit.
+
+A lock not granted in time rolls the batch back and retries it after a pause, a bounded number of
+times; then, as on any error, a :class:`~.errors.VersioningError` says how far the run got.
+Committed batches are complete, and the operations are idempotent: a re-run finds nothing left to
+do in them and continues with the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.operations import Operations
+
+from .comments import one_line
+from .errors import VersioningError
+from .execute import execute_statements
+from .model import KeyRange, VersionedTable
+from .operations import VersionedTableOp
+from .sql.batches import FOUND, batch_end
+from .sql.constructs import LockForWrite, LockTimeout, RowEstimate
+
+log = logging.getLogger("alembic.runtime.migration")
+
+#: Seconds a batch waits for the writers' lock when ``lock_timeout`` is not given.
+DEFAULT_LOCK_TIMEOUT = 3.0
+#: Attempts at one batch whose lock is not granted in time, and the pause before the first retry
+#: (doubled for each further one, up to ``MAX_BACKOFF``), in seconds.
+LOCK_ATTEMPTS = 6
+BACKOFF = 0.5
+MAX_BACKOFF = 8.0
+#: Seconds between two progress lines.
+PROGRESS_INTERVAL = 5.0
+
+#: The statements for the entities of a key range (all: ``None``), and the indexes of those
+#: whose rows are counted.
+Build = Callable[[KeyRange | None], tuple[list[sa.Executable], Sequence[int]]]
+
+
+@dataclass(frozen=True)
+class Work:
+    """What an operation runs: its table (whose key batches follow), the writers' lock, the
+    tables whose keys set the batch boundaries, the statement builder and what it counts."""
+
+    table: VersionedTable
+    lock: LockForWrite
+    sources: Sequence[sa.Table]
+    build: Build
+    done: str
+    #: The live table, whose row count estimates the entities (``None``: not known).
+    live: sa.Table | None = None
+
+
+def with_range(table: VersionedTable, key_range: KeyRange | None) -> VersionedTable:
+    """``table`` limited to the entities of ``key_range``."""
+    return dataclasses.replace(table, key_range=key_range)
+
+
+def run(operations: Operations, op: VersionedTableOp, work: Work) -> None:
+    """Run ``work`` in the migration's transaction, or with ``op.batch_size`` batch by batch."""
+    name = one_line(work.table.qualified_version_name)
+    if op.batch_size is not None and operations.migration_context.as_sql:
+        raise VersioningError(
+            f"{op.op_name}({op.table_name!r}, batch_size={op.batch_size}) cannot run offline (--sql): each batch "
+            f"reads its boundary from the database, which a script cannot. Run this migration online, or leave "
+            f"batch_size out of the script's run (one transaction, the writers wait for all of it)."
+        )
+    if op.batch_size is not None and not work.table.primary_key:
+        log.warning(
+            "%s %s: no primary key to batch on (its entities are keyed by every column): one transaction",
+            op.op_name,
+            name,
+        )
+    if op.batch_size is None or not work.table.primary_key:
+        statements, counted = work.build(None)
+        execute_statements(operations, op.op_name, work.table, statements, work.done, counted)
+        return
+    context = operations.migration_context
+    if context._in_connection_transaction() and getattr(context, "_transaction", None) is None:
+        raise VersioningError(
+            f"{op.op_name}({op.table_name!r}, batch_size={op.batch_size}) commits batch by batch, which needs "
+            f"Alembic to own the migration's transaction: in env.py, open the connection with connect() (not "
+            f"begin()) and run the migrations in context.begin_transaction()."
+        )
+    timeout = op.lock_timeout if op.lock_timeout is not None else DEFAULT_LOCK_TIMEOUT
+    with context.autocommit_block():
+        _run_batches(operations.get_bind(), op, work, name, op.batch_size, timeout)
+
+
+def _run_batches(conn: sa.Connection, op: VersionedTableOp, work: Work, name: str, size: int, timeout: float) -> None:
+    progress = Progress(op.op_name, name, work.done, size, _estimate(conn, work.live))
+    after: tuple[Any, ...] | None = None
+    while True:
+        try:
+            after, found, rows = _batch_with_retries(conn, op, work, name, after, size, timeout, progress)
+        except Exception as error:
+            raise VersioningError(progress.stopped(after, error)) from error
+        progress.batch_done(found, rows)
+        if after is None:
+            break
+    progress.finish()
+
+
+def _batch_with_retries(
+    conn: sa.Connection,
+    op: VersionedTableOp,
+    work: Work,
+    name: str,
+    after: tuple[Any, ...] | None,
+    size: int,
+    timeout: float,
+    progress: Progress,
+) -> tuple[tuple[Any, ...] | None, int, int]:
+    """One batch, retried while its lock is not granted in time (see :data:`LOCK_ATTEMPTS`)."""
+    for attempt in range(1, LOCK_ATTEMPTS + 1):
+        try:
+            return _batch(conn, work, after, size, timeout)
+        except sa.exc.DBAPIError as error:
+            if not lock_not_granted(error):
+                raise
+            if attempt == LOCK_ATTEMPTS:
+                raise LockNotGranted(
+                    f"the writers' lock ({_names(work.lock)}) was not granted within {timeout:g} s, "
+                    f"{LOCK_ATTEMPTS} times: a long transaction holds one of those tables (PostgreSQL: see "
+                    f"pg_stat_activity and pg_locks)"
+                ) from error
+            pause = min(BACKOFF * 2 ** (attempt - 1), MAX_BACKOFF)
+            log.info(
+                "%s %s: batch %d waited %g s for the writers' lock; retrying in %g s (attempt %d of %d)",
+                op.op_name,
+                name,
+                progress.batches + 1,
+                timeout,
+                pause,
+                attempt + 1,
+                LOCK_ATTEMPTS,
+            )
+            time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+def _batch(
+    conn: sa.Connection, work: Work, after: tuple[Any, ...] | None, size: int, timeout: float
+) -> tuple[tuple[Any, ...] | None, int, int]:
+    """One batch in its own transaction: the entities above ``after``, up to ``size`` of them.
+    Returns the batch's last key (``None``: it was the last batch), the keys it found and the
+    rows it counted."""
+    conn.execute(sa.text("BEGIN"))
+    try:
+        conn.execute(LockTimeout(timeout))
+        conn.execute(work.lock)
+        row = conn.execute(batch_end(with_range(work.table, KeyRange(after=after)), work.sources, size)).first()
+        found = row._mapping[FOUND] if row is not None else 0
+        upto = tuple(row)[:-1] if row is not None and found >= size else None
+        statements, counted = work.build(KeyRange(after, upto))
+        counts = [conn.execute(s, execution_options={"preserve_rowcount": True}).rowcount for s in statements]
+        conn.execute(sa.text("COMMIT"))
+    except BaseException:
+        try:
+            conn.execute(sa.text("ROLLBACK"))
+        except sa.exc.DBAPIError:  # the connection is gone: so is its transaction
+            pass
+        raise
+    return upto, found, sum(counts[i] for i in counted)
+
+
+class LockNotGranted(Exception):
+    """A batch did not get the writers' lock in any of its attempts."""
+
+
+def lock_not_granted(error: sa.exc.DBAPIError) -> bool:
+    """Whether ``error`` is a lock wait that ran out (or a deadlock the database broke): the batch
+    changed nothing and may be retried. PostgreSQL SQLSTATE 55P03 / 40P01; SQLite BUSY / LOCKED."""
+    orig = error.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    sqlite_code = getattr(orig, "sqlite_errorcode", None)
+    return sqlstate in ("55P03", "40P01") or (isinstance(sqlite_code, int) and sqlite_code & 0xFF in (5, 6))
+
+
+def _names(lock: LockForWrite) -> str:
+    return ", ".join(one_line(t.fullname) for t in lock.tables)
+
+
+def _estimate(conn: sa.Connection, live: sa.Table | None) -> int | None:
+    """The live table's rows (about one per entity): the statistics' estimate, else counted."""
+    if live is None:
+        return None
+    counted = sa.select(sa.func.count()).select_from(live).scalar_subquery()
+    return conn.execute(sa.select(sa.func.coalesce(RowEstimate(live), counted))).scalar()
+
+
+class Progress:
+    """Progress lines of a batched run, at most one per :data:`PROGRESS_INTERVAL`, and its summary."""
+
+    def __init__(self, op_name: str, name: str, done: str, size: int, total: int | None) -> None:
+        self.op_name, self.name, self.done, self.size, self.total = op_name, name, done, size, total
+        self.entities = self.rows = self.batches = 0
+        self.started = self.logged = time.monotonic()
+
+    def batch_done(self, entities: int, rows: int) -> None:
+        self.entities += entities
+        self.rows += rows
+        self.batches += 1
+        now = time.monotonic()
+        if now - self.logged >= PROGRESS_INTERVAL:
+            self.logged = now
+            log.info("%s %s: %s", self.op_name, self.name, self._status(now))
+
+    def _status(self, now: float) -> str:
+        elapsed = max(now - self.started, 1e-9)
+        rate = self.entities / elapsed
+        status = f"{self.entities:,} entities"
+        if self.total:
+            total = max(self.total, self.entities)
+            status += f" of about {total:,} ({100 * self.entities / total:.0f}%)"
+        status += f", {self.rows:,} {self.done}, {rate:,.0f} entities/s"
+        if self.total and rate > 0:
+            status += f", about {_duration(max(self.total - self.entities, 0) / rate)} left"
+        return status
+
+    def finish(self) -> None:
+        seconds = time.monotonic() - self.started
+        log.info(
+            "%s %s: %d %s (%s entities in %d batches of up to %s, %.1f s)",
+            self.op_name,
+            self.name,
+            self.rows,
+            self.done,
+            f"{self.entities:,}",
+            self.batches,
+            f"{self.size:,}",
+            seconds,
+        )
+
+    def stopped(self, after: tuple[Any, ...] | None, error: BaseException) -> str:
+        lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+        cause = lines[0] if lines else repr(error)
+        where = f"the keys up to {after!r}" if after is not None else "no batch yet"
+        return (
+            f"{self.op_name} {self.name} stopped in batch {self.batches + 1}: {cause}. "
+            f"{self.batches} batches ({self.entities:,} entities, {where}) are committed and valid, with "
+            f"{self.rows:,} {self.done}; run the migration again to continue (the operation is idempotent: "
+            f"committed batches have nothing left to do)."
+        )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

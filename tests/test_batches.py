@@ -1,0 +1,447 @@
+"""``batch_size=``: the same result as one transaction, batch by batch (SQLite and PostgreSQL).
+
+Each operation runs once in the migration's transaction and once in batches (several sizes) on
+two databases holding the same broken history; the version tables must then be the same: row for
+row for the repairs, and per entity up to the transaction ids for the backfill (each of its batches
+is a transaction record of its own). An interrupted batched run leaves only whole batches behind,
+and a re-run finishes the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from alembic_versioning import VersioningError, batches
+
+from .conftest import fresh_database
+from .support.apps import App, bulk_change, joined_app, keyless_links, snapshot, versioned_app, write_history
+from .support.migrate import render_offline, run_migration, run_online
+
+OPS = ["update_end_transaction_ids", "update_mod_flags", "vacuum_versions", "backfill_versions"]
+#: Each op's options on ``article``: the vacuum ignores ``content``, so that it has futile versions to remove.
+OPTIONS: dict[str, dict[str, Any]] = {"vacuum_versions": {"ignore_columns": ["content"]}}
+
+
+def break_history(engine: sa.Engine, app: App) -> None:
+    """A varied Continuum history, then damage every op repairs: raw writes, stale end ids, cleared flags."""
+    app.metadata.create_all(engine)
+    write_history(engine, app, seed=5, transactions=25)
+    bulk_change(engine, app, via="sql")
+    with engine.begin() as conn:
+        for table in ("article_version", "translation_version"):
+            conn.execute(sa.text(f"UPDATE {table} SET end_transaction_id = NULL WHERE transaction_id % 3 = 0"))
+        conn.execute(sa.text("UPDATE article_version SET name_mod = false, content_mod = false WHERE id % 2 = 0"))
+
+
+def entity_histories(engine: sa.Engine, table: sa.Table) -> dict[tuple[Any, ...], list[tuple[Any, ...]]]:
+    """Each entity's versions in order, transaction ids left out but the chain kept: each row
+    says whether its end id is the next version's transaction id (or NULL for the last)."""
+    key = [c for c in table.primary_key.columns if c.name != "transaction_id"]
+    rows = snapshot(engine, table)
+    names = [c.name for c in table.c]
+    histories: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+    for row in sorted(rows, key=lambda r: (*(r[names.index(k.name)] for k in key), r[names.index("transaction_id")])):
+        values = dict(zip(names, row, strict=True))
+        histories.setdefault(tuple(values[k.name] for k in key), []).append(values)
+    return {
+        entity: [
+            (
+                *(v for k, v in values.items() if k not in ("transaction_id", "end_transaction_id")),
+                values["end_transaction_id"] == (versions[i + 1]["transaction_id"] if i + 1 < len(versions) else None),
+            )
+            for i, values in enumerate(versions)
+        ]
+        for entity, versions in histories.items()
+    }
+
+
+@pytest.fixture
+def two_databases(engine: sa.Engine, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[sa.Engine]]:
+    """``engine`` and a second fresh database of its dialect."""
+    with fresh_database(engine.dialect.name, request, tmp_path / "other.db") as other:
+        yield [engine, other]
+
+
+@pytest.mark.parametrize("op_name", OPS)
+def test_batches_give_the_result_of_one_transaction(two_databases: list[sa.Engine], op_name: str) -> None:
+    whole, batched = two_databases
+    with versioned_app(mod_tracker=True) as app:
+        for engine in (whole, batched):
+            break_history(engine, app)
+        options = {"article": OPTIONS.get(op_name, {}), "translation": {}}
+        for table in ("article", "translation"):  # an integer key, a composite one
+            run_migration(whole, lambda op, t=table: getattr(op, op_name)(t, **options[t]))
+        results = []
+        for size in (1, 4, 1000):
+            for table in ("article", "translation"):
+                run_migration(batched, lambda op, t=table, n=size: getattr(op, op_name)(t, batch_size=n, **options[t]))
+            results.append([entity_histories(batched, app.version(m)) for m in ("Article", "Translation")])
+        expected = [entity_histories(whole, app.version(m)) for m in ("Article", "Translation")]
+        assert results[0] == expected
+        assert results[1] == results[2] == expected, "a second batched run changed something"
+        if op_name != "backfill_versions":  # the same rows, transaction ids too
+            for model in ("Article", "Translation"):
+                assert snapshot(batched, app.version(model)) == snapshot(whole, app.version(model))
+
+
+def test_a_batched_backfill_writes_a_transaction_record_per_batch(engine: sa.Engine) -> None:
+    with versioned_app(plugins=(_meta_plugin(),)) as app:
+        app.metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.insert(app.table("article")), [{"id": i, "name": f"n{i}"} for i in range(1, 8)])
+        run_migration(
+            engine,
+            lambda op: op.backfill_versions(
+                "article", batch_size=3, transaction={"remote_addr": "10.0.0.1"}, meta={"why": "backfill"}
+            ),
+        )
+        with engine.connect() as conn:
+            records = conn.execute(sa.text('SELECT id, remote_addr FROM "transaction" ORDER BY id')).all()
+            meta = conn.execute(sa.text("SELECT transaction_id, key, value FROM transaction_meta")).all()
+            per_record = conn.execute(
+                sa.text("SELECT transaction_id, count(*) FROM article_version GROUP BY transaction_id")
+            ).all()
+        assert [r.remote_addr for r in records] == ["10.0.0.1"] * 3  # 7 entities, 3 per batch
+        assert sorted(m.transaction_id for m in meta) == [r.id for r in records]
+        assert sorted(n for _, n in per_record) == [1, 3, 3]
+
+
+def _meta_plugin() -> Any:
+    from sqlalchemy_continuum.plugins import TransactionMetaPlugin
+
+    return TransactionMetaPlugin()
+
+
+@pytest.mark.parametrize("op_name", ["backfill_versions", "vacuum_versions", "update_end_transaction_ids"])
+def test_a_joined_hierarchy_is_batched_on_the_base_key(two_databases: list[sa.Engine], op_name: str) -> None:
+    whole, batched = two_databases
+    with joined_app(mod_tracker=True) as (metadata, _, item, doc):
+        from sqlalchemy.orm import Session
+
+        for engine in (whole, batched):
+            metadata.create_all(engine)
+            with Session(engine) as session:
+                session.add_all(
+                    [doc(id=i, name="n", body="b") if i % 2 else item(id=i, name="n") for i in range(1, 12)]
+                )
+                session.commit()
+                for i in range(1, 12, 3):
+                    session.get(item, i).name = "n"  # no change: no version
+                    session.get(item, i).name = f"m{i}"
+                session.commit()
+            with engine.begin() as conn:
+                conn.exec_driver_sql("UPDATE doc SET body = 'raw' WHERE id IN (3, 7)")
+                conn.exec_driver_sql("UPDATE item_version SET end_transaction_id = NULL")
+                add_futile_version(conn, metadata, 5)
+        run_migration(whole, lambda op: getattr(op, op_name)("item", joined=["doc"]))
+        run_migration(batched, lambda op: getattr(op, op_name)("item", joined=["doc"], batch_size=2))
+        for name in ("item_version", "doc_version"):
+            assert entity_histories(batched, metadata.tables[name]) == entity_histories(whole, metadata.tables[name])
+
+
+def add_futile_version(conn: sa.Connection, metadata: sa.MetaData, entity: int) -> None:
+    """A copy of ``entity``'s latest version in each table of the hierarchy, as an UPDATE at a new
+    transaction, chained on: futile."""
+    transaction = metadata.tables["transaction"]
+    conn.execute(sa.insert(transaction).values(id=1000, issued_at=sa.func.current_timestamp()))
+    if conn.dialect.name == "postgresql":  # new ids come after it
+        conn.execute(sa.text("SELECT setval('transaction_id_seq', 1000)"))
+    for name in ("item_version", "doc_version"):
+        version = metadata.tables[name]
+        latest = (
+            conn.execute(
+                sa.select(version).where(version.c.id == entity).order_by(version.c.transaction_id.desc()).limit(1)
+            )
+            .mappings()
+            .one()
+        )
+        conn.execute(
+            sa.update(version)
+            .where(version.c.id == entity, version.c.transaction_id == latest["transaction_id"])
+            .values(end_transaction_id=1000)
+        )
+        conn.execute(
+            sa.insert(version).values(
+                {**latest, "transaction_id": 1000, "end_transaction_id": None, "operation_type": 1}
+            )
+        )
+
+
+def test_a_table_without_a_key_runs_in_one_transaction_with_a_warning(
+    engine: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    with keyless_links() as (metadata, manager):
+        metadata.create_all(engine)
+        link, link_version = metadata.tables["link"], metadata.tables["link_version"]
+        link_version.drop(engine)
+        sa.Table("link_version", sa.MetaData(), *(sa.Column(c.name, c.type) for c in link_version.c)).create(engine)
+        manager.options["versioning"] = False
+        with engine.begin() as conn:
+            conn.execute(sa.insert(metadata.tables["a"]), [{"id": 1}])
+            conn.execute(sa.insert(metadata.tables["b"]), [{"id": 1}, {"id": 2}])
+            conn.execute(sa.insert(link), [{"a_id": 1, "b_id": 1}, {"a_id": 1, "b_id": None}])
+        with caplog.at_level(logging.INFO, "alembic.runtime.migration"):
+            run_migration(engine, lambda op: op.backfill_versions("link", batch_size=1))
+        assert "no primary key to batch on" in caplog.text
+        assert "link_version: 2 versions written" in caplog.text
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(DISTINCT transaction_id) FROM link_version")).scalar() == 1
+
+
+# --- interrupted runs -------------------------------------------------------------------------
+
+
+def prepared_backfill(engine: sa.Engine, app: App, rows: int = 10) -> None:
+    """``rows`` live articles without versions: a backfill writes one version each."""
+    app.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(app.table("article")), [{"id": i, "name": f"n{i}"} for i in range(1, rows + 1)])
+
+
+def backfilled(engine: sa.Engine) -> list[int]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.text("SELECT id FROM article_version ORDER BY id")).scalars())
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batches, "LOCK_ATTEMPTS", 2)
+    monkeypatch.setattr(batches, "BACKOFF", 0.01)
+
+
+def hold_lock_from_batch(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> tuple[threading.Event, list[sa.Connection]]:
+    """From batch ``batch`` on, another connection holds a lock that keeps every batch off the
+    article table until the returned event is set."""
+    release, held = threading.Event(), []
+    original, calls = batches._batch, [0]
+
+    def batch_then_lock(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == batch:
+            conn = engine.connect()
+            held.append(conn)
+            if engine.dialect.name == "postgresql":
+                conn.exec_driver_sql("BEGIN")
+                conn.exec_driver_sql("LOCK TABLE article IN ROW EXCLUSIVE MODE")  # what a writer holds
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")  # SQLite: another writer
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(batches, "_batch", batch_then_lock)
+    return release, held
+
+
+@pytest.mark.usefixtures("quick_retries")
+def test_a_lock_held_beyond_the_retries_stops_the_run_and_a_rerun_finishes(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    if engine.dialect.name == "sqlite":  # the busy timeout bounds SQLite's wait
+        engine = sa.create_engine(engine.url, connect_args={"timeout": 0.1})
+    with versioned_app() as app:
+        prepared_backfill(engine, app)
+        _, held = hold_lock_from_batch(engine, monkeypatch, batch=3)
+        call: Callable[[Any], None] = lambda op: op.backfill_versions("article", batch_size=4, lock_timeout=0.1)  # noqa: E731
+        with caplog.at_level(logging.INFO, "alembic.runtime.migration"):
+            with pytest.raises(VersioningError) as stopped:
+                run_migration(engine, call)
+        message = str(stopped.value)
+        assert "stopped in batch 3" in message and "was not granted within 0.1 s, 2 times" in message, message
+        assert "2 batches (8 entities, the keys up to (8,))" in message and "run the migration again" in message
+        assert "retrying in 0.01 s (attempt 2 of 2)" in caplog.text
+        assert backfilled(engine) == list(range(1, 9))  # whole batches only
+        held[0].rollback()
+        held[0].close()
+        monkeypatch.undo()
+        run_migration(engine, call)
+        assert backfilled(engine) == list(range(1, 11))
+        with engine.connect() as conn:
+            assert conn.execute(sa.text('SELECT count(*) FROM "transaction"')).scalar() == 3
+
+
+def test_an_error_in_a_batch_keeps_the_committed_ones_and_a_rerun_finishes(sqlite_engine: sa.Engine) -> None:
+    engine = sqlite_engine
+    with versioned_app(mod_tracker=True) as app:
+        prepared_backfill(engine, app)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER fail BEFORE INSERT ON article_version WHEN NEW.id = 6 "
+                "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+            )
+        call: Callable[[Any], None] = lambda op: op.backfill_versions("article", batch_size=2)  # noqa: E731
+        with pytest.raises(VersioningError, match=r"stopped in batch 3: injected failure\. 2 batches") as stopped:
+            run_migration(engine, call)
+        assert isinstance(stopped.value.__cause__, sa.exc.DBAPIError)
+        assert backfilled(engine) == [1, 2, 3, 4]
+        with engine.connect() as conn:  # the failed batch left nothing behind
+            assert conn.execute(sa.text('SELECT count(*) FROM "transaction"')).scalar() == 2
+            assert conn.execute(sa.text("SELECT count(*) FROM sqlite_temp_master WHERE name LIKE '_av%'")).scalar() == 0
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TRIGGER fail")
+        run_migration(engine, call)
+        assert backfilled(engine) == list(range(1, 11))
+
+
+def test_ddl_before_the_batches_is_committed_first(engine: sa.Engine) -> None:
+    """The revision's DDL commits when the batches start: it stays when a batch fails."""
+    with versioned_app() as app:
+        prepared_backfill(engine, app)
+
+        def migration(op: Any) -> None:
+            op.create_table("before_batches", sa.Column("id", sa.Integer, primary_key=True))
+            op.backfill_versions("article", batch_size=3, transaction={"no_such_column": 1})
+
+        with pytest.raises(VersioningError, match="no_such_column"):
+            run_migration(engine, migration)  # refused before any batch: the DDL rolls back with it
+        if engine.dialect.name == "postgresql":  # (SQLite's DDL never does)
+            assert not sa.inspect(engine).has_table("before_batches")
+        else:
+            with engine.begin() as conn:
+                conn.exec_driver_sql("DROP TABLE before_batches")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE blocker (id INTEGER)")
+        version = app.version("Article")
+
+        def failing(op: Any) -> None:
+            op.create_table("before_batches", sa.Column("id", sa.Integer, primary_key=True))
+            op.execute(sa.text("DROP TABLE blocker"))
+            op.update_end_transaction_ids("article", batch_size=3)
+            raise RuntimeError("after the batches")
+
+        with pytest.raises(RuntimeError):
+            run_migration(engine, failing)
+        inspector = sa.inspect(engine)
+        assert inspector.has_table("before_batches") and not inspector.has_table("blocker")
+        assert inspector.has_table(version.name)
+
+
+# --- progress, arguments, refusals -----------------------------------------------------------
+
+
+def test_progress_lines_and_a_summary(engine: sa.Engine, caplog: pytest.LogCaptureFixture, monkeypatch: Any) -> None:
+    monkeypatch.setattr(batches, "PROGRESS_INTERVAL", 0.0)
+    with versioned_app() as app:
+        prepared_backfill(engine, app, rows=9)
+        with caplog.at_level(logging.INFO, "alembic.runtime.migration"):
+            run_migration(engine, lambda op: op.backfill_versions("article", batch_size=4))
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("backfill_versions")]
+        assert len(lines) == 4, lines
+        assert lines[0].startswith("backfill_versions article_version: 4 entities of about 9 (44%), 4 versions written")
+        assert "entities/s, about" in lines[0] and "left" in lines[0]
+        assert lines[-1].startswith("backfill_versions article_version: 9 versions written (9 entities in 3 batches")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"batch_size": 0}, r"batch_size=0 .* positive integer"),
+        ({"batch_size": -5}, r"batch_size=-5 .* positive integer"),
+        ({"batch_size": True}, r"batch_size=True .* positive integer"),
+        ({"batch_size": 2.5}, r"batch_size=2.5 .* positive integer"),
+        ({"batch_size": "100"}, r"batch_size='100' .* positive integer"),
+        ({"batch_size": 10, "lock_timeout": 0}, r"lock_timeout=0 .* positive number"),
+        ({"batch_size": 10, "lock_timeout": -1.5}, r"lock_timeout=-1.5 .* positive number"),
+        ({"batch_size": 10, "lock_timeout": "3"}, r"lock_timeout='3' .* positive number"),
+        ({"batch_size": 10, "lock_timeout": float("inf")}, r"lock_timeout=inf .* positive number"),
+        ({"lock_timeout": 3}, r"lock_timeout=3 .* pass batch_size=\.\.\. too"),
+    ],
+)
+@pytest.mark.parametrize("op_name", OPS)
+def test_bad_batching_arguments(
+    sqlite_engine: sa.Engine, op_name: str, arguments: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(VersioningError, match=message):
+        run_migration(sqlite_engine, lambda op: getattr(op, op_name)("article", **arguments))
+
+
+@pytest.mark.parametrize("op_name", OPS)
+def test_offline_refuses_batches(sqlite_engine: sa.Engine, op_name: str) -> None:
+    with versioned_app(mod_tracker=True) as app:
+        refused = rf"{op_name}\('article', batch_size=5\) cannot run offline \(--sql\).*Run this migration online"
+        with pytest.raises(VersioningError, match=refused):
+            render_offline(
+                sqlite_engine,
+                lambda op: getattr(op, op_name)("article", batch_size=5),
+                target_metadata=app.metadata,
+            )
+
+
+def test_a_transaction_alembic_does_not_own_is_refused(engine: sa.Engine) -> None:
+    with versioned_app() as app:
+        prepared_backfill(engine, app)
+        with pytest.raises(VersioningError, match=r"context\.begin_transaction\(\)"):
+            run_online(engine, lambda op: op.backfill_versions("article", batch_size=3))
+        assert backfilled(engine) == []
+
+
+def test_the_arguments_are_rendered() -> None:
+    from alembic_versioning.operations import VacuumVersionsOp
+
+    op = VacuumVersionsOp("article", batch_size=500, lock_timeout=2.5)
+    assert op.arguments() == {"batch_size": 500, "lock_timeout": 2.5}
+    assert VacuumVersionsOp("article").arguments() == {}
+
+
+# --- through alembic upgrade ------------------------------------------------------------------
+
+ENV_PY = """\
+from alembic import context
+import sqlalchemy as sa
+
+config = context.config
+engine = sa.create_engine(config.get_main_option("sqlalchemy.url"))
+with engine.connect() as connection:  # Alembic's generic env.py
+    context.configure(connection=connection, transaction_per_migration=True)
+    with context.begin_transaction():
+        context.run_migrations()
+engine.dispose()
+"""
+
+REVISION = """\
+from alembic import op
+import sqlalchemy as sa
+import alembic_versioning  # noqa: F401
+
+revision = "{revision}"
+down_revision = {down}
+
+
+def upgrade():
+    {body}
+"""
+
+
+def test_alembic_upgrade_runs_batches_and_stamps(engine: sa.Engine, tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    with versioned_app() as app:
+        prepared_backfill(engine, app)
+        versions = tmp_path / "migrations" / "versions"
+        versions.mkdir(parents=True)
+        (tmp_path / "migrations" / "env.py").write_text(ENV_PY)
+        bodies = [
+            "op.create_table('first', sa.Column('id', sa.Integer, primary_key=True))",
+            "op.backfill_versions('article', batch_size=3)\n    op.update_end_transaction_ids('article', batch_size=3)",
+            "op.create_table('last', sa.Column('id', sa.Integer, primary_key=True))",
+        ]
+        for i, body in enumerate(bodies):
+            down = repr(f"r{i - 1}") if i else None
+            (versions / f"r{i}.py").write_text(REVISION.format(revision=f"r{i}", down=down, body=body))
+        config = Config()
+        config.set_main_option("script_location", str(tmp_path / "migrations"))
+        config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+        command.upgrade(config, "head")
+        inspector = sa.inspect(engine)
+        assert inspector.has_table("first") and inspector.has_table("last")
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "r2"
+        assert backfilled(engine) == list(range(1, 11))
