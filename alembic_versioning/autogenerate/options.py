@@ -9,6 +9,12 @@ in ``pyproject.toml`` or an ``[alembic_versioning]`` section in ``alembic.ini`` 
     checks switched off, of ``backfill``, ``chains``, ``mod_flags``, ``vacuum``;
 ``vacuum``
     ``true`` to switch on the futile-version check (off by default: the repair deletes history);
+``render``
+    how generated scripts spell the operations: ``typed`` (the default),
+    ``versioning.backfill_versions(...)`` with ``from alembic_versioning import op as versioning``,
+    which mypy and pyright check; ``op``, ``op.backfill_versions(...)`` (registered on Alembic's
+    ``op`` at run time, so type checkers report it); ``op-type-ignore``, the ``op.`` spelling with
+    ``# type: ignore[attr-defined]`` on each call;
 ``managers``
     (``env.py`` only) the Continuum / sqlalchemy-history versioning managers to read, when the
     application does not use the libraries' default ``versioning_manager``.
@@ -25,7 +31,9 @@ from alembic.util import CommandError
 from ..model import VersionedTable
 
 CHECKS = ("backfill", "chains", "mod_flags", "vacuum")
-KEYS = ("skip_tables", "disable", "vacuum", "managers")
+KEYS = ("skip_tables", "disable", "vacuum", "render", "managers")
+#: The values of ``render``: how generated scripts spell the operations.
+RENDER_MODES = ("typed", "op", "op-type-ignore")
 
 
 def _names(value: Any) -> frozenset[str]:
@@ -45,6 +53,7 @@ class Options:
     skip_tables: frozenset[str] = frozenset()
     disable: frozenset[str] = frozenset()
     vacuum: bool = False
+    render: str = "typed"
     managers: tuple[Any, ...] | None = None
 
     def enabled(self, check: str) -> bool:
@@ -69,6 +78,9 @@ class Options:
         disable = _names(merged.get("disable"))
         if disable - set(CHECKS):
             raise CommandError(f"alembic_versioning disable={sorted(disable)}: the checks are {list(CHECKS)}.")
+        render = str(merged.get("render", "typed")).strip()
+        if render not in RENDER_MODES:
+            raise CommandError(f"alembic_versioning render={render!r}: use one of {list(RENDER_MODES)}.")
         managers = merged.get("managers")
         if isinstance(managers, str):
             raise CommandError("alembic_versioning option 'managers' takes a list of versioning manager objects.")
@@ -76,6 +88,7 @@ class Options:
             skip_tables=_names(merged.get("skip_tables")),
             disable=disable,
             vacuum=_flag(merged.get("vacuum", False)),
+            render=render,
             managers=tuple(managers) if isinstance(managers, Iterable) else None,
         )
 
@@ -92,7 +105,8 @@ def _file_settings(source: Mapping[str, Any], where: str) -> Mapping[str, Any]:
 def options_for(autogen_context: Any) -> Options:
     """The options of one autogenerate run: config file first, then ``env.py``."""
     sources: list[Mapping[str, Any]] = []
-    config = autogen_context.migration_context.config
+    migration_context = autogen_context.migration_context  # None in render_python_code() without one
+    config = migration_context.config if migration_context is not None else None
     if config is not None:
         toml: Mapping[str, Any] = getattr(config, "toml_alembic_config", {})  # Alembic >= 1.16
         sources.append(_file_settings(toml.get("versioning", {}), "pyproject.toml"))
