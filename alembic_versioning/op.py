@@ -4,6 +4,7 @@ Alembic adds ``op.backfill_versions`` & co. to ``alembic.op`` at run time, so my
 see no such attributes (and check none of their arguments). This module holds the same
 operations as plain functions, with the full signature of each::
 
+    import sqlalchemy as sa
     from alembic import op
     from alembic_versioning import op as versioning
 
