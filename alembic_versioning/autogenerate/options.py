@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 from alembic.util import CommandError
 
@@ -32,8 +32,9 @@ from ..model import VersionedTable
 
 CHECKS = ("backfill", "chains", "mod_flags", "vacuum")
 KEYS = ("skip_tables", "disable", "vacuum", "render", "managers")
-#: The values of ``render``: how generated scripts spell the operations.
-RENDER_MODES = ("typed", "op", "op-type-ignore")
+#: How generated scripts spell the operations (the ``render`` option).
+RenderMode = Literal["typed", "op", "op-type-ignore"]
+RENDER_MODES: tuple[RenderMode, ...] = get_args(RenderMode)
 
 
 def _names(value: Any) -> frozenset[str]:
@@ -53,7 +54,7 @@ class Options:
     skip_tables: frozenset[str] = frozenset()
     disable: frozenset[str] = frozenset()
     vacuum: bool = False
-    render: str = "typed"
+    render: RenderMode = "typed"
     managers: tuple[Any, ...] | None = None
 
     def enabled(self, check: str) -> bool:
@@ -88,7 +89,7 @@ class Options:
             skip_tables=_names(merged.get("skip_tables")),
             disable=disable,
             vacuum=_flag(merged.get("vacuum", False)),
-            render=render,
+            render=cast(RenderMode, render),
             managers=tuple(managers) if isinstance(managers, Iterable) else None,
         )
 

@@ -17,7 +17,7 @@ from ..operations import (
     VacuumVersionsOp,
     VersionedTableOp,
 )
-from .options import options_for
+from .options import RenderMode, options_for
 
 #: The import of the ``op.`` spellings (``render = "op"`` or ``"op-type-ignore"``).
 IMPORT = "import alembic_versioning  # noqa: F401  (registers op.backfill_versions & co.)"
@@ -38,7 +38,7 @@ def render_versioned_table_op(autogen_context: Any, op: VersionedTableOp) -> lis
     return [f"# {one_line(op.finding)}", call] if op.finding else [call]
 
 
-def _call(autogen_context: Any, op: VersionedTableOp, render: str) -> str:
+def _call(autogen_context: Any, op: VersionedTableOp, render: RenderMode) -> str:
     """The call of ``op`` in the ``render`` spelling (see :data:`~.options.RENDER_MODES`)."""
     kwargs = op.arguments()
     if "strategy" in kwargs:  # last: it describes the table as of this revision, after its columns
