@@ -31,6 +31,7 @@ from .sql.vacuum import VacuumPart, hierarchy_vacuum_statements, vacuum_statemen
 
 @Operations.implementation_for(UpdateEndTransactionIdsOp)
 def update_end_transaction_ids(operations: Operations, op: UpdateEndTransactionIdsOp) -> None:
+    """Rebuild the end ids of ``op``'s version table (and of its hierarchy's, by the base table's chain)."""
     catalog = Catalog(operations)
     table = versioned_table(catalog, op)
     if table.strategy != "validity":
@@ -47,6 +48,7 @@ def update_end_transaction_ids(operations: Operations, op: UpdateEndTransactionI
 
 @Operations.implementation_for(UpdateModFlagsOp)
 def update_mod_flags(operations: Operations, op: UpdateModFlagsOp) -> None:
+    """Recompute the mod flags of ``op``'s columns (default: every flagged column)."""
     catalog = Catalog(operations)
     # described by its arguments, the columns it names are the flagged ones; else the table says which
     table = versioned_table(catalog, op, columns=op.columns, mod_columns=op.columns if op.describes_table() else None)
@@ -74,6 +76,7 @@ def update_mod_flags(operations: Operations, op: UpdateModFlagsOp) -> None:
 
 @Operations.implementation_for(BackfillVersionsOp)
 def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
+    """Write the versions that make ``op``'s version tables reflect the live rows, under one new record."""
     catalog = Catalog(operations)
     table = versioned_table(catalog, op, columns=op.columns, mod_columns=op.mod_columns)
     parts = [_backfill_part(catalog, op, table)]
@@ -149,6 +152,7 @@ def _joined_table(
 
 @Operations.implementation_for(VacuumVersionsOp)
 def vacuum_versions(operations: Operations, op: VacuumVersionsOp) -> None:
+    """Delete the futile versions of ``op``'s table (of its hierarchy with ``joined``) and relink the chains."""
     catalog = Catalog(operations)
     table = versioned_table(catalog, op, columns=op.columns, mod_columns=op.mod_columns)
     unknown = [c for c in op.ignore_columns if c not in table.columns]

@@ -51,6 +51,7 @@ from sqlalchemy.orm import Session
 
 from .support.apps import App, article_transactions, versioned_app
 from .support.migrate import run_online
+from .support.writers import migrate_while_writing
 
 LIVE_ROWS = 2000
 WRITERS = 4
@@ -489,20 +490,15 @@ def test_every_operation_in_one_migration_while_writers_write(engine: sa.Engine)
                         session.rollback()
 
         threads = [threading.Thread(target=write, args=(k,), daemon=True) for k in range(WRITERS)]
-        for thread in threads:
-            thread.start()
-        migrations, end = 0, time.monotonic() + seconds
-        try:
-            while time.monotonic() < end:
-                try:
-                    run_online(engine, every_repair)
-                    migrations += 1
-                except sa.exc.DBAPIError as error:
-                    failures.append(f"migration: {error.orig}")
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join(JOIN_TIMEOUT)
+        migrations = migrate_while_writing(
+            threads,
+            stop,
+            lambda: run_online(engine, every_repair),
+            failures,
+            errors=sa.exc.DBAPIError,
+            seconds=seconds,
+            deadline=JOIN_TIMEOUT,
+        )
         assert not failures, failures[:5]
         assert migrations >= 3 and min(commits) >= 3, (migrations, commits)
         check_invariants(engine, app)

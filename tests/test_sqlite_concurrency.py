@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from .support.apps import App, versioned_app
 from .support.migrate import render_offline, run_online
+from .support.writers import migrate_while_writing
 
 WRITERS = 8
 ENTITIES = 120
@@ -163,20 +164,9 @@ def test_writers_and_migrations_interleave_without_failures(engine: sa.Engine, a
                 conn.connection.driver_connection.executescript(script)
 
     threads = [threading.Thread(target=write, args=(k,), daemon=True) for k in range(WRITERS)]
-    for thread in threads:
-        thread.start()
-    migrations, start = 0, time.monotonic()
-    try:  # at least 2 s and 3 migrations, whatever the machine's load (bounded by JOIN_TIMEOUT)
-        while (migrations < 3 or time.monotonic() < start + 2) and time.monotonic() < start + JOIN_TIMEOUT:
-            try:
-                migrate()
-                migrations += 1
-            except sa.exc.OperationalError as error:
-                failures.append(f"migration: {error.orig}")
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(JOIN_TIMEOUT)
+    migrations = migrate_while_writing(
+        threads, stop, migrate, failures, errors=sa.exc.OperationalError, seconds=2, deadline=JOIN_TIMEOUT
+    )
     assert not failures, failures[:5]
     assert migrations >= 3 and len(committed) >= WRITERS, (migrations, len(committed))
     version = app.version("Article")

@@ -39,7 +39,8 @@ def render_versioned_table_op(autogen_context: Any, op: VersionedTableOp) -> lis
 
 
 def _call(autogen_context: Any, op: VersionedTableOp, render: RenderMode) -> str:
-    """The call of ``op`` in the ``render`` spelling (see :data:`~.options.RENDER_MODES`)."""
+    """The call of ``op`` with its arguments, the strategy last, in the ``render`` spelling (see
+    :data:`~.options.RENDER_MODES`)."""
     kwargs = op.arguments()
     if "strategy" in kwargs:  # last: it describes the table as of this revision, after its columns
         kwargs["strategy"] = kwargs.pop("strategy")

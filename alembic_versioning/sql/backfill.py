@@ -155,6 +155,7 @@ def _latest_columns(table: VersionedTable, latest: sa.Subquery, data: list[str])
 
 
 def _pending_full_join(table: VersionedTable, latest: sa.Subquery, live: sa.Table, data: list[str]) -> sa.Select[Any]:
+    """The pending versions as one ``FULL JOIN`` of the live rows with the latest versions."""
     names = table.naming
     tx, op = latest.c[names.transaction_column_name], latest.c[names.operation_type_column_name]
     present = live.c[table.primary_key[0]].is_not(None)
@@ -182,6 +183,7 @@ def _pending_full_join(table: VersionedTable, latest: sa.Subquery, live: sa.Tabl
 
 
 def _pending_union(table: VersionedTable, latest: sa.Subquery, live: sa.Table, data: list[str]) -> sa.SelectBase:
+    """The pending versions as the ``UNION ALL`` of the live rows' and the deleted entities' (no ``FULL JOIN``)."""
     names = table.naming
     tx, op = latest.c[names.transaction_column_name], latest.c[names.operation_type_column_name]
     changed = sa.or_(sa.false(), *(Differs(live.c[c], latest.c[c]) for c in data))

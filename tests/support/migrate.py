@@ -51,3 +51,22 @@ def run(engine: sa.Engine, call: OpCall, mode: str, **opts: Any) -> None:
         run_online(engine, call, **opts)
     else:
         execute_script(engine, render_offline(engine, call, **opts))
+
+
+def assert_refused(engine: sa.Engine, first: OpCall, call: OpCall, message: str, state: Callable[[], Any]) -> None:
+    """``call`` raises a VersioningError matching ``message`` after ``first`` ran in the same
+    migration, and ``state()`` is as before: the error rolls back what ``first`` wrote, and ``call``
+    wrote nothing."""
+    import pytest
+
+    from alembic_versioning import VersioningError
+
+    before = state()
+
+    def both(op: Operations) -> None:
+        first(op)
+        call(op)
+
+    with pytest.raises(VersioningError, match=message):
+        run_online(engine, both)
+    assert state() == before
