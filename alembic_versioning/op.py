@@ -18,7 +18,7 @@ outside a migration. Autogenerate writes this spelling by default (the ``render`
 
 The signatures are not written here: each function is derived from the classmethod that
 registers the operation (``BackfillVersionsOp.backfill_versions`` and so on, in
-:mod:`alembic_versioning.operations`), minus its ``operations`` argument, for type checkers
+``alembic_versioning.operations``), minus its ``operations`` argument, for type checkers
 (a ``ParamSpec``) and at run time (``inspect.signature``, ``help()``) alike. A parameter added
 to an operation's classmethod is a parameter of its function here, with nothing else to edit.
 Import it aliased (``as versioning``): it would otherwise hide Alembic's own ``op``.
