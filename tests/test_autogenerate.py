@@ -206,7 +206,7 @@ def test_each_drift_gives_exactly_its_op_and_upgrade_repairs_it(
         assert expected[2] is None or found[2] == expected[2]
         assert script.upgrade_ops.ops == [op for op in script.upgrade_ops.ops if isinstance(op, VersionedTableOp)]
         code = render_python_code(script.upgrade_ops)
-        assert f"# {found[2]}\n    op.{found[0]}('{found[1]}', primary_key=" in code
+        assert f"# {found[2]}\n    versioning.{found[0]}('{found[1]}', primary_key=" in code
         apply(engine, script)
         assert produce(engine, app.metadata, alembic_versioning={"vacuum": True}).upgrade_ops.is_empty()
 
@@ -369,7 +369,7 @@ def test_no_backfill_where_the_version_table_has_no_room(engine: sa.Engine) -> N
         assert "has the primary key (transaction_id) alone" in why
         code = render_python_code(script.upgrade_ops)
         assert "# 2 live rows without a current version: left out by alembic-versioning, as 'link_version'" in code
-        assert re.search(r"\n    # op\.backfill_versions\('link', [^\n]*\)\n    pass\n", code)
+        assert re.search(r"\n    # versioning\.backfill_versions\('link', [^\n]*\)\n    pass\n", code)
         apply(engine, script)  # the left-out repair runs nothing; the others repair their tables
         assert sorted(op.to_diff_tuple()[0:4] for op in produce(engine, metadata).upgrade_ops.ops) == [
             ("left_out", "backfill_versions", None, "link")  # the drift is still there: check still fails

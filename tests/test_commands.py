@@ -261,33 +261,33 @@ def test_drift_check_revision_upgrade_check_downgrade(engine: sa.Engine, twin: s
 
         script = project.revision(engine)
         text = Path(script.path).read_text()
-        assert "import alembic_versioning  # noqa: F401" in text
+        assert "\nfrom alembic_versioning import op as versioning\n" in text
         upgrade, downgrade = upgrade_and_downgrade(text)
         assert_op(
             upgrade,
             r"\d+ versions whose end id is not the next version's transaction id",
-            "op.update_end_transaction_ids('article', primary_key=['id'], strategy='validity')",
+            "versioning.update_end_transaction_ids('article', primary_key=['id'], strategy='validity')",
         )
         assert_op(
             upgrade,
             "3 live rows without a current version, 1 stale current version, 1 deleted row without a DELETE version",
-            "op.backfill_versions('article', primary_key=['id'], columns=['name', 'content', 'score'], "
+            "versioning.backfill_versions('article', primary_key=['id'], columns=['name', 'content', 'score'], "
             "mod_columns=['name', 'content', 'score'], strategy='validity')",
         )
         assert_op(
             upgrade,
             r"\d+ futile versions \(identical to the previous one\)",
-            "op.vacuum_versions('translation', primary_key=['article_id', 'lang'], columns=['title'], "
+            "versioning.vacuum_versions('translation', primary_key=['article_id', 'lang'], columns=['title'], "
             "mod_columns=['title'], strategy='validity')",
         )
-        assert_op(upgrade, r"\d+ versions? .*mod flags.*", "op.update_mod_flags('article', primary_key=['id']")
+        assert_op(upgrade, r"\d+ versions? .*mod flags.*", "versioning.update_mod_flags('article', primary_key=['id']")
         again = "# downgrade: {} again, which changes nothing while the history is correct"
         for name in ("update_end_transaction_ids", "backfill_versions", "vacuum_versions", "update_mod_flags"):
             assert again.format(name) in downgrade
         # Per table, the repairs run in order: chains, futile versions, flags, then the backfill
         # (which closes the latest versions and writes flags of its own).
         order = [
-            upgrade.index(f"op.{name}('article'")
+            upgrade.index(f"versioning.{name}('article'")
             for name in ("update_end_transaction_ids", "update_mod_flags", "backfill_versions")
         ]
         assert order == sorted(order)
@@ -349,7 +349,7 @@ def test_each_check_separately(engine: sa.Engine, tmp_path: Path) -> None:
             assert failure is not None and f"('{name}', None, 'article'" in failure
             script = project.revision(engine, message=name)
             upgrade, _ = upgrade_and_downgrade(Path(script.path).read_text())
-            assert re.findall(r"op\.(\w+)\(", upgrade) == [name]
+            assert re.findall(r"versioning\.(\w+)\(", upgrade) == [name]
             project.run(engine, command.upgrade, "head")
             assert project.check_failure(engine) is None
 
@@ -372,10 +372,10 @@ def test_new_version_table_for_existing_rows(engine: sa.Engine, tmp_path: Path) 
         assert_op(
             upgrade,
             "article_version is new: versions for the existing rows of article",
-            "op.backfill_versions('article', primary_key=['id']",
+            "versioning.backfill_versions('article', primary_key=['id']",
         )
-        assert upgrade.index("op.create_table('article_version'") < upgrade.index("op.backfill_versions(")
-        assert downgrade.index("op.backfill_versions(") < downgrade.index("op.drop_table('article_version')")
+        assert upgrade.index("op.create_table('article_version'") < upgrade.index("versioning.backfill_versions(")
+        assert downgrade.index("versioning.backfill_versions(") < downgrade.index("op.drop_table('article_version')")
 
         project.run(engine, command.upgrade, "head")
         assert project.check_failure(engine) is None
@@ -404,16 +404,20 @@ def test_render_as_batch(engine: sa.Engine, tmp_path: Path) -> None:
         script = project.revision(engine, message="version score")
         upgrade, downgrade = upgrade_and_downgrade(Path(script.path).read_text())
         assert "with op.batch_alter_table('article_version'" in upgrade
-        assert downgrade.index("op.vacuum_versions('article'") > downgrade.index(
+        assert downgrade.index("versioning.vacuum_versions('article'") > downgrade.index(
             "with op.batch_alter_table('article_version'"
         )
         assert_op(
             upgrade,
             "mod flag\\(s\\) added for score",
-            "op.update_mod_flags('article', primary_key=['id'], columns=['score'], insert_flags='non_null', "
+            "versioning.update_mod_flags('article', primary_key=['id'], columns=['score'], insert_flags='non_null', "
             "strategy='validity')",
         )
-        assert_op(upgrade, "column\\(s\\) score added to article and article_version", "op.backfill_versions('article'")
+        assert_op(
+            upgrade,
+            "column\\(s\\) score added to article and article_version",
+            "versioning.backfill_versions('article'",
+        )
         project.run(engine, command.upgrade, "head")
         assert project.check_failure(engine) is None
         version = new.version("Article")
@@ -459,7 +463,7 @@ def test_downgrade_rebuilds_the_columns_it_brings_back(
         upgrade, downgrade = upgrade_and_downgrade(Path(project.revision(engine, "switch").path).read_text())
         assert f"pass  # on downgrade, once the schema is back: {repair}('article')" in upgrade
         assert f"{repair}('article_tag'" not in upgrade + downgrade  # Continuum leaves its end ids NULL
-        assert downgrade.index(f"op.{repair}('article'") > downgrade.index(f"'{column}'")
+        assert downgrade.index(f"versioning.{repair}('article'") > downgrade.index(f"'{column}'")
         project.run(engine, command.upgrade, "head")
         assert project.check_failure(engine) is None
         project.run(engine, command.downgrade, "-1")
@@ -482,8 +486,12 @@ def test_downgrade_backfills_a_versioned_column_it_brings_back(
         project = Project(tmp_path / "project", app.metadata, managed(app))
         upgrade, downgrade = upgrade_and_downgrade(Path(project.revision(engine, "unversion").path).read_text())
         assert "pass  # on downgrade, once the schema is back: backfill_versions('article')" in upgrade
-        backfill = downgrade.index("op.backfill_versions('article'")
-        assert backfill > downgrade.index("'content'") and downgrade[backfill:].count("op.") == 1
+        backfill = downgrade.index("versioning.backfill_versions('article'")
+        assert (
+            backfill > downgrade.index("'content'")
+            and downgrade[backfill:].count("versioning.") == 1
+            and "op." not in downgrade[backfill:]
+        )
         assert "columns=['name', 'score', 'content']" in downgrade[backfill:]
         project.run(engine, command.upgrade, "head")
         assert project.check_failure(engine) is None
@@ -514,9 +522,9 @@ def test_downgrade_backfills_a_table_it_versions_again(engine: sa.Engine, tmp_pa
         assert_op(
             downgrade,
             "article_version is back, empty: versions for the existing rows of article",
-            "op.backfill_versions('article', primary_key=['id']",
+            "versioning.backfill_versions('article', primary_key=['id']",
         )
-        assert downgrade.index("op.backfill_versions(") > downgrade.index("op.create_table('article_version'")
+        assert downgrade.index("versioning.backfill_versions(") > downgrade.index("op.create_table('article_version'")
         flags = "mod_columns=['name', 'content', 'score']" if mod_tracker else "mod_columns=[]"
         assert flags in downgrade
         project.run(engine, command.upgrade, "head")
@@ -556,8 +564,10 @@ def test_downgrade_backfills_an_unversioned_hierarchy_as_one(engine: sa.Engine, 
         after = _without(metadata, "item_version", "doc_version")
         project = Project(tmp_path / "project", after, {"alembic_versioning": {"managers": []}})
         _, downgrade = upgrade_and_downgrade(Path(project.revision(engine, "unversion").path).read_text())
-        assert downgrade.count("op.backfill_versions(") == 1
-        assert "op.backfill_versions('item', primary_key=['id']" in downgrade and "joined={'doc': {" in downgrade
+        assert downgrade.count("versioning.backfill_versions(") == 1
+        assert (
+            "versioning.backfill_versions('item', primary_key=['id']" in downgrade and "joined={'doc': {" in downgrade
+        )
         project.run(engine, command.upgrade, "head")
         project.run(engine, command.downgrade, "-1")
         assert (
@@ -620,7 +630,7 @@ def test_check_fails_on_drift_autogenerate_leaves_out(engine: sa.Engine, tmp_pat
         assert "# downgrade: 1 live row without a current version: left out by alembic-versioning" in downgrade
         for direction in (upgrade, downgrade):
             assert "Give 'link' a primary key" in direction.replace("\n    # ", " ")
-            assert re.search(r"\n    # op\.backfill_versions\('link'[^\n]*\n    pass\n", direction), direction
+            assert re.search(r"\n    # versioning\.backfill_versions\('link'[^\n]*\n    pass\n", direction), direction
         versions = sa.select(sa.func.count()).select_from(metadata.tables["link_version"])
         with engine.connect() as conn:
             before = conn.execute(versions).scalar_one()
@@ -655,7 +665,7 @@ def test_generated_script_runs_where_env_py_does_not_import_the_package(
         history_with_drift(sqlite_engine, app)
         project = Project(tmp_path / "project", app.metadata)
         script = Path(project.revision(sqlite_engine).path)
-        assert "\nimport alembic_versioning  # noqa: F401" in script.read_text()
+        assert "\nfrom alembic_versioning import op as versioning\n" in script.read_text()
     (project.path / "migrations" / "env.py").write_text(PLAIN_ENV_PY)
     url = sqlite_engine.url.render_as_string(hide_password=False)
     (project.path / "alembic.ini").write_text(ALEMBIC_INI + f"sqlalchemy.url = {url}\n")
@@ -682,7 +692,7 @@ def test_downgrade_backfill_names_no_entities_once_transaction_changes_is_gone(
         project = Project(tmp_path / "project", app.metadata, managed(app))
         upgrade, downgrade = upgrade_and_downgrade(Path(project.revision(engine, "changes").path).read_text())
         assert "op.create_table('transaction_changes'" in upgrade
-        assert "op.backfill_versions('article'" in downgrade and "entity_names" not in downgrade
+        assert "versioning.backfill_versions('article'" in downgrade and "entity_names" not in downgrade
         project.run(engine, command.upgrade, "head")
         project.run(engine, command.downgrade, "-1")
     with versioned_app() as before:
@@ -700,7 +710,9 @@ def test_downgrade_vacuums_what_a_backfill_wrote_for_a_column_dropped_again(engi
     with versioned_app() as app:
         project = Project(tmp_path / "project", app.metadata, managed(app, vacuum=True))
         _, downgrade = upgrade_and_downgrade(Path(project.revision(engine, "version score").path).read_text())
-        assert downgrade.index("op.vacuum_versions('article'") > downgrade.index("op.drop_column('article_version'")
+        assert downgrade.index("versioning.vacuum_versions('article'") > downgrade.index(
+            "op.drop_column('article_version'"
+        )
         for _ in range(2):
             project.run(engine, command.upgrade, "head")
             assert project.check_failure(engine) is None
@@ -799,13 +811,14 @@ def test_joined_table_inheritance_revision_upgrade_offline_downgrade(
         project = Project(tmp_path / "project", metadata, {"alembic_versioning": {"managers": [manager]}})
         script = project.revision(engine, message="note")
         upgrade, _ = upgrade_and_downgrade(Path(script.path).read_text())
-        assert upgrade.count("op.backfill_versions(") == 1
+        assert upgrade.count("versioning.backfill_versions(") == 1
         assert (
-            "op.backfill_versions('item', primary_key=['id'], columns=['kind', 'name'], mod_columns=['kind', 'name'], "
+            "versioning.backfill_versions('item', primary_key=['id'], columns=['kind', 'name'], "
+            "mod_columns=['kind', 'name'], "
             "joined={'doc': {'primary_key': ['id'], 'columns': ['body', 'note'], 'mod_columns': ['body', 'note']}}, "
             "strategy='validity')"
         ) in upgrade
-        assert upgrade.index("op.add_column('doc_version'") < upgrade.index("op.backfill_versions(")
+        assert upgrade.index("op.add_column('doc_version'") < upgrade.index("versioning.backfill_versions(")
 
         project.attributes["offline_metadata"] = None  # the script describes the tables itself
         sql = project.offline(twin, "head")
@@ -838,9 +851,10 @@ def test_joined_downgrade_describes_each_table_as_it_leaves_it(engine: sa.Engine
         project = Project(tmp_path / "project", metadata, {"alembic_versioning": {"managers": [manager]}})
         script = project.revision(engine, message="extra, no note")
         _, downgrade = upgrade_and_downgrade(Path(script.path).read_text())
-        last = downgrade[downgrade.rindex("op.backfill_versions(") :]
+        last = downgrade[downgrade.rindex("versioning.backfill_versions(") :]
         assert last.startswith(
-            "op.backfill_versions('item', primary_key=['id'], columns=['kind', 'name'], mod_columns=['kind', 'name'], "
+            "versioning.backfill_versions('item', primary_key=['id'], columns=['kind', 'name'], "
+            "mod_columns=['kind', 'name'], "
             "joined={'doc': {'primary_key': ['id'], 'columns': ['body', 'note'], 'mod_columns': ['body', 'note']}}"
         )
         project.run(engine, command.upgrade, "head")

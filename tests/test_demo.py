@@ -43,14 +43,14 @@ def assert_autogenerate_loop(output: str, generated: Path) -> None:
         r"\('backfill_versions', None, 'article'\), \('update_mod_flags', None, 'translation'.*\), "
         r"\('backfill_versions', None, 'translation'\)\]",
         r"== alembic revision --autogenerate -m 'repair drift'",
-        r"import alembic_versioning  # noqa: F401",
+        r"from alembic_versioning import op as versioning\n",
         r"def upgrade\(\) -> None:",
         r"# 1 version whose end id is not the next version's transaction id\n"
-        r" +op\.update_end_transaction_ids\('article', primary_key=\['id'\], strategy='validity'\)",
+        r" +versioning\.update_end_transaction_ids\('article', primary_key=\['id'\], strategy='validity'\)",
         r"# 2 live rows without a current version, 1 stale current version\n"
-        r" +op\.backfill_versions\('article', primary_key=\['id'\], columns=\['title', 'body', 'status'\],",
-        r"# 1 version .*mod flags.*\n +op\.update_mod_flags\('translation',",
-        r"# 1 deleted row without a DELETE version\n +op\.backfill_versions\('translation',",
+        r" +versioning\.backfill_versions\('article', primary_key=\['id'\], columns=\['title', 'body', 'status'\],",
+        r"# 1 version .*mod flags.*\n +versioning\.update_mod_flags\('translation',",
+        r"# 1 deleted row without a DELETE version\n +versioning\.backfill_versions\('translation',",
         r"def downgrade\(\) -> None:",
         r"# downgrade: backfill_versions again, which changes nothing while the history is correct",
         r"== alembic upgrade head",

@@ -313,5 +313,7 @@ def test_rendered_comments_keep_names_inert(sqlite_engine: sa.Engine, name: str)
 
     plain = rendered(Names())
     hostile = rendered(Names(table=name, column=name))
-    assert "# column(s) name added to thing and thing_version\n" in plain[0] and "op.backfill_versions" in plain[0]
+    assert (
+        "# column(s) name added to thing and thing_version\n" in plain[0] and "versioning.backfill_versions" in plain[0]
+    )
     assert [_shape(code) for code in hostile] == [_shape(code) for code in plain]

@@ -159,7 +159,7 @@ def test_broken_chains_are_repaired_as_continuum_wrote_them(engine: sa.Engine, a
     ]
     code = render_python_code(script.upgrade_ops, migration_context=MigrationContext.configure(dialect_name="sqlite"))
     assert (
-        "op.update_end_transaction_ids('text_item', primary_key=['id'], "
+        "versioning.update_end_transaction_ids('text_item', primary_key=['id'], "
         "joined={'article': {'primary_key': ['id']}, 'blog_post': {'primary_key': ['id']}}, strategy='validity')"
         in code
     )

@@ -69,7 +69,7 @@ with versioned_app(exclude=("score",)) as app:
     else:
         raise AssertionError("alembic check found no drift")
     script = run(command.revision, message="repair drift", autogenerate=True)
-    assert Path(script.path).read_text().count("op.backfill_versions('article'") == 2  # upgrade, downgrade
+    assert Path(script.path).read_text().count("versioning.backfill_versions('article'") == 2  # upgrade, downgrade
     run(command.upgrade, "head")
     run(command.check)
     with engine.connect() as conn:
@@ -77,7 +77,7 @@ with versioned_app(exclude=("score",)) as app:
 with versioned_app() as app:  # score becomes versioned: the backfill comes after Alembic's add_column
     script = run(command.revision, message="version score", autogenerate=True)
     upgrade = Path(script.path).read_text().split("def downgrade")[0]
-    assert upgrade.index("op.add_column('article_version'") < upgrade.index("op.backfill_versions('article'")
+    assert upgrade.index("op.add_column('article_version'") < upgrade.index("versioning.backfill_versions('article'")
     run(command.upgrade, "head")
     run(command.check)
     run(command.downgrade, "-1")

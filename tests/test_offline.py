@@ -34,7 +34,7 @@ def test_scripts_need_no_literal_binds(engine: sa.Engine) -> None:
         script = produce(engine, app.metadata)
         code = render_python_code(script.upgrade_ops, migration_context=MigrationContext.configure(engine.connect()))
         assert {"update_end_transaction_ids", "update_mod_flags", "backfill_versions"} <= set(
-            re.findall(r"op\.(\w+)\('article'", code)
+            re.findall(r"versioning\.(\w+)\('article'", code)
         )
         sql = render_generated(engine, code, target_metadata=app.metadata, literal_binds=False)
         assert not BOUND_PARAMETER.search(sql), sql
@@ -52,7 +52,7 @@ def test_mod_flags_of_a_subquery_table_without_target_metadata(engine: sa.Engine
         with engine.begin() as conn:
             conn.execute(sa.update(version).values(name_mod=sa.false()))
         code = render_python_code(produce(engine, app.metadata).upgrade_ops)
-        assert re.search(r"op\.update_mod_flags\('article'.*strategy='subquery'", code.replace("\n", " "))
+        assert re.search(r"versioning\.update_mod_flags\('article'.*strategy='subquery'", code.replace("\n", " "))
         execute_script(engine, render_generated(engine, code))
         assert produce(engine, app.metadata).upgrade_ops.is_empty()
 

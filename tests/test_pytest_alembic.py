@@ -224,19 +224,19 @@ def test_drift_fails_model_definitions_match_ddl_until_the_generated_revision(pr
     assert drifted.stdout.splitlines()[-1].startswith("1 failed, 3 passed"), drifted.stdout
     assert "FAILED tests/test_migrations.py::test_model_definitions_match_ddl" in drifted.stdout
     assert "# 2 live rows without a current version\n" in drifted.stdout
-    assert "op.backfill_versions('article', primary_key=['id']" in drifted.stdout
+    assert "versioning.backfill_versions('article', primary_key=['id']" in drifted.stdout
 
     alembic_command(project, "upgrade", "head")
     alembic_command(project, "revision", "--autogenerate", "-m", "repair drift", "--rev-id", "0003")
     (generated,) = (project / "migrations" / "versions").glob("0003_*.py")
-    assert "op.backfill_versions('article'" in generated.read_text()
+    assert "versioning.backfill_versions('article'" in generated.read_text()
     repaired = run_pytest(project, tmp_path)
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     assert repaired.stdout.splitlines()[-1].startswith("4 passed"), repaired.stdout
 
     # Seed data written without versions is drift too ...
     seeded = run_pytest(project, tmp_path, SEED="live")
-    assert seeded.returncode == 1 and "op.backfill_versions('article'" in seeded.stdout, seeded.stdout
+    assert seeded.returncode == 1 and "versioning.backfill_versions('article'" in seeded.stdout, seeded.stdout
     # ... unless its table is left out of the checks, or the seed is a consistent history.
     for env in ({"SEED": "live", "SKIP_SEEDED": "1"}, {"SEED": "history"}):
         result = run_pytest(project, tmp_path, **env)

@@ -14,6 +14,7 @@ from alembic.autogenerate import render_op_text, render_python_code
 from alembic.autogenerate.api import AutogenContext
 from alembic.migration import MigrationContext
 from alembic.operations.ops import DowngradeOps, UpgradeOps
+from alembic.util import CommandError
 from sqlalchemy.engine.default import DefaultDialect
 
 from alembic_versioning import (
@@ -31,6 +32,7 @@ from alembic_versioning.autogenerate.factory import make_op
 from alembic_versioning.operations import VersionedDataOp
 
 IMPORT = "import alembic_versioning  # noqa: F401  (registers op.backfill_versions & co.)"
+TYPED_IMPORT = "from alembic_versioning import op as versioning"
 
 
 def autogen_context(**opts: Any) -> AutogenContext:
@@ -57,22 +59,22 @@ def render(op: Any, **opts: Any) -> str:
 
 def test_update_end_transaction_ids_default() -> None:
     """update_end_transaction_ids with nothing but the table name."""
-    assert render(UpdateEndTransactionIdsOp("article")) == "op.update_end_transaction_ids('article')"
+    assert render(UpdateEndTransactionIdsOp("article")) == "versioning.update_end_transaction_ids('article')"
 
 
 def test_update_mod_flags_default() -> None:
     """update_mod_flags with nothing but the table name."""
-    assert render(UpdateModFlagsOp("article")) == "op.update_mod_flags('article')"
+    assert render(UpdateModFlagsOp("article")) == "versioning.update_mod_flags('article')"
 
 
 def test_backfill_versions_default() -> None:
     """backfill_versions with nothing but the table name."""
-    assert render(BackfillVersionsOp("article")) == "op.backfill_versions('article')"
+    assert render(BackfillVersionsOp("article")) == "versioning.backfill_versions('article')"
 
 
 def test_vacuum_versions_default() -> None:
     """vacuum_versions with nothing but the table name."""
-    assert render(VacuumVersionsOp("article")) == "op.vacuum_versions('article')"
+    assert render(VacuumVersionsOp("article")) == "versioning.vacuum_versions('article')"
 
 
 def test_default_values_are_left_out() -> None:
@@ -87,10 +89,10 @@ def test_default_values_are_left_out() -> None:
         native_versioning=None,
         joined=(),
     )
-    assert render(op) == "op.backfill_versions('article')"
+    assert render(op) == "versioning.backfill_versions('article')"
     flags = UpdateModFlagsOp("article", insert_flags="keep", keep_true=False)
-    assert render(flags) == "op.update_mod_flags('article')"
-    assert render(VacuumVersionsOp("article", ignore_columns=[])) == "op.vacuum_versions('article')"
+    assert render(flags) == "versioning.update_mod_flags('article')"
+    assert render(VacuumVersionsOp("article", ignore_columns=[])) == "versioning.vacuum_versions('article')"
 
 
 # --- naming options --------------------------------------------------------------------------
@@ -111,7 +113,7 @@ def test_default_values_are_left_out() -> None:
 def test_each_naming_option(option: str, value: str, argument: str) -> None:
     """Each naming option that differs from Continuum's default renders as its keyword argument."""
     op = UpdateEndTransactionIdsOp("article", naming=Naming(**{option: value}))
-    assert render(op) == f"op.update_end_transaction_ids('article', {argument})"
+    assert render(op) == f"versioning.update_end_transaction_ids('article', {argument})"
 
 
 ALL_NAMING = Naming(
@@ -137,12 +139,12 @@ ALL_NAMING_ARGUMENTS = (
 def test_all_naming_options_and_schema(op_class: type[VersionedTableOp]) -> None:
     """Every op renders schema, then all naming options in Naming's field order."""
     op = op_class("article", schema="app", naming=ALL_NAMING)
-    assert render(op) == f"op.{op.op_name}('article', schema='app', {ALL_NAMING_ARGUMENTS})"
+    assert render(op) == f"versioning.{op.op_name}('article', schema='app', {ALL_NAMING_ARGUMENTS})"
 
 
 def test_schema() -> None:
     """schema renders right after the table name."""
-    assert render(VacuumVersionsOp("article", schema="app")) == "op.vacuum_versions('article', schema='app')"
+    assert render(VacuumVersionsOp("article", schema="app")) == "versioning.vacuum_versions('article', schema='app')"
 
 
 # --- arguments common to all ops -------------------------------------------------------------
@@ -151,20 +153,20 @@ def test_schema() -> None:
 def test_primary_key() -> None:
     """primary_key renders as a list, whatever sequence it was given as."""
     op = UpdateEndTransactionIdsOp("article", primary_key=("tenant_id", "id"))
-    assert render(op) == "op.update_end_transaction_ids('article', primary_key=['tenant_id', 'id'])"
+    assert render(op) == "versioning.update_end_transaction_ids('article', primary_key=['tenant_id', 'id'])"
 
 
 def test_empty_primary_key() -> None:
     """primary_key=[] (an association table without a key) is rendered, not dropped as a default."""
     op = UpdateEndTransactionIdsOp("article_tag", primary_key=[])
-    assert render(op) == "op.update_end_transaction_ids('article_tag', primary_key=[])"
+    assert render(op) == "versioning.update_end_transaction_ids('article_tag', primary_key=[])"
 
 
 @pytest.mark.parametrize("strategy", ["validity", "subquery"])
 def test_strategy(strategy: str) -> None:
     """strategy renders as given."""
     op = UpdateModFlagsOp("article", strategy=strategy)  # type: ignore[arg-type]
-    assert render(op) == f"op.update_mod_flags('article', strategy={strategy!r})"
+    assert render(op) == f"versioning.update_mod_flags('article', strategy={strategy!r})"
 
 
 def test_strategy_renders_last() -> None:
@@ -179,7 +181,7 @@ def test_strategy_renders_last() -> None:
         keep_true=True,
     )
     assert render(op) == (
-        "op.update_mod_flags('article', schema='app', primary_key=['id'], mod_suffix='_changed', "
+        "versioning.update_mod_flags('article', schema='app', primary_key=['id'], mod_suffix='_changed', "
         "columns=['title'], keep_true=True, strategy='subquery')"
     )
 
@@ -190,19 +192,21 @@ def test_strategy_renders_last() -> None:
 def test_update_mod_flags_columns() -> None:
     """update_mod_flags' columns render as a keyword list."""
     op = UpdateModFlagsOp("article", ("title", "body"))
-    assert render(op) == "op.update_mod_flags('article', columns=['title', 'body'])"
+    assert render(op) == "versioning.update_mod_flags('article', columns=['title', 'body'])"
 
 
 @pytest.mark.parametrize("insert_flags", ["non_null", "all"])
 def test_update_mod_flags_insert_flags(insert_flags: str) -> None:
     """A non-default insert_flags renders."""
     op = UpdateModFlagsOp("article", insert_flags=insert_flags)  # type: ignore[arg-type]
-    assert render(op) == f"op.update_mod_flags('article', insert_flags={insert_flags!r})"
+    assert render(op) == f"versioning.update_mod_flags('article', insert_flags={insert_flags!r})"
 
 
 def test_update_mod_flags_keep_true() -> None:
     """keep_true=True renders."""
-    assert render(UpdateModFlagsOp("article", keep_true=True)) == "op.update_mod_flags('article', keep_true=True)"
+    assert (
+        render(UpdateModFlagsOp("article", keep_true=True)) == "versioning.update_mod_flags('article', keep_true=True)"
+    )
 
 
 # --- backfill_versions and vacuum_versions ---------------------------------------------------
@@ -212,14 +216,14 @@ def test_update_mod_flags_keep_true() -> None:
 def test_columns_and_mod_columns(op_class: type[VersionedDataOp]) -> None:
     """columns and mod_columns render as keyword lists, columns first."""
     op = op_class("article", columns=("title", "body"), mod_columns=("title",))
-    assert render(op) == f"op.{op.op_name}('article', columns=['title', 'body'], mod_columns=['title'])"
+    assert render(op) == f"versioning.{op.op_name}('article', columns=['title', 'body'], mod_columns=['title'])"
 
 
 @pytest.mark.parametrize("op_class", [BackfillVersionsOp, VacuumVersionsOp])
 def test_joined_list(op_class: type[VersionedDataOp]) -> None:
     """joined given as table names renders as a list."""
     op = op_class("document", joined=("article", "report"))
-    assert render(op) == f"op.{op.op_name}('document', joined=['article', 'report'])"
+    assert render(op) == f"versioning.{op.op_name}('document', joined=['article', 'report'])"
 
 
 @pytest.mark.parametrize("op_class", [BackfillVersionsOp, VacuumVersionsOp])
@@ -230,7 +234,7 @@ def test_joined_mapping(op_class: type[VersionedDataOp]) -> None:
         joined={"article": {"primary_key": ("id",), "columns": ("body",), "mod_columns": ("body",)}, "report": {}},
     )
     assert render(op) == (
-        f"op.{op.op_name}('document', joined={{'article': {{'primary_key': ['id'], 'columns': ['body'], "
+        f"versioning.{op.op_name}('document', joined={{'article': {{'primary_key': ['id'], 'columns': ['body'], "
         "'mod_columns': ['body']}, 'report': {}})"
     )
 
@@ -238,14 +242,14 @@ def test_joined_mapping(op_class: type[VersionedDataOp]) -> None:
 def test_joined_mapping_saying_nothing_renders_as_list() -> None:
     """A joined mapping that describes no table renders as the list of its names."""
     op = BackfillVersionsOp("document", joined={"article": {}, "report": {}})
-    assert render(op) == "op.backfill_versions('document', joined=['article', 'report'])"
+    assert render(op) == "versioning.backfill_versions('document', joined=['article', 'report'])"
 
 
 def test_backfill_versions_transaction_and_meta() -> None:
     """transaction and meta render as dicts."""
     op = BackfillVersionsOp("article", transaction={"user_id": 7, "remote_addr": "10.0.0.1"}, meta={"why": "backfill"})
     assert render(op) == (
-        "op.backfill_versions('article', transaction={'user_id': 7, 'remote_addr': '10.0.0.1'}, "
+        "versioning.backfill_versions('article', transaction={'user_id': 7, 'remote_addr': '10.0.0.1'}, "
         "meta={'why': 'backfill'})"
     )
 
@@ -253,14 +257,14 @@ def test_backfill_versions_transaction_and_meta() -> None:
 def test_backfill_versions_entity_names() -> None:
     """entity_names renders as a list."""
     op = BackfillVersionsOp("article", entity_names=("Article", "Post"))
-    assert render(op) == "op.backfill_versions('article', entity_names=['Article', 'Post'])"
+    assert render(op) == "versioning.backfill_versions('article', entity_names=['Article', 'Post'])"
 
 
 @pytest.mark.parametrize("native", [True, False])
 def test_backfill_versions_native_versioning(native: bool) -> None:
     """native_versioning renders when told, True or False."""
     op = BackfillVersionsOp("article", native_versioning=native)
-    assert render(op) == f"op.backfill_versions('article', native_versioning={native})"
+    assert render(op) == f"versioning.backfill_versions('article', native_versioning={native})"
 
 
 def test_backfill_versions_every_argument() -> None:
@@ -280,7 +284,7 @@ def test_backfill_versions_every_argument() -> None:
         naming=Naming(mod_suffix="_changed"),
     )
     assert render(op) == (
-        "op.backfill_versions('article', schema='app', primary_key=['id'], mod_suffix='_changed', "
+        "versioning.backfill_versions('article', schema='app', primary_key=['id'], mod_suffix='_changed', "
         "columns=['title'], mod_columns=['title'], joined={'document': {'primary_key': ['id'], 'columns': ['body']}}, "
         "transaction={'user_id': 7}, meta={'why': 'backfill'}, entity_names=['Article'], native_versioning=False, "
         "strategy='validity')"
@@ -290,7 +294,10 @@ def test_backfill_versions_every_argument() -> None:
 def test_vacuum_versions_ignore_columns() -> None:
     """ignore_columns renders as a list, after columns."""
     op = VacuumVersionsOp("article", columns=["title", "updated_at"], ignore_columns=("updated_at",))
-    assert render(op) == "op.vacuum_versions('article', columns=['title', 'updated_at'], ignore_columns=['updated_at'])"
+    assert (
+        render(op)
+        == "versioning.vacuum_versions('article', columns=['title', 'updated_at'], ignore_columns=['updated_at'])"
+    )
 
 
 # --- the finding comment, generated ops, reverse() -------------------------------------------
@@ -302,7 +309,7 @@ def test_finding_comment_above_op() -> None:
     op.finding = "3 versions whose end id is not the next version's transaction id"
     assert render(op) == lines(
         "# 3 versions whose end id is not the next version's transaction id",
-        "op.update_end_transaction_ids('article')",
+        "versioning.update_end_transaction_ids('article')",
     )
 
 
@@ -321,7 +328,7 @@ def test_generated_update_end_transaction_ids() -> None:
     op = make_op(UpdateEndTransactionIdsOp, ARTICLE, "2 versions whose end id is not the next version's transaction id")
     assert render(op) == lines(
         "# 2 versions whose end id is not the next version's transaction id",
-        "op.update_end_transaction_ids('article', schema='app', primary_key=['id'], strategy='validity')",
+        "versioning.update_end_transaction_ids('article', schema='app', primary_key=['id'], strategy='validity')",
     )
 
 
@@ -330,7 +337,7 @@ def test_generated_update_mod_flags() -> None:
     op = make_op(UpdateModFlagsOp, ARTICLE, "1 version missing mod flags its data shows", keep_true=True)
     assert render(op) == lines(
         "# 1 version missing mod flags its data shows",
-        "op.update_mod_flags('article', schema='app', primary_key=['id'], columns=['title'], keep_true=True, "
+        "versioning.update_mod_flags('article', schema='app', primary_key=['id'], columns=['title'], keep_true=True, "
         "strategy='validity')",
     )
 
@@ -340,7 +347,7 @@ def test_generated_backfill_versions() -> None:
     op = make_op(BackfillVersionsOp, ARTICLE, "1 live row without a current version")
     assert render(op) == lines(
         "# 1 live row without a current version",
-        "op.backfill_versions('article', schema='app', primary_key=['id'], columns=['title', 'body'], "
+        "versioning.backfill_versions('article', schema='app', primary_key=['id'], columns=['title', 'body'], "
         "mod_columns=['title'], entity_names=['Article'], strategy='validity')",
     )
 
@@ -391,7 +398,8 @@ def test_generated_vacuum_versions() -> None:
     op = make_op(VacuumVersionsOp, table, "4 futile versions (identical to the previous one)")
     assert render(op) == lines(
         "# 4 futile versions (identical to the previous one)",
-        "op.vacuum_versions('article', primary_key=['id'], columns=['title'], mod_columns=[], strategy='subquery')",
+        "versioning.vacuum_versions('article', primary_key=['id'], columns=['title'], mod_columns=[], "
+        "strategy='subquery')",
     )
 
 
@@ -400,7 +408,7 @@ def test_generated_with_naming() -> None:
     table = VersionedTable("article", naming=Naming(version_table_format="%s_history"), primary_key=("id",))
     op = make_op(UpdateEndTransactionIdsOp, table, "")
     assert render(op) == (
-        "op.update_end_transaction_ids('article', primary_key=['id'], version_table_format='%s_history', "
+        "versioning.update_end_transaction_ids('article', primary_key=['id'], version_table_format='%s_history', "
         "strategy='validity')"
     )
 
@@ -411,7 +419,7 @@ def test_reverse_renders_downgrade_comment() -> None:
     op.finding = "1 version missing mod flags its data shows"
     assert render(op.reverse()) == lines(
         "# downgrade: update_mod_flags again, which changes nothing while the history is correct",
-        "op.update_mod_flags('article', columns=['title'], keep_true=True)",
+        "versioning.update_mod_flags('article', columns=['title'], keep_true=True)",
     )
 
 
@@ -420,7 +428,9 @@ def test_reverse_leaves_op_alone() -> None:
     op = VacuumVersionsOp("article")
     op.finding = "1 futile version (identical to the previous one)"
     op.reverse()
-    assert render(op) == lines("# 1 futile version (identical to the previous one)", "op.vacuum_versions('article')")
+    assert render(op) == lines(
+        "# 1 futile version (identical to the previous one)", "versioning.vacuum_versions('article')"
+    )
 
 
 # --- LeftOutOp -------------------------------------------------------------------------------
@@ -445,7 +455,7 @@ def test_left_out_shows_repair() -> None:
         "# 1 live row without a current version: left out by alembic-versioning, as its transaction table",
         "# 'transaction' does not exist; create Continuum's transaction table, or write the backfill by",
         "# hand naming one with transaction_table=...",
-        "# op.backfill_versions('article', primary_key=['id'], columns=['title'])",
+        "# versioning.backfill_versions('article', primary_key=['id'], columns=['title'])",
         "pass",
     )
 
@@ -480,7 +490,7 @@ def test_left_out_commented_call_is_not_wrapped() -> None:
     columns = ", ".join(f"'column_{i}'" for i in range(12))
     assert render(op) == lines(
         "# left out by alembic-versioning, as no room",
-        f"# op.backfill_versions('article', columns=[{columns}])",
+        f"# versioning.backfill_versions('article', columns=[{columns}])",
         "pass",
     )
 
@@ -490,7 +500,7 @@ def test_left_out_reverse() -> None:
     op = LeftOutOp(left_out_backfill(), "no room").reverse()
     assert render(op) == lines(
         "# downgrade: 1 live row without a current version: left out by alembic-versioning, as no room",
-        "# op.backfill_versions('article', primary_key=['id'], columns=['title'])",
+        "# versioning.backfill_versions('article', primary_key=['id'], columns=['title'])",
         "pass",
     )
 
@@ -530,7 +540,7 @@ def test_repair_on_downgrade_reverse() -> None:
     assert op.reverse() is repair
     assert render(op.reverse()) == lines(
         "# end_transaction_id is back, empty: rebuild the validity chain",
-        "op.update_end_transaction_ids('article', schema='app', primary_key=['id'], strategy='validity')",
+        "versioning.update_end_transaction_ids('article', schema='app', primary_key=['id'], strategy='validity')",
     )
 
 
@@ -547,29 +557,59 @@ def test_repair_on_downgrade_in_script_body() -> None:
     assert render_python_code(upgrade.reverse()) == lines(
         "# ### commands auto generated by Alembic - please adjust! ###",
         "    # mod flag(s) for title are back, false: recompute them",
-        "    op.update_mod_flags('article', columns=['title'], insert_flags='non_null')",
+        "    versioning.update_mod_flags('article', columns=['title'], insert_flags='non_null')",
         "    # ### end Alembic commands ###",
     )
 
 
-# --- imports and prefixes --------------------------------------------------------------------
+# --- imports, prefixes and the render option -------------------------------------------------
+
+ALL_OPS = [
+    UpdateEndTransactionIdsOp("article"),
+    UpdateModFlagsOp("article"),
+    BackfillVersionsOp("article"),
+    VacuumVersionsOp("article"),
+]
 
 
-@pytest.mark.parametrize(
-    "op",
-    [
-        UpdateEndTransactionIdsOp("article"),
-        UpdateModFlagsOp("article"),
-        BackfillVersionsOp("article"),
-        VacuumVersionsOp("article"),
-    ],
-    ids=lambda op: op.op_name,
-)
-def test_op_adds_import(op: VersionedTableOp) -> None:
-    """Rendering an op adds the import that registers the operations, and nothing else."""
+def op_render(render_mode: str) -> dict[str, Any]:
+    """Autogenerate options choosing the spelling, as env.py passes them."""
+    return {"alembic_versioning": {"render": render_mode}}
+
+
+@pytest.mark.parametrize("op", ALL_OPS, ids=lambda op: op.op_name)
+def test_op_adds_typed_import(op: VersionedTableOp) -> None:
+    """By default an op adds the import of the typed functions, and nothing else."""
     context = autogen_context()
-    render_op_text(context, op)
+    assert render_op_text(context, op) == f"versioning.{op.op_name}('article')"
+    assert context.imports == {TYPED_IMPORT}
+
+
+@pytest.mark.parametrize("op", ALL_OPS, ids=lambda op: op.op_name)
+def test_op_spelling_adds_registering_import(op: VersionedTableOp) -> None:
+    """render="op": ``op.<name>(...)`` and the import that registers the operations."""
+    context = autogen_context(**op_render("op"))
+    assert render_op_text(context, op) == f"op.{op.op_name}('article')"
     assert context.imports == {IMPORT}
+
+
+@pytest.mark.parametrize("op", ALL_OPS, ids=lambda op: op.op_name)
+def test_op_type_ignore_spelling(op: VersionedTableOp) -> None:
+    """render="op-type-ignore": the op. call with the comment that silences type checkers."""
+    context = autogen_context(**op_render("op-type-ignore"))
+    assert render_op_text(context, op) == f"op.{op.op_name}('article')  # type: ignore[attr-defined]"
+    assert context.imports == {IMPORT}
+
+
+def test_op_type_ignore_after_finding_and_arguments() -> None:
+    """The ignore comment ends the call's line, after every argument; the finding stays above."""
+    op = UpdateModFlagsOp("article", ["title"], keep_true=True, strategy="subquery")
+    op.finding = "1 version missing mod flags its data shows"
+    assert render(op, **op_render("op-type-ignore")) == lines(
+        "# 1 version missing mod flags its data shows",
+        "op.update_mod_flags('article', columns=['title'], keep_true=True, strategy='subquery')"
+        "  # type: ignore[attr-defined]",
+    )
 
 
 @pytest.mark.parametrize(
@@ -580,35 +620,65 @@ def test_op_adds_import(op: VersionedTableOp) -> None:
     ],
     ids=["left_out", "repair_on_downgrade"],
 )
-def test_no_import_without_call(op: Any) -> None:
+@pytest.mark.parametrize("render_mode", ["typed", "op", "op-type-ignore"])
+def test_no_import_without_call(op: Any, render_mode: str) -> None:
     """A left-out op and a repair on downgrade call nothing on upgrade: no import."""
-    context = autogen_context()
+    context = autogen_context(**op_render(render_mode))
     render_op_text(context, op)
     assert context.imports == set()
 
 
-def test_alembic_module_prefix() -> None:
-    """The call uses the context's alembic_module_prefix."""
-    assert render(VacuumVersionsOp("article"), alembic_module_prefix="versioning.") == (
+@pytest.mark.parametrize(
+    ("render_mode", "call"),
+    [
+        ("typed", "versioning.backfill_versions('article')"),
+        ("op", "op.backfill_versions('article')"),
+        ("op-type-ignore", "op.backfill_versions('article')  # type: ignore[attr-defined]"),
+    ],
+)
+def test_left_out_call_in_each_spelling(render_mode: str, call: str) -> None:
+    """The commented-out call of a left-out op is spelled as the live calls are."""
+    op = LeftOutOp(BackfillVersionsOp("article"), "no room")
+    assert render(op, **op_render(render_mode)) == lines(
+        "# left out by alembic-versioning, as no room", f"# {call}", "pass"
+    )
+
+
+def test_unknown_render_option() -> None:
+    """An unknown spelling is refused, naming the choices."""
+    with pytest.raises(CommandError, match=r"render='mypy': use one of \['typed', 'op', 'op-type-ignore'\]"):
+        render(VacuumVersionsOp("article"), **op_render("mypy"))
+
+
+def test_typed_ignores_alembic_module_prefix() -> None:
+    """The typed spelling is the imported module's name, whatever Alembic's prefix."""
+    assert render(VacuumVersionsOp("article"), alembic_module_prefix="alembic_op.") == (
         "versioning.vacuum_versions('article')"
+    )
+
+
+def test_alembic_module_prefix() -> None:
+    """The op. spellings use the context's alembic_module_prefix."""
+    assert render(VacuumVersionsOp("article"), alembic_module_prefix="alembic_op.", **op_render("op")) == (
+        "alembic_op.vacuum_versions('article')"
     )
 
 
 def test_alembic_module_prefix_in_left_out_call() -> None:
     """The commented-out call of a left-out op uses the prefix too."""
     op = LeftOutOp(BackfillVersionsOp("article"), "no room")
-    assert render(op, alembic_module_prefix="versioning.") == lines(
+    assert render(op, alembic_module_prefix="alembic_op.", **op_render("op-type-ignore")) == lines(
         "# left out by alembic-versioning, as no room",
-        "# versioning.backfill_versions('article')",
+        "# alembic_op.backfill_versions('article')  # type: ignore[attr-defined]",
         "pass",
     )
 
 
-def test_alembic_module_prefix_through_render_python_code() -> None:
-    """render_python_code's alembic_module_prefix reaches the renderer."""
+def test_render_python_code_without_migration_context() -> None:
+    """render_python_code() without a migration context renders the default spelling."""
     downgrade = DowngradeOps(ops=[UpdateEndTransactionIdsOp("article")])
     assert render_python_code(downgrade, alembic_module_prefix="alembic_op.") == lines(
         "# ### commands auto generated by Alembic - please adjust! ###",
-        "    alembic_op.update_end_transaction_ids('article')",
+        "    versioning.update_end_transaction_ids('article')",
         "    # ### end Alembic commands ###",
     )

@@ -15,6 +15,12 @@ in ``pyproject.toml`` or an ``[alembic_versioning]`` section in ``alembic.ini`` 
     revision without schema changes (default 1,000,000; see the "Large tables in production" page);
 ``batch_size``
     the ``batch_size=`` those repairs get (default 20,000; ``0`` switches automatic batching off);
+``render``
+    how generated scripts spell the operations: ``typed`` (the default),
+    ``versioning.backfill_versions(...)`` with ``from alembic_versioning import op as versioning``,
+    which mypy and pyright check; ``op``, ``op.backfill_versions(...)`` (registered on Alembic's
+    ``op`` at run time, so type checkers report it); ``op-type-ignore``, the ``op.`` spelling with
+    ``# type: ignore[attr-defined]`` on each call;
 ``managers``
     (``env.py`` only) the Continuum / sqlalchemy-history versioning managers to read, when the
     application does not use the libraries' default ``versioning_manager``.
@@ -24,16 +30,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 from alembic.util import CommandError
 
 from ..model import VersionedTable
 
 CHECKS = ("backfill", "chains", "mod_flags", "vacuum")
-KEYS = ("skip_tables", "disable", "vacuum", "managers", "batch_threshold", "batch_size")
+KEYS = ("skip_tables", "disable", "vacuum", "render", "managers", "batch_threshold", "batch_size")
 #: Defaults of ``batch_threshold`` and ``batch_size``.
 BATCH_THRESHOLD, BATCH_SIZE = 1_000_000, 20_000
+#: How generated scripts spell the operations (the ``render`` option).
+RenderMode = Literal["typed", "op", "op-type-ignore"]
+RENDER_MODES: tuple[RenderMode, ...] = get_args(RenderMode)
 
 
 def _names(value: Any) -> frozenset[str]:
@@ -64,6 +73,7 @@ class Options:
     skip_tables: frozenset[str] = frozenset()
     disable: frozenset[str] = frozenset()
     vacuum: bool = False
+    render: RenderMode = "typed"
     managers: tuple[Any, ...] | None = None
     batch_threshold: int = BATCH_THRESHOLD
     batch_size: int = BATCH_SIZE
@@ -90,6 +100,9 @@ class Options:
         disable = _names(merged.get("disable"))
         if disable - set(CHECKS):
             raise CommandError(f"alembic_versioning disable={sorted(disable)}: the checks are {list(CHECKS)}.")
+        render = str(merged.get("render", "typed")).strip()
+        if render not in RENDER_MODES:
+            raise CommandError(f"alembic_versioning render={render!r}: use one of {list(RENDER_MODES)}.")
         managers = merged.get("managers")
         if isinstance(managers, str):
             raise CommandError("alembic_versioning option 'managers' takes a list of versioning manager objects.")
@@ -97,6 +110,7 @@ class Options:
             skip_tables=_names(merged.get("skip_tables")),
             disable=disable,
             vacuum=_flag(merged.get("vacuum", False)),
+            render=cast(RenderMode, render),
             managers=tuple(managers) if isinstance(managers, Iterable) else None,
             batch_threshold=_count("batch_threshold", merged.get("batch_threshold", BATCH_THRESHOLD)),
             batch_size=_count("batch_size", merged.get("batch_size", BATCH_SIZE)),
@@ -115,7 +129,8 @@ def _file_settings(source: Mapping[str, Any], where: str) -> Mapping[str, Any]:
 def options_for(autogen_context: Any) -> Options:
     """The options of one autogenerate run: config file first, then ``env.py``."""
     sources: list[Mapping[str, Any]] = []
-    config = autogen_context.migration_context.config
+    migration_context = autogen_context.migration_context  # None in render_python_code() without one
+    config = migration_context.config if migration_context is not None else None
     if config is not None:
         toml: Mapping[str, Any] = getattr(config, "toml_alembic_config", {})  # Alembic >= 1.16
         sources.append(_file_settings(toml.get("versioning", {}), "pyproject.toml"))

@@ -17,26 +17,38 @@ from ..operations import (
     VacuumVersionsOp,
     VersionedTableOp,
 )
+from .options import RenderMode, options_for
 
+#: The import of the ``op.`` spellings (``render = "op"`` or ``"op-type-ignore"``).
 IMPORT = "import alembic_versioning  # noqa: F401  (registers op.backfill_versions & co.)"
+#: The import of the typed spelling (``render = "typed"``, the default): the module's name in scripts.
+TYPED_IMPORT = "from alembic_versioning import op as versioning"
+TYPED_PREFIX = "versioning."
+#: After each call of the ``op-type-ignore`` spelling.
+TYPE_IGNORE = "  # type: ignore[attr-defined]"
 
 
 def render_versioned_table_op(autogen_context: Any, op: VersionedTableOp) -> list[str]:
-    """``op.<name>('<table>', ...)``, every non-default argument explicit, after a comment
-    saying what autogenerate found (names in it escaped: see :func:`~alembic_versioning.comments.one_line`);
-    adds the import that registers the operations."""
-    autogen_context.imports.add(IMPORT)
-    call = _call(autogen_context, op)
+    """``versioning.<name>('<table>', ...)`` (or ``op.<name>(...)``, by the ``render`` option),
+    every non-default argument explicit, after a comment saying what autogenerate found (names in
+    it escaped: see :func:`~alembic_versioning.comments.one_line`); adds the import the call needs."""
+    render = options_for(autogen_context).render
+    autogen_context.imports.add(TYPED_IMPORT if render == "typed" else IMPORT)
+    call = _call(autogen_context, op, render)
     return [f"# {one_line(op.finding)}", call] if op.finding else [call]
 
 
-def _call(autogen_context: Any, op: VersionedTableOp) -> str:
-    """``op.<name>(...)`` with ``op``'s arguments, the strategy last."""
+def _call(autogen_context: Any, op: VersionedTableOp, render: RenderMode) -> str:
+    """The call of ``op`` with its arguments, the strategy last, in the ``render`` spelling (see
+    :data:`~.options.RENDER_MODES`)."""
     kwargs = op.arguments()
     if "strategy" in kwargs:  # last: it describes the table as of this revision, after its columns
         kwargs["strategy"] = kwargs.pop("strategy")
     arguments = ", ".join([repr(op.table_name), *(f"{k}={v!r}" for k, v in kwargs.items())])
-    return f"{autogen_context.opts.get('alembic_module_prefix', 'op.')}{op.op_name}({arguments})"
+    if render == "typed":
+        return f"{TYPED_PREFIX}{op.op_name}({arguments})"
+    call = f"{autogen_context.opts.get('alembic_module_prefix', 'op.')}{op.op_name}({arguments})"
+    return call + TYPE_IGNORE if render == "op-type-ignore" else call
 
 
 for _op_class in (BackfillVersionsOp, UpdateEndTransactionIdsOp, UpdateModFlagsOp, VacuumVersionsOp):
@@ -57,5 +69,5 @@ def render_left_out(autogen_context: Any, op: LeftOutOp) -> list[str]:
     text = one_line(f"{found}left out by alembic-versioning, as {op.why}")
     lines = textwrap.wrap(text, 96, break_long_words=False, break_on_hyphens=False)
     if op.show_repair:
-        lines.append(_call(autogen_context, op.repair))
+        lines.append(_call(autogen_context, op.repair, options_for(autogen_context).render))
     return [*(f"# {line}" for line in lines), "pass"]

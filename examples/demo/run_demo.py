@@ -3,7 +3,8 @@
 Part 1, a hand-written repair: ``alembic upgrade 0001`` creates the tables; a few transactions
 go through SQLAlchemy-Continuum's ORM; the version tables are snapshotted, then broken with raw
 SQL the way real databases drift; ``alembic upgrade head`` runs revision 0002
-(``op.update_end_transaction_ids`` and ``op.update_mod_flags``); the repaired tables must equal
+(``versioning.update_end_transaction_ids`` and ``versioning.update_mod_flags``, the typed
+spelling of ``op.update_end_transaction_ids`` & co.); the repaired tables must equal
 the snapshot. The same revision is then rendered as an offline SQL script (``--sql``).
 
 Part 2, the autogenerate loop: rows are inserted, updated and deleted with raw SQL behind
@@ -263,7 +264,7 @@ def check_fails(config: Config) -> str | None:
 def migration_functions(path: Path) -> str:
     """The generated revision's ``alembic_versioning`` import and its upgrade() / downgrade()."""
     text = path.read_text()
-    imports = [line for line in text.splitlines() if line.startswith("import alembic_versioning")]
+    imports = [line for line in text.splitlines() if "alembic_versioning import" in line]
     return "\n".join([*imports, "", text[text.index("def upgrade()") :].strip()])
 
 

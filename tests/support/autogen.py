@@ -59,11 +59,16 @@ def apply(engine: sa.Engine, script: alembic_ops.MigrationScript | str) -> None:
     """Run a generated upgrade (the script, or its rendered code: see :func:`render`) in one
     transaction, as ``alembic upgrade`` would."""
     code = script if isinstance(script, str) else render(engine, script)
-    body = "import alembic_versioning\n" + code.replace("\n    ", "\n")
-    run_online(engine, lambda op: exec(body, {"op": op, "sa": sa}))
+    run_online(engine, lambda op: exec(script_body(code), {"op": op, "sa": sa}))
 
 
 def render_generated(engine: sa.Engine, code: str, **opts: Any) -> str:
     """The ``--sql`` script of a generated ``upgrade()`` body."""
-    body = "import alembic_versioning\n" + code.replace("\n    ", "\n")
-    return render_offline(engine, lambda op: exec(body, {"op": op, "sa": sa}), **opts)
+    return render_offline(engine, lambda op: exec(script_body(code), {"op": op, "sa": sa}), **opts)
+
+
+def script_body(code: str) -> str:
+    """A rendered ``upgrade()`` body as a module, with the imports autogenerate adds to the
+    script (either spelling of the operations)."""
+    imports = "import alembic_versioning\nfrom alembic_versioning import op as versioning\n"
+    return imports + code.replace("\n    ", "\n")

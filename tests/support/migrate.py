@@ -17,9 +17,10 @@ OpCall = Callable[[Operations], Any]
 
 
 def run_online(engine: sa.Engine, call: OpCall, **opts: Any) -> None:
-    """Run ``call(op)`` in one transaction on ``engine``."""
-    with engine.begin() as conn:
-        call(Operations(MigrationContext.configure(conn, opts=opts)))
+    """Run ``call(op)`` in one transaction on ``engine``; ``op`` is also the current migration's
+    ``alembic.op``, as during ``alembic upgrade``, for the typed functions (``alembic_versioning.op``)."""
+    with engine.begin() as conn, Operations.context(MigrationContext.configure(conn, opts=opts)) as op:
+        call(op)
 
 
 def render_offline(engine: sa.Engine, call: OpCall, **opts: Any) -> str:
@@ -30,7 +31,8 @@ def render_offline(engine: sa.Engine, call: OpCall, **opts: Any) -> str:
         dialect_opts={"paramstyle": "named"},
         opts={"as_sql": True, "output_buffer": buffer, "literal_binds": True, **opts},
     )
-    call(Operations(context))
+    with Operations.context(context) as op:
+        call(op)
     return buffer.getvalue()
 
 

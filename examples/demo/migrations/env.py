@@ -2,8 +2,10 @@
 
 ``alembic revision --autogenerate`` and ``alembic check`` compare the models with the database
 as usual and, through the ``alembic_versioning`` plugin, the version tables with the live ones:
-drift becomes ``op.backfill_versions(...)``, ``op.update_end_transaction_ids(...)``,
-``op.update_mod_flags(...)`` (and, opted in, ``op.vacuum_versions(...)``) in the migration.
+drift becomes ``versioning.backfill_versions(...)``, ``versioning.update_end_transaction_ids(...)``,
+``versioning.update_mod_flags(...)`` (and, opted in, ``versioning.vacuum_versions(...)``) in the
+migration, with ``from alembic_versioning import op as versioning`` (the typed spelling: the
+``render`` option of ``[alembic_versioning]`` in alembic.ini switches to ``op.backfill_versions``).
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ from typing import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-## No "import alembic_versioning" above: autogenerate adds it to the imports when the
-## migration uses its operations; hand-written revisions import it themselves (see 0002).
+## No "from alembic_versioning import op as versioning" above: autogenerate adds it to the
+## imports when the migration uses its operations; hand-written revisions import it themselves
+## (see 0002).
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}

@@ -13,6 +13,7 @@ Create Date: 2025-01-01 00:00:00
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -27,7 +28,7 @@ BigInt = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 transaction_id_seq = sa.Sequence("transaction_id_seq")
 
 
-def version_table(name: str, key: list[sa.Column], data: list[sa.Column]) -> None:
+def version_table(name: str, key: list[sa.Column[Any]], data: list[sa.Column[Any]]) -> None:
     """Create ``<name>_version``: ``key`` + ``data`` columns, Continuum's columns and indexes."""
     table = f"{name}_version"
     op.create_table(

@@ -2,6 +2,10 @@
 
 Each call is one set-based UPDATE per table, online or in ``alembic upgrade --sql``.
 
+The operations are called through ``alembic_versioning.op``, their typed spelling: mypy and
+pyright check every argument (``op.update_mod_flags(...)`` runs the same, but type checkers
+see no such attribute on Alembic's ``op``).
+
 Revision ID: 0002
 Revises: 0001
 Create Date: 2025-01-01 00:00:01
@@ -11,9 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from alembic import op
-
-import alembic_versioning  # noqa: F401  (registers the versioning operations on op)
+from alembic_versioning import op as versioning
 
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
@@ -22,10 +24,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.update_end_transaction_ids("article")
-    op.update_mod_flags("article")
-    op.update_end_transaction_ids("translation")  # composite primary key (article_id, lang)
-    op.update_mod_flags("translation")
+    versioning.update_end_transaction_ids("article")
+    versioning.update_mod_flags("article")
+    versioning.update_end_transaction_ids("translation")  # composite primary key (article_id, lang)
+    versioning.update_mod_flags("translation")
 
 
 def downgrade() -> None:
