@@ -248,7 +248,7 @@ def test_null_delete_backfill(engine: sa.Engine, mode: str) -> None:
             conn.exec_driver_sql("DELETE FROM article WHERE id = 1")
         code = run_generated(engine, app, mode)
         link = "primary_key=['article_id', 'tag_id'], columns=[], mod_columns=[], association=True, strategy='validity'"
-        assert f"op.backfill_versions('article_tag', {link})" in code
+        assert f"versioning.backfill_versions('article_tag', {link})" in code
         assert "null_delete=True" in code
         assert version_rows(engine, app) == twin
         assert drift(engine, app) == []

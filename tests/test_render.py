@@ -370,11 +370,11 @@ def test_generated_delete_shape() -> None:
     subclass = "subclass_columns={'name': ['article'], 'title': ['blog_post', 3]}, discriminator='discriminator'"
     columns = "columns=['discriminator', 'name', 'title']"
     assert render(make_op(BackfillVersionsOp, TEXT_ITEM, "")) == (
-        f"op.backfill_versions('text_item', primary_key=['id'], {columns}, mod_columns=['discriminator', 'name', "
-        f"'title'], null_delete=True, {subclass}, strategy='validity')"
+        f"versioning.backfill_versions('text_item', primary_key=['id'], {columns}, "
+        f"mod_columns=['discriminator', 'name', 'title'], null_delete=True, {subclass}, strategy='validity')"
     )
     assert render(make_op(UpdateModFlagsOp, TEXT_ITEM, "", keep_true=True)) == (
-        f"op.update_mod_flags('text_item', primary_key=['id'], {columns}, keep_true=True, {subclass}, "
+        f"versioning.update_mod_flags('text_item', primary_key=['id'], {columns}, keep_true=True, {subclass}, "
         "strategy='validity')"
     )
     assert "subclass" not in render(make_op(VacuumVersionsOp, TEXT_ITEM, ""))
@@ -385,7 +385,7 @@ def test_generated_association_backfill() -> None:
     but no discriminator, they render as a list."""
     link = VersionedTable("article_tag", primary_key=("article_id", "tag_id"), association=True)
     assert render(make_op(BackfillVersionsOp, link, "")) == (
-        "op.backfill_versions('article_tag', primary_key=['article_id', 'tag_id'], columns=[], mod_columns=[], "
+        "versioning.backfill_versions('article_tag', primary_key=['article_id', 'tag_id'], columns=[], mod_columns=[], "
         "association=True, strategy='validity')"
     )
     level = VersionedTable("first_level", primary_key=("id",), columns=("level2",), subclass_columns={"level2": ()})

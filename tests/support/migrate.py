@@ -65,7 +65,8 @@ def run_migration(engine: sa.Engine, call: OpCall, **opts: Any) -> None:
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts=opts)
         with context.begin_transaction(), context.begin_transaction(_per_migration=True):
-            call(Operations(context))
+            with Operations.context(context) as op:  # as alembic upgrade installs alembic.op
+                call(op)
 
 
 def assert_refused(engine: sa.Engine, first: OpCall, call: OpCall, message: str, state: Callable[[], Any]) -> None:
