@@ -21,7 +21,7 @@ from .operations import (
     VacuumVersionsOp,
     VersionedDataOp,
 )
-from .record import transaction_record, transaction_table
+from .record import check_shared_values, transaction_record, transaction_table
 from .sql.backfill import BackfillPart, backfill_statements
 from .sql.chains import end_transaction_update
 from .sql.constructs import LockForWrite
@@ -81,11 +81,12 @@ def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
     if not table.primary_key:
         _require_room_per_transaction(catalog, op)
     record = transaction_record(operations, catalog, op)
-    if op.joined and record.reuse is not None:
+    if op.joined and record.native:
         raise VersioningError(
             f"backfill_versions({op.table_name!r}, joined={list(op.joined)}) under Continuum's native "
             f"versioning is not supported: its triggers write each table alone. Backfill through the ORM."
         )
+    check_shared_values(catalog, op, record, [p.table for p in parts])
     statements, inserting = backfill_statements(parts, record)
     execute_statements(operations, op.op_name, table, statements, "versions written", counted=inserting)
 
