@@ -446,7 +446,9 @@ def _stop_if_sqlite(element: StopIf, compiler: SQLCompiler, **kw: Any) -> str:
     if not element.everywhere:
         return _stop_if(element, compiler, **kw)
     # a JSON path must start with '$': json_extract() refuses the message, quoting it in its error
-    fail = sa.func.json_extract(sa.literal("{}", sa.Text), sa.literal(" " + element.message, sa.Text))
+    # as written in the SQL (so with single quotes doubled: double ones read better there)
+    message = " " + element.message.replace("'", '"')
+    fail = sa.func.json_extract(sa.literal("{}", sa.Text), sa.literal(message, sa.Text))
     stop = sa.select(sa.case((element.condition, fail)))
     return compiler.process(stop, **{**kw, "literal_binds": True})
 
