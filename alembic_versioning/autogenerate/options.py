@@ -11,21 +11,26 @@ in ``pyproject.toml`` or an ``[alembic_versioning]`` section in ``alembic.ini`` 
     ``true`` to switch on the futile-version check (off by default: the repair deletes history);
 ``managers``
     (``env.py`` only) the Continuum / sqlalchemy-history versioning managers to read, when the
-    application does not use the libraries' default ``versioning_manager``.
+    application does not use the libraries' default ``versioning_manager``;
+``transaction``, ``meta``
+    the ``transaction=`` values and ``meta=`` keys of every generated backfill (see
+    :mod:`.attribution`): names mapped to values, or to ``{"env": "NAME"}`` read from the
+    environment at upgrade time (in the ini file, as JSON).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from alembic.util import CommandError
 
 from ..model import VersionedTable
+from .attribution import attribution_values
 
 CHECKS = ("backfill", "chains", "mod_flags", "vacuum")
-KEYS = ("skip_tables", "disable", "vacuum", "managers")
+KEYS = ("skip_tables", "disable", "vacuum", "managers", "transaction", "meta")
 
 
 def _names(value: Any) -> frozenset[str]:
@@ -46,6 +51,8 @@ class Options:
     disable: frozenset[str] = frozenset()
     vacuum: bool = False
     managers: tuple[Any, ...] | None = None
+    transaction: Mapping[str, Any] = field(default_factory=dict)
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
     def enabled(self, check: str) -> bool:
         """Whether ``check`` runs."""
@@ -77,6 +84,8 @@ class Options:
             disable=disable,
             vacuum=_flag(merged.get("vacuum", False)),
             managers=tuple(managers) if isinstance(managers, Iterable) else None,
+            transaction=attribution_values("transaction", merged.get("transaction", {})),
+            meta=attribution_values("meta", merged.get("meta", {})),
         )
 
 

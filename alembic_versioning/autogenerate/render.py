@@ -17,6 +17,7 @@ from ..operations import (
     VacuumVersionsOp,
     VersionedTableOp,
 )
+from .attribution import uses_environment
 
 IMPORT = "import alembic_versioning  # noqa: F401  (registers op.backfill_versions & co.)"
 
@@ -26,6 +27,8 @@ def render_versioned_table_op(autogen_context: Any, op: VersionedTableOp) -> lis
     saying what autogenerate found (names in it escaped: see :func:`~alembic_versioning.comments.one_line`);
     adds the import that registers the operations."""
     autogen_context.imports.add(IMPORT)
+    if isinstance(op, BackfillVersionsOp) and uses_environment(op):
+        autogen_context.imports.add("import os")
     call = _call(autogen_context, op)
     return [f"# {one_line(op.finding)}", call] if op.finding else [call]
 
