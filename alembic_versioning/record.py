@@ -200,13 +200,13 @@ def check_shared_values(
     row = bind.execute(sa.select(*columns).where(txt.c.id == reused_id(record, versions_tx))).first()
     if row is None:
         return
-    given = {k: v for k, v in op.transaction.items()}
     held = dict(zip(record.values, row, strict=True))
-    differing = sorted(k for k, v in held.items() if v is not None and v != _naive_utc(given[k], txt.c[k].type))
+    given = {k: _naive_utc(v, txt.c[k].type) for k, v in op.transaction.items()}
+    differing = sorted(k for k, v in held.items() if v is not None and v != given[k])
     if differing:
         raise VersioningError(
-            f"backfill_versions({op.table_name!r}): transaction={given!r} differs in {differing} from the "
-            f"transaction record this database transaction's backfills share, created before it "
+            f"backfill_versions({op.table_name!r}): transaction={op.transaction!r} differs in {differing} from "
+            f"the transaction record this database transaction's backfills share, created before it "
             f"({ {k: held[k] for k in differing}!r}). Give the backfills of one transaction the same "
             f"transaction=... values (or leave them out after the first), or run them in separate transactions."
         )

@@ -15,7 +15,8 @@ The statements, in order (a bounded number per table, nothing read back):
 4. validity strategy: close each affected entity's latest version with the new id (in a joined-table
    inheritance hierarchy, every table's version at the base table's latest transaction);
 5. insert the new versions;
-6. drop the temporary tables.
+6. drop the temporary tables (the session's table of the current record stays: later backfills of
+   the database transaction join its record).
 
 With no entity needing a version the temporary table stays empty, every later statement
 affects no row, and no transaction record is written, online or offline.
