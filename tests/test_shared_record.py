@@ -223,3 +223,25 @@ def test_each_database_transaction_gets_its_own_record(setup: tuple[sa.Engine, A
     found = versions(engine, app)
     assert {v[2] for v in found["Item0"]} - {before[-1]} == {new[0]}
     assert {v[2] for v in found["Item1"]} - {before[-1]} == {new[1]}
+
+
+@pytest.mark.parametrize("mode", ["online", "offline"])
+def test_a_newer_record_is_not_joined(orm_setup: tuple[sa.Engine, App], mode: str) -> None:
+    """A transaction record newer than the shared one (here written by the migration itself; on
+    SQLite offline, one another connection commits between two operations) ends the sharing: the
+    next backfill takes a record of its own, dated after it."""
+    engine, app = orm_setup
+    write_history(engine, app)
+    before = record_ids(engine)
+    transaction = app.manager.transaction_cls.__table__
+
+    def call(op: Operations) -> None:
+        op.backfill_versions("item0")
+        op.execute(sa.insert(transaction).values(remote_addr="elsewhere"))  # the id: as the table takes it
+        op.backfill_versions("item1")
+
+    run(engine, call, mode, target_metadata=app.metadata)
+    shared, newer, own = [tx for tx in record_ids(engine) if tx not in before]
+    found = versions(engine, app)
+    assert {v[2] for v in found["Item0"]} - {before[-1]} == {shared}
+    assert {v[2] for v in found["Item1"]} - {before[-1]} == {own} and own > newer
