@@ -25,7 +25,7 @@ from .operations import (
     VacuumVersionsOp,
     VersionedDataOp,
 )
-from .record import transaction_record, transaction_table
+from .record import check_shared_values, transaction_record, transaction_table
 from .sql.backfill import BackfillPart, backfill_statements
 from .sql.chains import end_transaction_update
 from .sql.constructs import LockForWrite
@@ -98,11 +98,14 @@ def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
     if not table.primary_key:
         _require_room_per_transaction(catalog, op)
     record = transaction_record(operations, catalog, op)
-    if op.joined and record.reuse is not None:
+    if op.joined and record.native:
         raise VersioningError(
             f"backfill_versions({op.table_name!r}, joined={list(op.joined)}) under Continuum's native "
             f"versioning is not supported: its triggers write each table alone. Backfill through the ORM."
         )
+    check_shared_values(catalog, op, record, [p.table for p in parts])
+    if op.batch_size is not None:  # each batch is a database transaction, and so a record, of its own
+        record = replace(record, fresh=True)
 
     def build(key_range: KeyRange | None) -> tuple[list[sa.Executable], Sequence[int]]:
         # each batch is a transaction of its own, with a transaction record of its own

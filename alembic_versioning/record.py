@@ -1,11 +1,14 @@
 """The Continuum transaction record a backfill writes its versions under: the transaction table's
-row, its ``transaction_meta`` and ``transaction_changes`` rows, and native versioning's
-per-transaction table."""
+row, its ``transaction_meta`` and ``transaction_changes`` rows, and the table holding the id of the
+database transaction's current record (native versioning's, or the backfills' own), which the
+backfills of one database transaction share."""
 
 from __future__ import annotations
 
 import datetime
-from typing import Any
+import weakref
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from alembic.operations import Operations
@@ -15,7 +18,10 @@ from .catalog import Catalog, uses_native_versioning
 from .errors import VersioningError, missing_table
 from .model import VersionedTable
 from .operations import BackfillVersionsOp
-from .sql.backfill import TransactionRecord
+from .sql.backfill import TransactionRecord, current_record_table, reused_id
+
+if TYPE_CHECKING:  # (importing it while alembic loads its plugins is circular)
+    from alembic.runtime.migration import MigrationContext
 
 #: Table of Continuum's TransactionMetaPlugin.
 META_TABLE = "transaction_meta"
@@ -155,9 +161,55 @@ def transaction_record(operations: Operations, catalog: Catalog, op: BackfillVer
         meta_table=meta_table,
         entity_names=[operations.inline_literal(name) for name in op.entity_names],
         changes_table=changes_table,
-        reuse=native_transaction_table() if native else None,
+        current=native_transaction_table() if native else current_record_table(),
+        native=native,
+        fresh=not native and _starts_record(operations.migration_context),
         refuse_native=refuse_native,
     )
+
+
+#: Per migration context, the scope its backfills last held a current record in (see :func:`_starts_record`).
+_record_scopes: weakref.WeakKeyDictionary[MigrationContext, weakref.ref[Any]] = weakref.WeakKeyDictionary()
+
+
+def _starts_record(context: MigrationContext) -> bool:
+    """Whether a backfill starts the current record of its database transaction, where the
+    database cannot tell: SQLite's temporary tables outlive a commit (PostgreSQL's table of the
+    current record is emptied by it). Online: the first backfill in the connection's current
+    (SQLAlchemy) transaction. Offline: the first of the script, whose backfills share one record
+    while it is the newest (each backfill commits on its own without ``transactional_ddl``)."""
+    if context.dialect.name == "postgresql":
+        return False
+    scope = context.bind.get_transaction() if not context.as_sql and context.bind is not None else context
+    held = _record_scopes.get(context)
+    _record_scopes[context] = weakref.ref(scope) if scope is not None else weakref.ref(context)
+    return scope is None or held is None or held() is not scope
+
+
+def check_shared_values(
+    catalog: Catalog, op: BackfillVersionsOp, record: TransactionRecord, parts: Sequence[VersionedTable]
+) -> None:
+    """Online, refuse ``transaction=`` values other than those of the current record the backfill
+    would join (the backfills of one database transaction share it), before anything is written."""
+    bind = catalog.bind
+    if bind is None or not record.values or record.fresh or not sa.inspect(bind).has_table(record.current.name):
+        return
+    versions_tx = [t.version_table().c[t.naming.transaction_column_name] for t in parts]
+    txt = record.table
+    columns = [txt.c[k] for k in record.values]
+    row = bind.execute(sa.select(*columns).where(txt.c.id == reused_id(record, versions_tx))).first()
+    if row is None:
+        return
+    held = dict(zip(record.values, row, strict=True))
+    given = {k: _naive_utc(v, txt.c[k].type) for k, v in op.transaction.items()}
+    differing = sorted(k for k, v in held.items() if v is not None and v != given[k])
+    if differing:
+        raise VersioningError(
+            f"backfill_versions({op.table_name!r}): transaction={op.transaction!r} differs in {differing} from "
+            f"the transaction record this database transaction's backfills share, created before it "
+            f"({ {k: held[k] for k in differing}!r}). Give the backfills of one transaction the same "
+            f"transaction=... values (or leave them out after the first), or run them in separate transactions."
+        )
 
 
 def _transaction_value(operations: Operations, op: BackfillVersionsOp, key: str, type_: Any) -> ColumnElement[Any]:

@@ -291,3 +291,35 @@ def test_a_deeper_hierarchy_through_autogenerate(engine: sa.Engine) -> None:
             assert ours(produce(engine, metadata, alembic_versioning={"managers": [manager]})) == []
 
         assert written(raw_then_autogenerate) == written(through_orm)
+
+
+@pytest.mark.parametrize("mode", ["online", "offline"])
+def test_backfills_of_a_hierarchy_share_the_record_until_a_half_needs_merging(
+    engine: sa.Engine, app: tuple[sa.MetaData, type, type], mode: str
+) -> None:
+    """A second backfill of the hierarchy in the same transaction joins the first one's record; one
+    that finds an entity already versioned under it (changed since) takes a record of its own, as
+    the halves are not brought up to date in place."""
+    metadata, item, doc = app
+    create_history(engine, metadata, item, doc)
+    change_raw(engine)
+    with engine.connect() as conn:
+        before = conn.exec_driver_sql('SELECT count(*) FROM "transaction"').scalar_one()
+
+    def migration(op: Any) -> None:
+        backfill()(op)
+        op.execute("INSERT INTO item (id, kind, name) VALUES (8, 'doc', 'x')")
+        op.execute("INSERT INTO doc (id, body) VALUES (8, 'y')")
+        backfill()(op)  # doc 8 is new: the record is joined
+        op.execute("UPDATE doc SET body = 'd3' WHERE id = 3")
+        backfill()(op)  # doc 3 has a version under the record: a record of its own
+
+    run(engine, migration, mode, target_metadata=metadata)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql('SELECT count(*) FROM "transaction"').scalar_one() == before + 2
+    with Session(engine) as session:
+        third, eighth = session.get(doc, 3), session.get(doc, 8)
+        assert [v.body for v in third.versions] == ["d", "d2", "d3"]
+        first, shared, own = (v.transaction_id for v in third.versions)
+        assert [v.transaction_id for v in eighth.versions] == [shared] and first < shared < own
+        assert third.versions.all()[-1].changeset == {"body": ["d2", "d3"]}

@@ -13,7 +13,7 @@ from alembic_versioning import VersionedTableOp
 from alembic_versioning.autogenerate.options import Options
 
 from .support.apps import App, versioned_app, write_history
-from .support.autogen import apply, produce, render, script_body
+from .support.autogen import apply, namespace, produce, render, script_body
 
 
 def drifted(engine: sa.Engine, app: App) -> None:
@@ -69,7 +69,7 @@ def test_generated_batched_repairs_run(pg_engine: sa.Engine) -> None:
         script = produce(pg_engine, app.metadata, alembic_versioning={"batch_threshold": 10, "batch_size": 3})
         code = render(pg_engine, script)
         assert "batch_size=3" in code
-        run_migration(pg_engine, lambda op: exec(script_body(code), {"op": op, "sa": sa}))
+        run_migration(pg_engine, lambda op: exec(script_body(code), namespace(op)))
         assert produce(pg_engine, app.metadata).upgrade_ops.is_empty()
         with pytest.raises(Exception, match="begin_transaction"):
             apply(pg_engine, script)  # inside a transaction Alembic does not own: refused

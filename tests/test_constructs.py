@@ -381,7 +381,8 @@ def test_to_regclass_doubles_quotes() -> None:
 
 
 sequence = sa.Sequence("transaction_id_seq", schema="app")
-reuse = sa.Table("temporary_transaction", sa.MetaData(), sa.Column("id", sa.BigInteger))
+held = sa.Table("temporary_transaction", sa.MetaData(), sa.Column("id", sa.BigInteger))
+reuse = sa.select(sa.func.max(held.c.id)).scalar_subquery()
 
 
 def test_next_transaction_id_postgresql() -> None:
@@ -390,8 +391,8 @@ def test_next_transaction_id_postgresql() -> None:
 
 
 def test_next_transaction_id_reuse_postgresql() -> None:
-    """With reuse, native versioning's id comes first, the sequence after."""
-    assert sql(NextTransactionId(transaction.c.id, sequence, reuse.c.id), PG) == lines(
+    """With reuse, the current record's id comes first, the sequence after."""
+    assert sql(NextTransactionId(transaction.c.id, sequence, reuse), PG) == lines(
         "coalesce((SELECT max(temporary_transaction.id) AS max_1",
         "FROM temporary_transaction), nextval('app.transaction_id_seq'))",
     )
@@ -408,7 +409,7 @@ def test_next_transaction_id_sqlite() -> None:
 
 def test_next_transaction_id_above_and_reuse_sqlite() -> None:
     """SQLite takes one more than the largest id of the transaction and version tables, after a reused id."""
-    element = NextTransactionId(transaction.c.id, sequence, reuse.c.id, [version.c.transaction_id])
+    element = NextTransactionId(transaction.c.id, sequence, reuse, [version.c.transaction_id])
     assert sql(element, SQLITE) == lines(
         "coalesce((SELECT max(temporary_transaction.id) AS max_1",
         "FROM temporary_transaction), (SELECT coalesce(max(highest.id), 0) + 1 AS anon_1",

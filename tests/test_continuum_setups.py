@@ -44,7 +44,7 @@ from sqlalchemy_continuum.utils import versioned_column_properties
 from alembic_versioning import DELETE
 
 from .support.apps import CUSTOM_NAMES, App, mapped
-from .support.autogen import apply, found, produce, render, render_generated
+from .support.autogen import REVISION, apply, found, produce, render, render_generated
 from .support.migrate import execute_script
 
 Declare = Callable[[type[DeclarativeBase]], dict[str, type]]
@@ -893,7 +893,7 @@ def meta_reads(session: Session, app: App) -> None:
     fourth = session.get(app.Article, 4)
     assert fourth.versions[1].transaction.meta == {"source": "import"}
     (new,) = session.get(app.Article, 5).versions
-    assert new.transaction.meta == {}  # the backfill's own record: no meta given
+    assert new.transaction.meta == {"comment": f"alembic revision {REVISION}"}  # the generated default
     articles_reads(session, app)
 
 

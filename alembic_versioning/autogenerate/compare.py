@@ -15,6 +15,7 @@ from typing import Any
 from ..catalog import ReflectedTables
 from ..errors import require_supported
 from ..operations import BackfillVersionsOp, LeftOutOp, RepairOnDowngradeOp
+from .attribution import attribute
 from .batching import batch_large
 from .drift import drift_ops
 from .hierarchies import Found, hierarchy_of, joined_repairs
@@ -62,6 +63,7 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
         # first in the upgrade, in reverse: the downgrade runs them last, in order
         runnable = leave_out(autogen_context, table, repairs, appears=changes.dropped, disappears=changes.created)
         runnable = without_missing_changes_table(runnable, changes.created)
+        attribute(runnable, options.transaction, options.meta, autogen_context.metadata, changes.created)
         upgrade_ops.ops[0:0] = [RepairOnDowngradeOp(op) for op in reversed(runnable) if not isinstance(op, LeftOutOp)]
     for table, found in joined_repairs(upgrade, tables):
         for op in found:
@@ -69,5 +71,7 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
                 op.native_versioning = True  # rendered, so the script is right offline too
         batch_large(connection, table, found, options, alone and not changes.touches(table))
         runnable = leave_out(autogen_context, table, found, appears=changes.created, disappears=changes.dropped)
-        upgrade_ops.ops.extend(without_missing_changes_table(runnable, changes.dropped))
+        runnable = without_missing_changes_table(runnable, changes.dropped)
+        attribute(runnable, options.transaction, options.meta, autogen_context.metadata, changes.dropped)
+        upgrade_ops.ops.extend(runnable)
     return None

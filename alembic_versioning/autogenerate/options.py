@@ -23,21 +23,36 @@ in ``pyproject.toml`` or an ``[alembic_versioning]`` section in ``alembic.ini`` 
     ``# type: ignore[attr-defined]`` on each call;
 ``managers``
     (``env.py`` only) the Continuum / sqlalchemy-history versioning managers to read, when the
-    application does not use the libraries' default ``versioning_manager``.
+    application does not use the libraries' default ``versioning_manager``;
+``transaction``, ``meta``
+    the ``transaction=`` values and ``meta=`` keys of every generated backfill (see
+    :mod:`.attribution`): names mapped to values, or to ``{"env": "NAME"}`` read from the
+    environment at upgrade time (in the ini file, as JSON).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
 
 from alembic.util import CommandError
 
 from ..model import VersionedTable
+from .attribution import attribution_values
 
 CHECKS = ("backfill", "chains", "mod_flags", "vacuum")
-KEYS = ("skip_tables", "disable", "vacuum", "render", "managers", "batch_threshold", "batch_size")
+KEYS = (
+    "skip_tables",
+    "disable",
+    "vacuum",
+    "render",
+    "managers",
+    "batch_threshold",
+    "batch_size",
+    "transaction",
+    "meta",
+)
 #: Defaults of ``batch_threshold`` and ``batch_size``.
 BATCH_THRESHOLD, BATCH_SIZE = 1_000_000, 20_000
 #: How generated scripts spell the operations (the ``render`` option).
@@ -77,6 +92,8 @@ class Options:
     managers: tuple[Any, ...] | None = None
     batch_threshold: int = BATCH_THRESHOLD
     batch_size: int = BATCH_SIZE
+    transaction: Mapping[str, Any] = field(default_factory=dict)
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
     def enabled(self, check: str) -> bool:
         """Whether ``check`` runs."""
@@ -114,6 +131,8 @@ class Options:
             managers=tuple(managers) if isinstance(managers, Iterable) else None,
             batch_threshold=_count("batch_threshold", merged.get("batch_threshold", BATCH_THRESHOLD)),
             batch_size=_count("batch_size", merged.get("batch_size", BATCH_SIZE)),
+            transaction=attribution_values("transaction", merged.get("transaction", {})),
+            meta=attribution_values("meta", merged.get("meta", {})),
         )
 
 

@@ -17,6 +17,7 @@ from ..operations import (
     VacuumVersionsOp,
     VersionedTableOp,
 )
+from .attribution import uses_environment
 from .options import RenderMode, options_for
 
 #: The import of the ``op.`` spellings (``render = "op"`` or ``"op-type-ignore"``).
@@ -31,9 +32,11 @@ TYPE_IGNORE = "  # type: ignore[attr-defined]"
 def render_versioned_table_op(autogen_context: Any, op: VersionedTableOp) -> list[str]:
     """``versioning.<name>('<table>', ...)`` (or ``op.<name>(...)``, by the ``render`` option),
     every non-default argument explicit, after a comment saying what autogenerate found (names in
-    it escaped: see :func:`~alembic_versioning.comments.one_line`); adds the import the call needs."""
+    it escaped: see :func:`~alembic_versioning.comments.one_line`); adds the imports the call needs."""
     render = options_for(autogen_context).render
     autogen_context.imports.add(TYPED_IMPORT if render == "typed" else IMPORT)
+    if isinstance(op, BackfillVersionsOp) and uses_environment(op):
+        autogen_context.imports.add("import os")
     call = _call(autogen_context, op, render)
     return [f"# {one_line(op.finding)}", call] if op.finding else [call]
 

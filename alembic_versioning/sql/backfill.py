@@ -8,13 +8,16 @@ The statements, in order (a bounded number per table, nothing read back):
    than the backfill's below versions newer than its own;
 2. compute the versions to write once, into a temporary table (analysed, so the planner
    knows its size and the columns the closing join uses), and create a temporary one-row
-   table with the new transaction id in it, only if some entity needs a version;
-3. insert the transaction record (and ``transaction_meta`` and ``transaction_changes`` rows) from it;
+   table with the transaction id in it, only if some entity needs a version: the database
+   transaction's current record (see :class:`TransactionRecord`), else a new id;
+3. insert the transaction record unless it exists, fill in its ``transaction=`` values, note it as
+   the current one, and add the ``transaction_meta`` and ``transaction_changes`` rows it lacks;
 4. validity strategy: close each affected entity's latest version with the new id (in a joined-table
    inheritance hierarchy, every table's version at the base table's latest transaction; never in an
    association table, whose end ids Continuum leaves NULL);
 5. insert the new versions;
-6. drop the temporary tables.
+6. drop the temporary tables (the session's table of the current record stays: later backfills of
+   the database transaction join its record).
 
 With no entity needing a version the temporary table stays empty, every later statement
 affects no row, and no transaction record is written, online or offline.
@@ -23,7 +26,7 @@ affects no row, and no transaction record is written, online or offline.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,17 +60,41 @@ from .mod_flags import subclass_delete_flag
 #: Names of the temporary tables holding the new transaction id and the versions to write.
 PENDING_TRANSACTION = "_av_backfill_transaction"
 PENDING_VERSIONS = "_av_backfill_pending"
+#: The session's temporary table holding the id of its database transaction's current record.
+CURRENT_RECORD = "_av_backfill_record"
 OPERATION, LATEST_TX, LATEST_ROW, LATEST_OP = "_av_operation", "_av_latest_tx", "_av_latest_row", "_av_latest_op"
+
+
+def current_record_table() -> sa.Table:
+    """The session's table holding the id of the current record of its database transaction
+    (ORM versioning): emptied by every commit on PostgreSQL (``ON COMMIT DELETE ROWS``); elsewhere
+    a temporary table outlives a commit, so :attr:`TransactionRecord.fresh` empties it."""
+    return sa.Table(
+        CURRENT_RECORD,
+        sa.MetaData(),
+        sa.Column("id", sa.BigInteger),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DELETE ROWS",
+    )
 
 
 @dataclass(frozen=True)
 class TransactionRecord:
     """The transaction record the new versions belong to.
 
-    ``values`` are extra column values (``issued_at`` defaults to now, naive UTC); ``meta``
-    (key, value) pairs are written as ``meta_table`` rows, ``entity_names`` as ``changes_table`` rows.
-    ``reuse`` is native versioning's per-transaction table, whose id is taken when native
-    versioning already created a record.
+    The backfills of one database transaction share one record, as Continuum writes one per
+    transaction: the first that writes a version creates it, the later ones join it (its id is
+    held in ``current``), filling in their ``values`` where it has none and adding the ``meta`` keys
+    and ``entity_names`` it lacks. ``values`` are extra column values (``issued_at`` defaults to
+    now, naive UTC); ``meta`` (key, value) pairs are written as ``meta_table`` rows, ``entity_names``
+    as ``changes_table`` rows.
+
+    ``current`` holds the current record's id: under ``native`` versioning Continuum's
+    ``temporary_transaction`` (its triggers fill it, and write into that record only); else
+    :func:`current_record_table`, joined only while its record is the newest transaction (one left
+    behind by a committed transaction that others wrote after is not joined). ``fresh``: the
+    backfill starts a new database transaction's record, so ``current`` is emptied first (where
+    temporary tables outlive a commit: SQLite).
     """
 
     table: sa.Table
@@ -77,9 +104,25 @@ class TransactionRecord:
     meta_table: sa.Table | None = None
     entity_names: Sequence[ColumnElement[Any]] = ()
     changes_table: sa.Table | None = None
-    reuse: sa.Table | None = None
+    current: sa.Table = field(default_factory=current_record_table)
+    native: bool = False
+    fresh: bool = False
     #: Offline, not told whether native versioning is installed: the script stops, with this, where it is.
     refuse_native: str | None = None
+
+
+def reused_id(
+    record: TransactionRecord, above: Sequence[sa.Column[Any]], unless: Sequence[ColumnElement[bool]] = ()
+) -> ColumnElement[Any]:
+    """The id of the current record a backfill joins, NULL where it creates one: under native
+    versioning the one in Continuum's table; else ours while no id in the transaction table or
+    ``above`` (the version tables' transaction ids) is higher, and none of ``unless`` holds."""
+    current = record.current.c.id
+    held = sa.select(sa.func.max(current))
+    if not record.native:
+        newest = [sa.select(sa.func.max(c)).scalar_subquery() for c in (record.table.c.id, *above)]
+        held = held.where(*(current >= sa.func.coalesce(n, current) for n in newest), *(~c for c in unless))
+    return held.scalar_subquery()
 
 
 def latest_versions(table: VersionedTable, version: sa.Table) -> sa.Subquery:
@@ -369,16 +412,16 @@ def backfill_statements(
     ]
     new_tx = sa.Table(PENDING_TRANSACTION, sa.MetaData(), sa.Column("id", sa.BigInteger), prefixes=["TEMPORARY"])
     new_id = sa.select(new_tx.c.id).scalar_subquery()
-    txt = record.table
-    reuse = record.reuse.c.id if record.reuse is not None else None
+    txt, current = record.table, record.current
     versions = [p.table.version_table() for p in parts]
     versions_tx = [v.c[p.table.naming.transaction_column_name] for p, v in zip(parts, versions, strict=True)]
     lock = [txt, *(p.live for p in parts), *versions]
     statements: list[sa.Executable] = [LockForWrite(*lock), _sequence_exists(parts[0].table.name, record.sequence)]
     if record.refuse_native is not None:
         statements.insert(0, refuse_native_versioning(txt, record.refuse_native))
-    if record.reuse is not None:
-        statements.append(sa.schema.CreateTable(record.reuse, if_not_exists=True))
+    statements.append(sa.schema.CreateTable(current, if_not_exists=True))
+    if record.fresh:
+        statements.append(sa.delete(current))
     # left over on SQLite (whose DDL a failed migration does not roll back)
     statements += [DropTemporaryTableIfExists(t) for t in (*pendings, new_tx)]
     statements += [CreateTemporaryTableAs(pending, select) for pending, select in zip(pendings, found, strict=True)]
@@ -387,23 +430,40 @@ def backfill_statements(
         statements += [unchanged_halves(p, t, [o for o in paired if o[1] is not t]) for p, t in paired]
         statements += [same_operation(p, t, parts[0], pendings[0]) for p, t in paired[1:]]
     statements += [Analyze(t, [*p.table.entity_key, LATEST_TX]) for p, t in paired]
+    # A joined hierarchy's versions are not brought up to date in place: one written under the
+    # current record earlier in the transaction makes the backfill take a record of its own.
+    own_before = [sa.exists().where(t.c[LATEST_TX] == current.c.id) for t in pendings] if len(parts) > 1 else []
     statements += [
         sa.schema.CreateTable(new_tx),
         sa.insert(new_tx).from_select(
             ["id"],
-            sa.select(NextTransactionId(txt.c.id, record.sequence, reuse, versions_tx)).where(
-                sa.or_(*(sa.exists().select_from(t) for t in pendings))
-            ),
+            sa.select(
+                NextTransactionId(txt.c.id, record.sequence, reused_id(record, versions_tx, own_before), versions_tx)
+            ).where(sa.or_(*(sa.exists().select_from(t) for t in pendings))),
         ),
     ]
     statements.append(_sequence_ahead(parts, versions_tx, new_tx, record))
+    if record.values:
+        statements.append(_same_values(parts[0].table.name, txt, new_tx, record.values))
     values = {"issued_at": UtcNow(getattr(txt.c.issued_at.type, "timezone", False)), **record.values}
-    # Only a reused record (native versioning's) may exist already (_sequence_ahead stopped any
-    # other id the transaction table holds).
-    unrecorded = [~sa.exists().where(txt.c.id == new_tx.c.id)] if record.reuse is not None else []
+    # Only the current record may exist already (_sequence_ahead stopped any other id the
+    # transaction table holds).
     statements.append(
-        sa.insert(txt).from_select(["id", *values], sa.select(new_tx.c.id, *values.values()).where(*unrecorded))
+        sa.insert(txt).from_select(
+            ["id", *values],
+            sa.select(new_tx.c.id, *values.values()).where(~sa.exists().where(txt.c.id == new_tx.c.id)),
+        )
     )
+    if record.values:  # the current record's, where it has none
+        filled = {txt.c[k]: sa.func.coalesce(txt.c[k], v) for k, v in record.values.items()}
+        statements.append(sa.update(txt).values(filled).where(txt.c.id == new_id))
+    if not record.native:  # (native versioning's trigger notes the records it sees created)
+        statements += [
+            sa.delete(current).where(current.c.id != new_id),
+            sa.insert(current).from_select(
+                ["id"], sa.select(new_tx.c.id).where(~sa.exists().where(current.c.id == new_tx.c.id))
+            ),
+        ]
     if record.meta_table is not None:
         statements += _record_rows(record.meta_table, new_tx, ["key", "value"], record.meta)
     if record.changes_table is not None:
@@ -411,7 +471,8 @@ def backfill_statements(
     inserting = []
     for i, (part, pending) in enumerate(paired):
         base = paired[0] if i else None  # the hierarchy's chain is its base table's
-        statements += _write_versions(part, pending, record, new_id, sa.exists().select_from(new_tx), base)
+        has_new = sa.exists().select_from(new_tx)
+        statements += _write_versions(part, pending, record, new_id, has_new, base, in_place=len(parts) == 1)
         inserting.append(len(statements) - 1)
     statements += [sa.schema.DropTable(t) for t in (new_tx, *pendings)]
     return statements, inserting
@@ -435,18 +496,17 @@ def _sequence_ahead(
 ) -> StopIf:
     """Stop where a new transaction id is not above every id the transaction table and the version
     tables hold (a sequence behind them, as after a restore without ``setval``): its versions would
-    be dated before, or filed under, existing transactions. An indexed ``max()`` per table. Native
-    versioning's record, reused from its per-transaction table, is the migration's own: versions its
-    triggers wrote may carry its id already, but none may come after it. SQLite needs no check: its
+    be dated before, or filed under, existing transactions. An indexed ``max()`` per table. The
+    database transaction's current record, joined, is its own: versions its backfills (or native
+    versioning's triggers) wrote may carry its id already, but none may come after it. SQLite needs no check: its
     ids are taken above those (see :class:`~alembic_versioning.sql.constructs.NextTransactionId`)."""
     from sqlalchemy.dialects import postgresql  # the check runs on PostgreSQL and MariaDB: the hint is in their SQL
 
     taken = [record.table.c.id, *versions_tx]
     newest = [sa.select(sa.func.max(column)).scalar_subquery() for column in taken]
     behind = sa.or_(*(new_tx.c.id <= n for n in newest))
-    if record.reuse is not None:  # a reused record may carry versions already, none after it
-        reused = sa.exists().where(record.reuse.c.id == new_tx.c.id)
-        behind = sa.or_(sa.and_(~reused, behind), sa.and_(reused, sa.or_(*(new_tx.c.id < n for n in newest[1:]))))
+    reused = sa.exists().where(record.current.c.id == new_tx.c.id)  # may carry versions already, none after it
+    behind = sa.or_(sa.and_(~reused, behind), sa.and_(reused, sa.or_(*(new_tx.c.id < n for n in newest[1:]))))
     quote = postgresql.dialect(paramstyle="named").identifier_preparer  # "%" as psql reads it, not "%%"
     sequence = quote.format_sequence(record.sequence)
     highest = ", ".join(
@@ -482,13 +542,29 @@ def _setval_mariadb(sequence: sa.Sequence, taken: Sequence[sa.Column[Any]]) -> s
     return f"SELECT GREATEST({highest}) INTO @av_taken; EXECUTE IMMEDIATE CONCAT('{setval}', @av_taken, ')');"
 
 
+def _same_values(table_name: str, txt: sa.Table, new_tx: sa.Table, values: Mapping[str, ColumnElement[Any]]) -> StopIf:
+    """Stop where the current record the backfill joins already holds another value than
+    ``values`` gives for one of its columns (before anything is written; online the values are
+    compared before this, naming them)."""
+    differing = [sa.and_(txt.c[k].is_not(None), Differs(txt.c[k], v)) for k, v in values.items()]
+    return StopIf(
+        sa.exists().where(txt.c.id == new_tx.c.id, sa.or_(*differing)),
+        f"backfill_versions({table_name!r}): the transaction record this database transaction's backfills "
+        f"share (created by an earlier backfill, or by Continuum) holds other values for {sorted(values)} than "
+        f"its transaction=... gives. Give the backfills of one transaction the same transaction=... values "
+        f"(or leave them out after the first), or run them in separate transactions.",
+        "the shared transaction record holds the transaction=... values given, or none",
+        everywhere=True,
+    )
+
+
 def _record_rows(
     table: sa.Table, new_tx: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[ColumnElement[Any]]]
 ) -> list[sa.Executable]:
     """One ``INSERT`` of each of ``rows`` (values of ``columns``) into ``table``, a Continuum plugin's
     table keyed on the transaction id and the first column (``transaction_meta``'s key,
     ``transaction_changes``' entity name), under the new transaction id. A row whose key the record
-    has already is left out: native versioning's record is shared by the migration (the first stays)."""
+    has already is left out: the backfills of a database transaction share its record (the first value stays)."""
     return [
         sa.insert(table).from_select(
             ["transaction_id", *columns],
@@ -507,9 +583,11 @@ def _write_versions(
     new_id: Any,
     has_new: ColumnElement[bool],
     base: tuple[BackfillPart, sa.Table] | None = None,
+    in_place: bool = True,
 ) -> list[sa.Executable]:
-    """Close the latest versions (validity strategy), bring native versioning's own up to date,
-    and insert the new versions of ``part``, the last statement.
+    """Close the latest versions (validity strategy), bring those under the current record up to
+    date (``in_place``: not in a joined hierarchy, see :func:`backfill_statements`), and insert the
+    new versions of ``part``, the last statement.
 
     In another table of a joined-table inheritance hierarchy than its ``base`` (with the base
     table's pending versions), the versions closed are those of the base table's latest
@@ -520,13 +598,11 @@ def _write_versions(
     names = table.naming
     version = table.version_table()
     statements: list[sa.Executable] = []
-    # Native versioning shares the migration's transaction record: an entity may already have a
-    # version under it (written by the triggers earlier in the migration). That version is
-    # brought up to date in place, as the triggers themselves do, instead of closed and followed.
+    # The backfills of a database transaction share its record: an entity may already have a
+    # version under it (written by an earlier backfill, or by native versioning's triggers). That
+    # version is brought up to date in place, as Continuum does, instead of closed and followed.
     own = pending.c[LATEST_TX] == new_id
-    elsewhere = (
-        [sa.or_(pending.c[LATEST_TX].is_(None), pending.c[LATEST_TX] != new_id)] if record.reuse is not None else []
-    )
+    elsewhere = [sa.or_(pending.c[LATEST_TX].is_(None), pending.c[LATEST_TX] != new_id)] if in_place else []
     if table.strategy == "validity" and not table.association:  # Continuum never closes a link's versions
         tx, end = version.c[names.transaction_column_name], version.c[names.end_transaction_column_name]
         close = sa.update(version).values({end: new_id})
@@ -547,7 +623,7 @@ def _write_versions(
                     ),
                 )
             )
-    if record.reuse is not None:
+    if in_place:
         statements.append(merge_into_own_version(table, version, pending, data, own))
     new_values: dict[str, ColumnElement[Any]] = {k: pending.c[k] for k in table.entity_key}
     new_values.update({c: new_value(table, pending, c) for c in data})

@@ -398,8 +398,9 @@ class NextTransactionId(ColumnElement[int]):
     (SQLite's ``INTEGER PRIMARY KEY``), one more than the largest id, as the database itself
     would assign, and than the largest of ``above`` (the version tables' transaction ids: a
     transaction table emptied or recreated must not date the new versions before, or among, the
-    existing ones; an indexed ``max()``). With ``reuse``, an id already in that table (the
-    transaction record native versioning created in this database transaction) is taken first.
+    existing ones; an indexed ``max()``). ``reuse``, a scalar expression, is the id of a record
+    to join where it is not NULL (the database transaction's current record: see
+    :func:`~alembic_versioning.sql.backfill.reused_id`).
     """
 
     inherit_cache = False
@@ -409,7 +410,7 @@ class NextTransactionId(ColumnElement[int]):
         self,
         transaction_id: sa.Column[Any],
         sequence: sa.Sequence,
-        reuse: sa.Column[Any] | None,
+        reuse: ColumnElement[Any] | None,
         above: Sequence[sa.Column[Any]] = (),
     ) -> None:
         self.transaction_id = transaction_id
@@ -427,7 +428,7 @@ def _next_transaction_id(element: NextTransactionId, compiler: SQLCompiler, **kw
         highest = sa.union_all(*ids).subquery("highest")
         new = sa.select(sa.func.coalesce(sa.func.max(highest.c.id), constant(0)) + constant(1)).scalar_subquery()
     if element.reuse is not None:
-        new = sa.func.coalesce(sa.select(sa.func.max(element.reuse)).scalar_subquery(), new)
+        new = sa.func.coalesce(element.reuse, new)
     return compiler.process(new, **kw)
 
 
@@ -435,18 +436,26 @@ class StopIf(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
     """Stop the migration with ``message`` where ``condition`` holds, online and in an offline
     script alike. PostgreSQL: a ``DO`` block raising the error; elsewhere the comment ``note``
     (the statements there need no such check; control characters escaped, see
-    :func:`~alembic_versioning.comments.one_line`)."""
+    :func:`~alembic_versioning.comments.one_line`). With ``everywhere``, SQLite stops too: a
+    ``SELECT`` failing with ``JSON path error near '<message>'`` where the condition holds (SQLite
+    has no statement raising an error of one's own outside a trigger)."""
 
     inherit_cache = False
 
     def __init__(
-        self, condition: ColumnElement[bool], message: str, note: str, messages: dict[str, str] | None = None
+        self,
+        condition: ColumnElement[bool],
+        message: str,
+        note: str,
+        messages: dict[str, str] | None = None,
+        everywhere: bool = False,
     ) -> None:
         self.condition = condition
         self.message = message
         self.note = note
         #: ``message`` in another dialect's words (a hint with SQL in it), by dialect name
         self.messages = messages or {}
+        self.everywhere = everywhere
 
 
 def refuse_native_versioning(transaction: sa.Table, message: str) -> StopIf:
@@ -458,6 +467,18 @@ def refuse_native_versioning(transaction: sa.Table, message: str) -> StopIf:
 @compiles(StopIf)
 def _stop_if(element: StopIf, compiler: SQLCompiler, **kw: Any) -> str:
     return f"-- {one_line(element.note)}"
+
+
+@compiles(StopIf, "sqlite")
+def _stop_if_sqlite(element: StopIf, compiler: SQLCompiler, **kw: Any) -> str:
+    if not element.everywhere:
+        return _stop_if(element, compiler, **kw)
+    # a JSON path must start with '$': json_extract() refuses the message, quoting it in its error
+    # as written in the SQL (so with single quotes doubled: double ones read better there)
+    message = " " + element.message.replace("'", '"')
+    fail = sa.func.json_extract(sa.literal("{}", sa.Text), sa.literal(message, sa.Text))
+    stop = sa.select(sa.case((element.condition, fail)))
+    return compiler.process(stop, **{**kw, "literal_binds": True})
 
 
 @compiles(StopIf, "postgresql")

@@ -5,6 +5,11 @@ LOCK TABLE transaction, article, article_version IN SHARE ROW EXCLUSIVE MODE;
 
 DO $av_guard$ BEGIN IF to_regclass('"transaction_id_seq"') IS NULL THEN RAISE EXCEPTION USING MESSAGE = 'backfill_versions(''article'') takes the new transaction id from the sequence ''transaction_id_seq'', which does not exist on the search path; render the script again with transaction_sequence=... naming the sequence the transaction table''s ids come from.'; END IF; END $av_guard$;
 
+CREATE TEMPORARY TABLE IF NOT EXISTS _av_backfill_record (
+	id BIGINT
+)
+ ON COMMIT DELETE ROWS;
+
 DROP TABLE IF EXISTS pg_temp._av_backfill_pending;
 
 DROP TABLE IF EXISTS pg_temp._av_backfill_transaction;
@@ -21,29 +26,56 @@ CREATE TEMPORARY TABLE _av_backfill_transaction (
 	id BIGINT
 );
 
-INSERT INTO _av_backfill_transaction (id) SELECT nextval('transaction_id_seq') AS anon_1
+INSERT INTO _av_backfill_transaction (id) SELECT coalesce((SELECT max(_av_backfill_record.id) AS max_1
+FROM _av_backfill_record
+WHERE _av_backfill_record.id >= coalesce((SELECT max(transaction.id) AS max_2
+FROM transaction), _av_backfill_record.id) AND _av_backfill_record.id >= coalesce((SELECT max(article_version.transaction_id) AS max_3
+FROM article_version), _av_backfill_record.id)), nextval('transaction_id_seq')) AS anon_1
 WHERE EXISTS (SELECT *
 FROM _av_backfill_pending);
 
 DO $av_guard$ BEGIN IF EXISTS (SELECT *
 FROM _av_backfill_transaction
-WHERE _av_backfill_transaction.id <= (SELECT max(transaction.id) AS max_1
+WHERE NOT (EXISTS (SELECT *
+FROM _av_backfill_record
+WHERE _av_backfill_record.id = _av_backfill_transaction.id)) AND (_av_backfill_transaction.id <= (SELECT max(transaction.id) AS max_1
 FROM transaction) OR _av_backfill_transaction.id <= (SELECT max(article_version.transaction_id) AS max_2
+FROM article_version)) OR (EXISTS (SELECT *
+FROM _av_backfill_record
+WHERE _av_backfill_record.id = _av_backfill_transaction.id)) AND _av_backfill_transaction.id < (SELECT max(article_version.transaction_id) AS max_2
 FROM article_version)) THEN RAISE EXCEPTION USING MESSAGE = 'backfill_versions(''article''): the transaction id ''transaction_id_seq'' gives is not above every transaction id of transaction, article_version, so the new versions would be dated before, or filed under, existing transactions. Move the sequence past them and run it again: SELECT setval(''transaction_id_seq'', greatest((SELECT max(id) FROM transaction), (SELECT max(transaction_id) FROM article_version)));'; END IF; END $av_guard$;
 
 INSERT INTO transaction (id, issued_at) SELECT _av_backfill_transaction.id, (now() AT TIME ZONE 'utc') AS anon_1
-FROM _av_backfill_transaction;
+FROM _av_backfill_transaction
+WHERE NOT (EXISTS (SELECT *
+FROM transaction
+WHERE transaction.id = _av_backfill_transaction.id));
+
+DELETE FROM _av_backfill_record WHERE _av_backfill_record.id != (SELECT _av_backfill_transaction.id
+FROM _av_backfill_transaction);
+
+INSERT INTO _av_backfill_record (id) SELECT _av_backfill_transaction.id
+FROM _av_backfill_transaction
+WHERE NOT (EXISTS (SELECT *
+FROM _av_backfill_record
+WHERE _av_backfill_record.id = _av_backfill_transaction.id));
 
 UPDATE article_version SET end_transaction_id=(SELECT _av_backfill_transaction.id
 FROM _av_backfill_transaction) WHERE article_version.ctid = ANY(ARRAY(SELECT _av_backfill_pending._av_latest_row
-FROM _av_backfill_pending)) AND (EXISTS (SELECT *
+FROM _av_backfill_pending
+WHERE _av_backfill_pending._av_latest_tx IS NULL OR _av_backfill_pending._av_latest_tx != (SELECT _av_backfill_transaction.id
+FROM _av_backfill_transaction))) AND (EXISTS (SELECT *
 FROM _av_backfill_transaction));
+
+UPDATE article_version SET title=_av_backfill_pending.title, body=_av_backfill_pending.body, end_transaction_id=NULL, operation_type=CASE WHEN (_av_backfill_pending._av_operation = 2) THEN 2 WHEN (_av_backfill_pending._av_latest_op = 0) THEN 0 ELSE 1 END, title_mod=(_av_backfill_pending._av_operation = 2 OR article_version.title_mod OR _av_backfill_pending.title IS DISTINCT FROM _av_backfill_pending._av_latest_0) FROM _av_backfill_pending WHERE article_version.id = _av_backfill_pending.id AND article_version.transaction_id = _av_backfill_pending._av_latest_tx AND _av_backfill_pending._av_latest_tx = (SELECT _av_backfill_transaction.id
+FROM _av_backfill_transaction);
 
 INSERT INTO article_version (id, title, body, transaction_id, operation_type, title_mod) SELECT _av_backfill_pending.id, _av_backfill_pending.title, _av_backfill_pending.body, (SELECT _av_backfill_transaction.id
 FROM _av_backfill_transaction) AS anon_1, _av_backfill_pending._av_operation, CASE WHEN (_av_backfill_pending._av_operation = 2) THEN true WHEN (_av_backfill_pending._av_operation = 1) THEN _av_backfill_pending.title IS DISTINCT FROM _av_backfill_pending._av_latest_0 ELSE _av_backfill_pending.title IS NOT NULL END AS anon_2
 FROM _av_backfill_pending
-WHERE EXISTS (SELECT *
-FROM _av_backfill_transaction);
+WHERE (_av_backfill_pending._av_latest_tx IS NULL OR _av_backfill_pending._av_latest_tx != (SELECT _av_backfill_transaction.id
+FROM _av_backfill_transaction)) AND (EXISTS (SELECT *
+FROM _av_backfill_transaction));
 
 DROP TABLE _av_backfill_transaction;
 

@@ -143,6 +143,34 @@ def one_model_app(table: str, **columns: Any) -> Iterator[tuple[sa.MetaData, typ
 
 
 @contextmanager
+def items_app(count: int, *, plugins: tuple[Any, ...] = (), **options: Any) -> Iterator[App]:
+    """``count`` models ``Item0``... on tables ``item0``... (an integer ``id`` key and a ``name``),
+    versioned with the mod tracker and ``plugins`` under a manager of its own (Continuum ``options``)."""
+    manager = VersioningManager(options=dict(options))
+    make_versioned(manager=manager, user_cls=None, plugins=[PropertyModTrackerPlugin(), *plugins])
+
+    class Base(DeclarativeBase):
+        pass
+
+    Base.__versioning_manager__ = manager  # type: ignore[attr-defined]
+    models = {
+        f"Item{i}": type(
+            f"Item{i}",
+            (Base,),
+            {
+                "__tablename__": f"item{i}",
+                "__versioned__": {},
+                "id": sa.Column(sa.Integer, primary_key=True, autoincrement=False),
+                "name": sa.Column(sa.String(50)),
+            },
+        )
+        for i in range(count)
+    }
+    with mapped(manager, Base):
+        yield App(Base.metadata, manager, models, dict(options))
+
+
+@contextmanager
 def mapped(manager: VersioningManager, base: type[DeclarativeBase]) -> Iterator[None]:
     """Configure the mappers of ``base``'s models (Continuum builds its version classes then);
     on exit, close sessions, remove ``manager``'s versioning and dispose of the models."""

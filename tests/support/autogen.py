@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +15,14 @@ from alembic_versioning import LeftOutOp, VersionedTableOp
 from .migrate import render_offline, run_online
 
 PLUGINS = ["alembic.autogenerate.*", "alembic_versioning.*"]
+#: The module globals a generated ``upgrade()`` body reads besides ``op`` (a revision file defines
+#: ``revision``; the default backfill comment names it).
+REVISION = "rev0001"
+
+
+def namespace(op: Any) -> dict[str, Any]:
+    """The globals a generated body runs with: as its revision file's module would have them."""
+    return {"op": op, "sa": sa, "os": os, "revision": REVISION}
 
 
 def produce(engine: sa.Engine, metadata: sa.MetaData, **opts: Any) -> alembic_ops.MigrationScript:
@@ -59,12 +68,12 @@ def apply(engine: sa.Engine, script: alembic_ops.MigrationScript | str) -> None:
     """Run a generated upgrade (the script, or its rendered code: see :func:`render`) in one
     transaction, as ``alembic upgrade`` would."""
     code = script if isinstance(script, str) else render(engine, script)
-    run_online(engine, lambda op: exec(script_body(code), {"op": op, "sa": sa}))
+    run_online(engine, lambda op: exec(script_body(code), namespace(op)))
 
 
 def render_generated(engine: sa.Engine, code: str, **opts: Any) -> str:
     """The ``--sql`` script of a generated ``upgrade()`` body."""
-    return render_offline(engine, lambda op: exec(script_body(code), {"op": op, "sa": sa}), **opts)
+    return render_offline(engine, lambda op: exec(script_body(code), namespace(op)), **opts)
 
 
 def script_body(code: str) -> str:
