@@ -35,51 +35,26 @@ triggers. The harness and the scenarios, shared with MariaDB's tests
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from .support.apps import App, versioned_app
 from .support.concurrency import (
-    LOCK_TIMEOUT,
-    WRITERS,
+    FLAVOURS,
     every_operation_while_writers_write,
+    flavoured_app,
     repair_waits_for_a_writer_in_flight,
     writer_holding_an_older_transaction_id,
+    writers_engine,
     writers_wait_and_nothing_is_lost,
 )
-
-#: How the application versions: Continuum's ORM (with or without mod flags), or its
-#: PostgreSQL triggers (native versioning; the ORM still writes the transaction record).
-FLAVOURS: dict[str, dict[str, Any]] = {
-    "orm": {},
-    "orm-mod-tracker": {"mod_tracker": True},
-    "native": {"native_versioning": True, "mod_tracker": True},
-}
 
 
 @pytest.fixture
 def engine(pg_engine: sa.Engine) -> Iterator[sa.Engine]:
     """``pg_engine``'s database with a lock timeout and room for the writers and the migration."""
-    engine = sa.create_engine(
-        pg_engine.url,
-        pool_size=WRITERS + 4,
-        connect_args={"options": f"-c lock_timeout={LOCK_TIMEOUT * 1000}"},
-    )
-    yield engine
-    engine.dispose()
-
-
-@contextmanager
-def flavoured_app(engine: sa.Engine, flavour: str) -> Iterator[App]:
-    options = FLAVOURS[flavour]
-    if options.get("native_versioning"):
-        with engine.begin() as conn:
-            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS hstore")
-    with versioned_app(**options) as app:
-        yield app
+    with writers_engine(pg_engine) as engine:
+        yield engine
 
 
 @pytest.mark.parametrize("flavour", list(FLAVOURS))

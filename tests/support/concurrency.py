@@ -13,7 +13,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ import sqlalchemy as sa
 from alembic.operations import Operations
 from sqlalchemy.orm import Session
 
-from .apps import App, article_transactions
+from .apps import App, article_transactions, versioned_app
 from .migrate import run_online
 from .writers import migrate_while_writing
 
@@ -36,6 +37,39 @@ HOLD = 0.2
 
 COLUMNS = ("name", "content", "score")
 Values = tuple[Any, ...]
+
+
+#: How the application versions: Continuum's ORM (with or without mod flags), or its
+#: PostgreSQL triggers (native versioning; the ORM still writes the transaction record).
+FLAVOURS: dict[str, dict[str, Any]] = {
+    "orm": {},
+    "orm-mod-tracker": {"mod_tracker": True},
+    "native": {"native_versioning": True, "mod_tracker": True},
+}
+
+
+@contextmanager
+def writers_engine(pg_engine: sa.Engine) -> Iterator[sa.Engine]:
+    """``pg_engine``'s database with a lock timeout and room for the writers and the migration."""
+    engine = sa.create_engine(
+        pg_engine.url,
+        pool_size=WRITERS + 4,
+        connect_args={"options": f"-c lock_timeout={LOCK_TIMEOUT * 1000}"},
+    )
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def flavoured_app(engine: sa.Engine, flavour: str) -> Iterator[App]:
+    options = FLAVOURS[flavour]
+    if options.get("native_versioning"):
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS hstore")
+    with versioned_app(**options) as app:
+        yield app
 
 
 def random_values(rng: random.Random, tag: str) -> dict[str, Any]:
