@@ -103,9 +103,9 @@ def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
             f"backfill_versions({op.table_name!r}, joined={list(op.joined)}) under Continuum's native "
             f"versioning is not supported: its triggers write each table alone. Backfill through the ORM."
         )
-    check_shared_values(catalog, op, record, [p.table for p in parts])
-    if op.batch_size is not None:  # each batch is a database transaction, and so a record, of its own
+    if op.batch_size is not None and not record.native:  # each batch is a database transaction, so a record
         record = replace(record, fresh=True)
+    check_shared_values(catalog, op, record, [p.table for p in parts])
 
     def build(key_range: KeyRange | None) -> tuple[list[sa.Executable], Sequence[int]]:
         # each batch is a transaction of its own, with a transaction record of its own
