@@ -22,7 +22,16 @@ from alembic_versioning import VersioningError, batches
 from alembic_versioning.sql.backfill import CURRENT_RECORD
 
 from .conftest import fresh_database
-from .support.apps import App, bulk_change, joined_app, keyless_links, snapshot, versioned_app, write_history
+from .support.apps import (
+    App,
+    bulk_change,
+    joined_app,
+    keyless_links,
+    native_app,
+    snapshot,
+    versioned_app,
+    write_history,
+)
 from .support.migrate import render_offline, run_migration, run_online
 
 OPS = ["update_end_transaction_ids", "update_mod_flags", "vacuum_versions", "backfill_versions"]
@@ -447,3 +456,42 @@ def test_alembic_upgrade_runs_batches_and_stamps(engine: sa.Engine, tmp_path: Pa
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "r2"
         assert backfilled(engine) == list(range(1, 11))
+
+
+def test_a_batched_backfill_after_another_takes_its_own_transaction_values(engine: sa.Engine) -> None:
+    """A batched backfill does not join the record of the backfill before it: its batches are
+    records of their own, so ``transaction=`` values other than the earlier ones are no conflict."""
+    with versioned_app() as app:
+        app.metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.insert(app.table("article")), [{"id": i, "name": f"n{i}"} for i in range(1, 5)])
+            conn.execute(sa.insert(app.table("translation")), [{"article_id": 1, "lang": "en", "title": "t"}])
+
+        def migrate(op: Any) -> None:
+            op.backfill_versions("translation", transaction={"remote_addr": "10.0.0.1"})
+            op.backfill_versions("article", batch_size=2, transaction={"remote_addr": "10.0.0.2"})
+
+        run_migration(engine, migrate)
+        with engine.connect() as conn:
+            records = conn.execute(sa.text('SELECT remote_addr FROM "transaction" ORDER BY id')).scalars().all()
+        assert records == ["10.0.0.1", "10.0.0.2", "10.0.0.2"]
+
+
+def test_a_batched_backfill_under_native_versioning_leaves_its_record_table_alone(pg_engine: sa.Engine) -> None:
+    """Under native versioning the record table is Continuum's own: batches never empty it."""
+    statements: list[str] = []
+    with native_app(pg_engine) as app:
+        with pg_engine.begin() as conn:
+            conn.execute(sa.text("SET LOCAL session_replication_role = replica"))  # no triggers: unversioned rows
+            conn.execute(sa.insert(app.table("article")), [{"id": i, "name": f"n{i}"} for i in range(1, 5)])
+
+        def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            statements.append(statement)
+
+        sa.event.listen(pg_engine, "before_cursor_execute", note)
+        run_migration(pg_engine, lambda op: op.backfill_versions("article", batch_size=2))
+        sa.event.remove(pg_engine, "before_cursor_execute", note)
+        with pg_engine.connect() as conn:
+            versions = conn.execute(sa.text("SELECT count(*) FROM article_version")).scalar()
+    assert versions == 4
+    assert not [s for s in statements if s.lstrip().upper().startswith("DELETE FROM TEMPORARY_TRANSACTION")]
