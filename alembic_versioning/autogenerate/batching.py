@@ -14,8 +14,8 @@ from .options import Options
 
 
 def estimated_versions(connection: sa.Connection | None, table: VersionedTable) -> int | None:
-    """The number of rows of ``table``'s version table the database's statistics estimate
-    (``None``: none known, as on SQLite; nothing is counted)."""
+    """The number of rows of ``table``'s version table by estimate (``None``: none known);
+    nothing is counted (see :class:`~alembic_versioning.sql.constructs.RowEstimate`)."""
     if connection is None:
         return None
     return connection.execute(sa.select(RowEstimate(table.version_table()))).scalar()

@@ -10,8 +10,8 @@ in ``pyproject.toml`` or an ``[alembic_versioning]`` section in ``alembic.ini`` 
 ``vacuum``
     ``true`` to switch on the futile-version check (off by default: the repair deletes history);
 ``batch_threshold``
-    the estimated number of versions (database statistics: PostgreSQL's ``pg_class.reltuples``;
-    SQLite has none, so never there) from which a table's generated repairs run in batches, in a
+    the estimated number of versions (PostgreSQL's ``pg_class.reltuples``, SQLite's largest
+    ``rowid``, MariaDB's ``table_rows``; nothing is counted) from which a table's generated repairs run in batches, in a
     revision without schema changes (default 1,000,000; see the "Large tables in production" page);
 ``batch_size``
     the ``batch_size=`` those repairs get (default 20,000; ``0`` switches automatic batching off);

@@ -771,10 +771,13 @@ def _lock_timeout_postgresql(element: LockTimeout, compiler: SQLCompiler, **kw: 
 
 
 class RowEstimate(ColumnElement[Any]):
-    """The number of rows of ``table`` the database's statistics estimate, without counting them;
-    NULL where there are none. PostgreSQL: ``pg_class.reltuples`` (NULL before the table's first
-    ``VACUUM`` or ``ANALYZE``, and where it does not exist); elsewhere NULL (SQLite keeps no row
-    counts it could give without a scan)."""
+    """The number of rows of ``table`` by estimate, read without a scan; NULL where none is known.
+
+    - PostgreSQL: ``pg_class.reltuples`` (NULL before the table's first ``VACUUM`` or ``ANALYZE``).
+    - SQLite: the largest ``rowid``, one step down the table's b-tree (rows deleted since count
+      too); NULL for a ``WITHOUT ROWID`` table.
+    - MariaDB: InnoDB's ``information_schema.tables.table_rows``.
+    """
 
     inherit_cache = False
     type = sa.BigInteger()
@@ -794,3 +797,27 @@ def _row_estimate_postgresql(element: RowEstimate, compiler: SQLCompiler, **kw: 
     known = sa.case((pg_class.c.reltuples >= 0, sa.cast(pg_class.c.reltuples, sa.BigInteger)))
     estimate = sa.select(known).where(pg_class.c.oid == to_regclass(element.table.schema, element.table.name))
     return compiler.process(estimate.scalar_subquery(), **kw)
+
+
+@compiles(RowEstimate, "sqlite")
+def _row_estimate_sqlite(element: RowEstimate, compiler: SQLCompiler, **kw: Any) -> str:
+    if not element.table.dialect_options["sqlite"]["with_rowid"]:
+        return compiler.process(sa.null(), **kw)
+    largest: sa.Select[Any] = sa.select(sa.func.max(sa.literal_column("rowid"))).select_from(element.table)
+    return compiler.process(largest.scalar_subquery(), **kw)
+
+
+@compiles(RowEstimate, *MARIADB)
+def _row_estimate_mariadb(element: RowEstimate, compiler: SQLCompiler, **kw: Any) -> str:
+    tables = sa.table(
+        "tables",
+        sa.column("table_schema"),
+        sa.column("table_name"),
+        sa.column("table_rows"),
+        schema="information_schema",
+    )
+    schema = sa.literal(element.table.schema, sa.String) if element.table.schema is not None else sa.func.database()
+    estimate = sa.select(sa.cast(tables.c.table_rows, sa.BigInteger)).where(
+        tables.c.table_schema == schema, tables.c.table_name == sa.literal(element.table.name, sa.String)
+    )
+    return compiler.process(estimate.scalar_subquery(), **{**kw, "literal_binds": True})
