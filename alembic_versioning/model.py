@@ -28,8 +28,10 @@ FLAG_TYPES = (sa.Boolean, sa.types.NullType)
 
 
 def is_flag_type(type_: Any) -> bool:
-    """Whether a column of ``type_`` may be a mod flag: :data:`FLAG_TYPES`, or MariaDB's reflected
-    BOOLEAN, ``TINYINT(1)`` (a wider TINYINT is an application's number)."""
+    """Whether a column of ``type_`` may be a mod flag.
+
+    It may be one of :data:`FLAG_TYPES`, or MariaDB's reflected BOOLEAN, ``TINYINT(1)`` (a wider
+    TINYINT is an application's number)."""
     if isinstance(type_, FLAG_TYPES):
         return True
     from sqlalchemy.dialects.mysql import TINYINT

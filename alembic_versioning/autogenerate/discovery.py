@@ -224,8 +224,9 @@ def tables_from_manager(
 def tables_by_convention(
     metadata: sa.MetaData | Sequence[sa.MetaData], naming: Naming = Naming()
 ) -> list[VersionedTable]:
-    """Pairs ``t`` / ``naming.version_table_name(t)`` in ``metadata`` whose version table has
-    the transaction and operation-type columns.
+    """Return the versioned tables of ``metadata`` found by name: ``t`` and ``naming.version_table_name(t)``.
+
+    A pair counts where the version table has the transaction and operation-type columns.
 
     A live table made only of foreign-key columns is taken for an association table (the
     ``secondary`` of a many-to-many relationship, whose end ids Continuum never fills): without
