@@ -162,9 +162,10 @@ def _batch_with_retries(
 def _batch(
     conn: sa.Connection, work: Work, after: tuple[Any, ...] | None, size: int, timeout: float
 ) -> tuple[tuple[Any, ...] | None, int, int]:
-    """One batch in its own transaction: the entities above ``after``, up to ``size`` of them.
-    Returns the batch's last key (``None``: it was the last batch), the keys it found and the
-    rows it counted."""
+    """Run one batch in its own transaction: the entities above ``after``, up to ``size`` of them.
+
+    Return the batch's last key (``None``: it was the last batch), the keys it found and the rows
+    it counted."""
     conn.execute(sa.text("BEGIN"))
     try:
         conn.execute(LockTimeout(timeout))
@@ -189,8 +190,10 @@ class LockNotGranted(Exception):
 
 
 def lock_not_granted(error: sa.exc.DBAPIError) -> bool:
-    """Whether ``error`` is a lock wait that ran out (or a deadlock the database broke): the batch
-    changed nothing and may be retried. PostgreSQL SQLSTATE 55P03 / 40P01; SQLite BUSY / LOCKED."""
+    """Whether ``error`` is a lock wait that ran out, or a deadlock the database broke.
+
+    Then the batch changed nothing and may be retried. PostgreSQL: SQLSTATE 55P03 / 40P01; SQLite:
+    BUSY / LOCKED."""
     orig = error.orig
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     sqlite_code = getattr(orig, "sqlite_errorcode", None)

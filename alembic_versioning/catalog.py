@@ -48,8 +48,10 @@ GENERATED = ("default", "identity", "computed")
 
 
 def reflect_table(connection: sa.engine.Connection, name: str, schema: str | None) -> sa.Table | None:
-    """The columns (names, types, nullability, whether the database fills them) and primary key
-    of ``schema.name``, read through ``connection``, or ``None`` when it does not exist.
+    """Return ``schema.name`` as read through ``connection``, or ``None`` when it does not exist.
+
+    Read are its columns (names, types, nullability, whether the database fills them) and its
+    primary key.
 
     Indexes, foreign keys, constraints and comments, which no statement here uses, are not read:
     a few catalog queries per table instead of the dozen a full reflection makes.
@@ -102,9 +104,12 @@ class Catalog:
         return self._reflected[key]
 
     def exists(self, table: sa.Table) -> bool:
-        """Whether ``table`` exists: asked of the database online; offline, where nothing can be
-        read, taken for granted (a versioned database has its live and transaction tables;
-        ``target_metadata``, the head revision's, may hold them under other keys or not at all)."""
+        """Whether ``table`` exists.
+
+        - Online: asked of the database.
+        - Offline, where nothing can be read: taken for granted. A versioned database has its live
+          and transaction tables; ``target_metadata``, the head revision's, may hold them under
+          other keys or not at all."""
         return self.bind is None or self.table(table.name, table.schema) is not None
 
     def require(self, name: str, schema: str | None, why: str) -> sa.Table | None:
@@ -187,10 +192,13 @@ def versioned_table(
 
 
 def _check_names(version: sa.Table, op: VersionedTableOp, columns: Sequence[str]) -> None:
-    """Online, the names an op gives must be the version table's: a wrong ``primary_key`` (not
-    the key of a version table keyed on it and the transaction column, as Continuum keys them)
-    would compare other rows as one entity, and an unknown data column (``columns``, of an op
-    that reads them) is a typo. Unknown key columns and flags are named by the later checks."""
+    """Refuse, online, names an op gives that are not the version table's.
+
+    - A wrong ``primary_key`` (not the key of a version table keyed on it and the transaction
+      column, as Continuum keys them) would compare other rows as one entity.
+    - An unknown data column (``columns``, of an op that reads them) is a typo.
+
+    Unknown key columns and flags are named by the later checks."""
     where = f"The version table {version.fullname!r} of {op.table_name!r}"
     tx = op.naming.transaction_column_name
     keyed = [c.name for c in version.primary_key.columns]

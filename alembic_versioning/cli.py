@@ -46,24 +46,10 @@ from .autogenerate.targets import versioned_pairs
 from .catalog import ReflectedTables, metadata_table, table_key
 from .comments import one_line
 from .model import VersionedTable
-from .operations import (
-    BackfillVersionsOp,
-    LeftOutOp,
-    Repair,
-    UpdateEndTransactionIdsOp,
-    UpdateModFlagsOp,
-    VacuumVersionsOp,
-    VersionedTableOp,
-)
+from .operations import OP_CLASSES, LeftOutOp, Repair, VersionedTableOp, repair_of
 
 PROG = "alembic-versioning"
 DRIFT, ERROR = 1, 2
-OP_CLASSES: tuple[type[VersionedTableOp], ...] = (
-    UpdateEndTransactionIdsOp,
-    VacuumVersionsOp,
-    UpdateModFlagsOp,
-    BackfillVersionsOp,
-)
 
 
 class Failure(Exception):
@@ -79,11 +65,6 @@ class Drift:
     warnings: list[str]
 
 
-def repair_of(found: Repair) -> VersionedTableOp:
-    """The op a repair runs (or would run, when left out)."""
-    return found.repair if isinstance(found, LeftOutOp) else found
-
-
 def qualified(op: VersionedTableOp) -> str:
     """``schema.table`` of the op's live table."""
     return f"{op.schema}.{op.table_name}" if op.schema else op.table_name
@@ -93,8 +74,9 @@ def qualified(op: VersionedTableOp) -> str:
 
 
 def run_environment(config: Config, work: Callable[[MigrationContext, AutogenContext], None]) -> None:
-    """Run the project's ``env.py`` online with ``work(context, autogen_context)`` in place of its
-    migrations, as ``alembic check`` runs it, once the database is at the head revision(s)."""
+    """Run the project's ``env.py`` online with ``work(context, autogen_context)`` in place of its migrations.
+
+    It runs as ``alembic check`` runs it, once the database is at the head revision(s)."""
     script = ScriptDirectory.from_config(config)
     ran: list[bool] = []
 
@@ -147,9 +129,11 @@ def schema_mismatches(autogen_context: AutogenContext, tables: Sequence[Versione
 
 
 def find_drift(autogen_context: AutogenContext) -> Drift:
-    """The repairs autogenerate appends to a migration without schema changes: the comparator's,
-    on an empty migration (every versioned table checked in the database). A database whose
-    versioned tables lack what the models have is refused: that takes a migration."""
+    """Return the repairs autogenerate appends to a migration without schema changes.
+
+    They are the comparator's, on an empty migration (every versioned table checked in the
+    database). A database whose versioned tables lack what the models have is refused: that takes
+    a migration."""
     schemas = schemas_of(autogen_context)
     upgrade_ops = UpgradeOps([])
     with warnings.catch_warnings(record=True) as caught:
@@ -173,8 +157,11 @@ def find_drift(autogen_context: AutogenContext) -> Drift:
 
 
 def drift_table(drift: Drift) -> list[tuple[str, str, str]]:
-    """Rows ``(table, repair, found)``: each repair on its table, then each table without one
-    (``no drift``). The tables of a joined-table hierarchy are repaired together, on its base table."""
+    """Return the rows ``(table, repair, found)`` of the drift table.
+
+    - each repair, on its table (a joined-table hierarchy's tables are repaired together, on its
+      base table);
+    - then each table without one (``no drift``)."""
     rows: list[tuple[str, str, str]] = []
     covered: set[tuple[str | None, str]] = set()
     for found in drift.repairs:
@@ -207,7 +194,7 @@ def left_out_reasons(drift: Drift, err: TextIO) -> None:
 
 
 def check(config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """Print the drift per versioned table; 1 when there is any."""
+    """Print the drift per versioned table; return 1 when there is any, else 0."""
     found: list[Drift] = []
     run_environment(config, lambda context, autogen: found.append(find_drift(autogen)))
     drift = found[0]
@@ -230,8 +217,10 @@ def takes_batch_size(op_class: type[VersionedTableOp]) -> bool:
 
 
 def selected(drift: Drift, tables: Sequence[str]) -> list[Repair]:
-    """The repairs of ``tables`` (``name`` or ``schema.name``; a hierarchy's repair names each of its
-    tables); all without ``tables``. An unknown name is an error."""
+    """Return the repairs of ``tables``, or all of them without ``tables``.
+
+    A table is named ``name`` or ``schema.name``; a hierarchy's repair names each of its tables. An
+    unknown name is an error."""
     if not tables:
         return drift.repairs
     known = {t.name for t in drift.tables} | {t.qualified_name for t in drift.tables}
@@ -254,7 +243,7 @@ def invoke(operations: Operations, op: VersionedTableOp, extra: dict[str, Any]) 
 
 
 def repair(config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """Run the repairs (or print them: ``--sql``, ``--dry-run``); 1 when some are left out."""
+    """Run the repairs (or print them: ``--sql``, ``--dry-run``); return 1 when some are left out, else 0."""
     extra: dict[str, Any] = {}
     if args.batch_size is not None:
         if args.batch_size < 1:
@@ -345,8 +334,10 @@ def apply(context: MigrationContext, repairs: Sequence[VersionedTableOp], extra:
 
 
 def add_environment_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
-    """``alembic``'s own ``-c``, ``-n``, ``-x`` and ``--raiseerr``, before or after the subcommand
-    (``defaults`` on the main parser only: a subcommand's would overwrite what was given before it)."""
+    """Add ``alembic``'s own ``-c``, ``-n``, ``-x`` and ``--raiseerr`` to ``parser``.
+
+    They go before or after the subcommand. ``defaults`` is for the main parser only: a
+    subcommand's defaults would overwrite what was given before it."""
 
     def default(value: Any) -> Any:
         return value if defaults else argparse.SUPPRESS
@@ -433,7 +424,7 @@ def make_config(args: argparse.Namespace) -> Config:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
     out, err = sys.stdout, sys.stderr
     try:
@@ -450,8 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def describe(error: Exception) -> str:
-    """``error`` on one line: its message's first line; another error than ours or Alembic's is
-    named by type, with a pointer to its traceback."""
+    """Return ``error`` on one line: its message's first line.
+
+    An error other than ours or Alembic's is also named by type, with a pointer to its traceback."""
     lines = str(error).strip().splitlines()
     text = one_line(lines[0]) if lines else ""
     if isinstance(error, (Failure, CommandError)):

@@ -25,8 +25,9 @@ class VersioningError(CommandError):
 
 
 def require_supported(dialect: Dialect, doing: str) -> None:
-    """Refuse, before anything is read or written, a database the statements are not built for
-    (another dialect's SQL could fail halfway, or worse, run with other semantics)."""
+    """Refuse a database the statements are not built for, before anything is read or written.
+
+    Another dialect's SQL could fail halfway, or worse, run with other semantics."""
     floor = ".".join(map(str, MARIADB_FLOOR))
     version = getattr(dialect, "server_version_info", None)
     if dialect.name == "mysql" and getattr(dialect, "is_mariadb", False):
@@ -51,13 +52,13 @@ def require_supported(dialect: Dialect, doing: str) -> None:
 
 
 def missing_table(name: str, schema: str | None, why: str) -> VersioningError:
-    """The error for a table ``schema.name`` that does not exist but is needed (``why``)."""
+    """Return the error for a table ``schema.name`` that does not exist but is needed (``why``)."""
     where = f" in schema {schema!r}" if schema else ""
     return VersioningError(f"Table {name!r}{where} does not exist: {why}.")
 
 
 def missing_version_table(name: str, schema: str | None, naming: Naming) -> VersioningError:
-    """The error for a live table whose version table cannot be found."""
+    """Return the error for a live table whose version table cannot be found."""
     version = naming.version_table_name(name)
     where = f" in schema {schema!r}" if schema else ""
     return VersioningError(
@@ -68,8 +69,9 @@ def missing_version_table(name: str, schema: str | None, naming: Naming) -> Vers
 
 
 def no_room_for_backfill(name: str, naming: Naming) -> str:
-    """Why ``backfill_versions`` cannot write ``name``'s versions, and the fix (see
-    :func:`one_version_per_transaction`)."""
+    """Return why ``backfill_versions`` cannot write ``name``'s versions, and the fix.
+
+    See :func:`~alembic_versioning.model.one_version_per_transaction`."""
     version, column = naming.version_table_name(name), naming.transaction_column_name
     return (
         f"{version!r} (table {name!r}) has the primary key ({column}) alone, so it holds one version "

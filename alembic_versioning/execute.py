@@ -24,14 +24,17 @@ def execute_statements(
     done: str,
     counted: Sequence[int] = (-1,),
 ) -> None:
-    """Execute ``statements``: online, log one INFO line with the rows counted by the statements
-    at the indexes ``counted`` (summed); offline, emit them as SQL after a comment naming the op, between
-    ``BEGIN`` and ``COMMIT`` where the script has no transaction of its own (Alembic's default for
-    SQLite, ``transactional_ddl=False``), so that a failure part-way leaves nothing half done.
+    """Execute ``statements`` online, or emit them as SQL offline.
 
-    ``done`` says what the rows counted are, e.g. ``"rows updated"``. The table's name is written
-    with its control characters escaped (:func:`~alembic_versioning.comments.one_line`): a line
-    break in it would end the comment, and the rest would run as SQL or as a psql command.
+    - Online: log one INFO line with the rows counted by the statements at the indexes
+      ``counted`` (summed); ``done`` says what they are, e.g. ``"rows updated"``.
+    - Offline: emit them after a comment naming the op, between ``BEGIN`` and ``COMMIT`` where
+      the script has no transaction of its own (Alembic's default for SQLite,
+      ``transactional_ddl=False``), so that a failure part-way leaves nothing half done.
+
+    The table's name is written with its control characters escaped
+    (:func:`~alembic_versioning.comments.one_line`): a line break in it would end the comment, and
+    the rest would run as SQL or as a psql command.
     """
     name = one_line(table.qualified_version_name)
     if operations.migration_context.as_sql:

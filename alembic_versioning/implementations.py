@@ -136,9 +136,12 @@ def _backfill_part(catalog: Catalog, op: BackfillVersionsOp, table: VersionedTab
 
 
 def _as_written(catalog: Catalog, op: UpdateModFlagsOp | BackfillVersionsOp, table: VersionedTable) -> VersionedTable:
-    """``table`` with what ``op`` says of how Continuum writes its versions: the DELETE flags of its
-    subclass columns and, for a backfill, whether it is an association table and whether DELETE
-    versions hold NULLs; online, the columns ``op`` names must be data columns of it."""
+    """Return ``table`` with what ``op`` says of how Continuum writes its versions.
+
+    - the DELETE flags of its subclass columns;
+    - for a backfill: whether it is an association table, and whether DELETE versions hold NULLs.
+
+    Online, the columns ``op`` names must be data columns of it."""
     flags = op.delete_flags
     named = [*flags.subclass_columns, *([flags.discriminator] if flags.discriminator is not None else [])]
     unknown = [c for c in named if c not in table.columns]
@@ -165,9 +168,12 @@ def _joined_part(catalog: Catalog, op: BackfillVersionsOp, base: VersionedTable,
 def _joined_table(
     catalog: Catalog, op: HierarchyOp, base: VersionedTable, name: str
 ) -> tuple[HierarchyOp, VersionedTable]:
-    """The table ``name`` of ``op``'s hierarchy (``joined``), described like ``op``'s own table:
-    from the database online; offline from what ``joined`` says of it, else ``target_metadata``;
-    with an op of the same kind on it alone."""
+    """Return an op of the same kind on the table ``name`` of ``op``'s hierarchy alone, and the table.
+
+    The table is described like ``op``'s own:
+
+    - online, from the database;
+    - offline, from what ``joined`` says of it, else from ``target_metadata``."""
     joined = type(op)(name, schema=op.schema, naming=op.naming, strategy=op.strategy, **op.joined[name])
     version_name = op.naming.version_table_name(name)
     if not catalog.online and not joined.describes_table() and catalog.table(version_name, op.schema) is None:
@@ -227,8 +233,10 @@ def _work(
     done: str,
     live: sa.Table | None = None,
 ) -> Work:
-    """An operation's work on ``table``: batches follow the keys of its version table and, given
-    ``live`` (a backfill, whose entities may have no version yet), of its live table."""
+    """Return an operation's work on ``table``.
+
+    Batches follow the keys of its version table and, given ``live`` (a backfill, whose entities
+    may have no version yet), of its live table."""
     live_rows = table.live_table(())
     return Work(
         table,
@@ -241,10 +249,15 @@ def _work(
 
 
 def writers_lock(catalog: Catalog, table: VersionedTable, *others: VersionedTable) -> LockForWrite:
-    """Continuum's writers kept off until the migration commits, taken before an op's first write
-    in their own order (transaction, live, version tables) as ``backfill_versions`` takes it: so a
-    writer never chains onto a version the op is changing, and the ops of one migration and the
-    application's writers never wait on each other in a cycle. Tables that do not exist are left out."""
+    """Return the lock that keeps Continuum's writers off until the migration commits.
+
+    An op takes it before its first write, in the writers' own order (transaction, live, version
+    tables), as ``backfill_versions`` takes it. So:
+
+    - a writer never chains onto a version the op is changing;
+    - the ops of one migration and the application's writers never wait on each other in a cycle.
+
+    Tables that do not exist are left out."""
     every = (table, *others)
     tables = [transaction_table(table), *(t.live_table(()) for t in every), *(t.version_table() for t in every)]
     return LockForWrite(*(t for t in tables if catalog.exists(t)))

@@ -28,8 +28,10 @@ FLAG_TYPES = (sa.Boolean, sa.types.NullType)
 
 
 def is_flag_type(type_: Any) -> bool:
-    """Whether a column of ``type_`` may be a mod flag: :data:`FLAG_TYPES`, or MariaDB's reflected
-    BOOLEAN, ``TINYINT(1)`` (a wider TINYINT is an application's number)."""
+    """Whether a column of ``type_`` may be a mod flag.
+
+    It may be one of :data:`FLAG_TYPES`, or MariaDB's reflected BOOLEAN, ``TINYINT(1)`` (a wider
+    TINYINT is an application's number)."""
     if isinstance(type_, FLAG_TYPES):
         return True
     from sqlalchemy.dialects.mysql import TINYINT
@@ -62,8 +64,10 @@ class Naming:
     transaction_sequence: str = "transaction_id_seq"
 
     def transaction_location(self, schema: str | None) -> tuple[str | None, str]:
-        """``(schema, name)`` of the transaction table: ``transaction_table`` may be
-        ``schema.name``; unqualified, it lives in ``schema``, the live table's."""
+        """Return ``(schema, name)`` of the transaction table.
+
+        ``transaction_table`` may be ``schema.name``; unqualified, it lives in ``schema``, the live
+        table's."""
         owner, _, name = self.transaction_table.rpartition(".")
         return (owner or schema, name)
 
@@ -79,16 +83,18 @@ class Naming:
 
 @dataclass(frozen=True)
 class KeyRange:
-    """The entities whose key is above ``after`` and at most ``upto`` (key values in the entity
-    key's order; ``None``: unbounded): one batch of an operation. Consecutive batches share a
-    bound, so together they cover every key, whichever table holds it."""
+    """The entities of one batch of an operation: those whose key is above ``after`` and at most ``upto``.
+
+    Key values are in the entity key's order; ``None`` leaves that side unbounded. Consecutive
+    batches share a bound, so together they cover every key, whichever table holds it."""
 
     after: tuple[Any, ...] | None = None
     upto: tuple[Any, ...] | None = None
 
     def conditions(self, key: Sequence[ColumnElement[Any]]) -> list[ColumnElement[bool]]:
-        """Conditions keeping ``key`` (the entity key's columns of one selectable) in the range: a
-        comparison of the column, or of the row value ``(a, b) > (x, y)`` for a composite key."""
+        """Return the conditions keeping ``key`` (the entity key's columns of one selectable) in the range.
+
+        Each compares the column, or for a composite key the row value (``(a, b) > (x, y)``)."""
         return [
             _compare(key, bound, above)
             for bound, above in ((self.after, True), (self.upto, False))
@@ -279,15 +285,20 @@ def strategy_of(version: sa.Table, naming: Naming) -> Strategy:
 
 
 def one_version_per_transaction(version: sa.Table, naming: Naming) -> bool:
-    """Whether ``version`` is keyed on the transaction column alone: Continuum's shape for an
-    association table without a primary key, which holds one version per transaction, while
-    ``backfill_versions`` writes all its versions in one."""
+    """Whether ``version`` is keyed on the transaction column alone.
+
+    That is Continuum's shape for an association table without a primary key. It holds one version
+    per transaction, while ``backfill_versions`` writes all its versions in one."""
     return [c.name for c in version.primary_key.columns] == [naming.transaction_column_name]
 
 
 def flagged(version: sa.Table, naming: Naming, columns: Sequence[str], named: Sequence[str] = ()) -> list[str]:
-    """The ``columns`` with a mod flag in ``version``: a ``<c><mod_suffix>`` column, boolean or of
-    unknown type, that ``named`` (the data columns an op names) does not name as data."""
+    """Return the ``columns`` with a mod flag in ``version``.
+
+    A column's flag is a ``<c><mod_suffix>`` column of ``version``:
+
+    - boolean, or of unknown type;
+    - not named as data by ``named`` (the data columns an op names)."""
     found = []
     for column in columns:
         flag = version.c.get(column + naming.mod_suffix)

@@ -40,26 +40,18 @@ from .operations import (
     UpdateEndTransactionIdsOp,
     UpdateModFlagsOp,
     VacuumVersionsOp,
-    VersionedTableOp,
 )
 
 __all__ = ["backfill_versions", "update_end_transaction_ids", "update_mod_flags", "vacuum_versions"]
 
 _P = ParamSpec("_P")
 
-#: The operations this module spells, by op class: each has a function here of its ``op_name``.
-OP_CLASSES: tuple[type[VersionedTableOp], ...] = (
-    BackfillVersionsOp,
-    UpdateEndTransactionIdsOp,
-    UpdateModFlagsOp,
-    VacuumVersionsOp,
-)
-
 
 def signature(method: Callable[..., object]) -> inspect.Signature:
-    """``method``'s signature (an op's registering classmethod) without ``operations``, its
-    ``**naming`` spelled out as the keyword-only naming options (default: Continuum's), as type
-    checkers read ``**naming: Unpack[NamingOptions]``."""
+    """Return the signature of ``method`` (an op's registering classmethod) without ``operations``.
+
+    Its ``**naming`` is spelled out as the keyword-only naming options (default: Continuum's), as
+    type checkers read ``**naming: Unpack[NamingOptions]``."""
     parameters = list(inspect.signature(method).parameters.values())[1:]  # cls is bound: drop operations
     spelled = []
     for parameter in parameters:
@@ -76,9 +68,10 @@ def signature(method: Callable[..., object]) -> inspect.Signature:
 
 
 def _on_current_op(method: Callable[Concatenate[Operations, _P], None]) -> Callable[_P, None]:
-    """The function calling ``method``'s operation on the current migration's ``op``, with
-    ``method``'s parameters minus ``operations`` (a ``ParamSpec`` carries them: for type checkers
-    the function takes exactly what the classmethod takes)."""
+    """Return the function that calls ``method``'s operation on the current migration's ``op``.
+
+    It has ``method``'s parameters minus ``operations``. A ``ParamSpec`` carries them: for type
+    checkers the function takes exactly what the classmethod takes."""
     name = method.__name__
 
     def operation(*args: _P.args, **kwargs: _P.kwargs) -> None:

@@ -9,9 +9,10 @@ Each class describes one operation; its implementation lives in
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import Any, TypedDict, Unpack
+from typing import Any, TypedDict, TypeVar, Unpack
 
 from alembic.operations import MigrateOperation, Operations
 
@@ -32,8 +33,9 @@ class NamingOptions(TypedDict, total=False):
 
 
 def make_naming(table_name: str, options: NamingOptions, arguments: Sequence[str] = ()) -> Naming:
-    """Validate naming keyword arguments into a :class:`Naming` (``arguments``: the op's own
-    keyword arguments, named in the error for an unknown one)."""
+    """Return the :class:`Naming` of the naming keyword arguments ``options``, checked.
+
+    ``arguments``: the op's own keyword arguments, named in the error for an unknown one."""
     unknown = set(options) - set(NamingOptions.__annotations__)
     if unknown:
         own = f"its arguments are {sorted(arguments)} and " if arguments else ""
@@ -74,8 +76,10 @@ def _check_version_table_format(table_name: str, format: str) -> None:
 
 
 def names(argument: str, value: Any, table_name: str, example: str = "id") -> tuple[str, ...] | None:
-    """``value`` (a list of column or class names, or ``None``) as a tuple, checked: a string
-    alone or a non-string item is refused."""
+    """Return ``value`` (a list of column or class names, or ``None``) as a tuple, checked.
+
+    Refused: a string alone, anything but a sequence or set, an item that is not a non-empty
+    string."""
     if value is None:
         return None
     if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, AbstractSet)):
@@ -108,10 +112,12 @@ SubclassColumns = Sequence[str] | Mapping[str, Sequence[str | int]]
 
 
 class DeleteFlags:
-    """What a DELETE version's mod flags are under single-table inheritance, as op arguments:
-    ``subclass_columns``, the flagged columns only some of the classes sharing the table map
-    (Continuum flags them on a DELETE only where the deleted entity's class maps them), as a list,
-    or mapped to those classes' polymorphic identities, which the ``discriminator`` column tells."""
+    """The op arguments that say a DELETE version's mod flags under single-table inheritance.
+
+    - ``subclass_columns``: the flagged columns only some of the classes sharing the table map
+      (Continuum flags them on a DELETE only where the deleted entity's class maps them), as a
+      list, or mapped to those classes' polymorphic identities;
+    - ``discriminator``: the column that tells the identities (with the mapping only)."""
 
     def __init__(self, table_name: str, subclass_columns: SubclassColumns | None, discriminator: str | None) -> None:
         identities: dict[str, Any] = {}
@@ -158,8 +164,10 @@ def flag(argument: str, value: Any, table_name: str) -> bool:
 
 
 def batching(table_name: str, batch_size: Any, lock_timeout: Any) -> tuple[int | None, float | None]:
-    """``batch_size`` (entities per batch, or ``None``: one transaction) and ``lock_timeout``
-    (seconds a batch waits for the writers' lock, with batches only), checked."""
+    """Return ``batch_size`` and ``lock_timeout``, checked.
+
+    - ``batch_size``: entities per batch, or ``None`` (one transaction);
+    - ``lock_timeout``: seconds a batch waits for the writers' lock, with batches only."""
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise VersioningError(
             f"batch_size={batch_size!r} for table {table_name!r}: pass the number of entities per batch as a "
@@ -179,6 +187,21 @@ def batching(table_name: str, batch_size: Any, lock_timeout: Any) -> tuple[int |
                 f"transaction, which waits as long as Alembic's own statements do)."
             )
     return batch_size, lock_timeout
+
+
+#: The last paragraph of each operation's docstring: every operation takes ``batch_size`` and
+#: ``lock_timeout``.
+BATCHES_DOC = """``batch_size=N`` works through the entities in key order, ``N`` per batch, each in its own
+short transaction holding the writers' lock for that batch only (waiting at most
+``lock_timeout`` seconds for it, 3 by default); online only. See "Large tables in production"."""
+
+_Method = TypeVar("_Method", bound=Callable[..., None])
+
+
+def batched(method: _Method) -> _Method:
+    """Return ``method`` with :data:`BATCHES_DOC` added to its docstring as the last paragraph."""
+    method.__doc__ = f"{inspect.cleandoc(method.__doc__ or '')}\n\n{BATCHES_DOC}\n"
+    return method
 
 
 class VersionedTableOp(MigrateOperation):
@@ -221,10 +244,12 @@ class VersionedTableOp(MigrateOperation):
         self.batch_size, self.lock_timeout = batching(table_name, batch_size, lock_timeout)
 
     def describes_table(self) -> bool:
-        """Whether the op's own arguments say all an offline run needs (autogenerate renders
-        them), so that they win over ``target_metadata``, which describes the head revision.
-        ``primary_key=[]`` (an association table without one) does not: its entities are keyed
-        by all its data columns, which only ``columns`` or ``target_metadata`` name."""
+        """Whether the op's own arguments say all an offline run needs.
+
+        Autogenerate renders them, so that they win over ``target_metadata``, which describes the
+        head revision. ``primary_key=[]`` (an association table without one) is not enough: its
+        entities are keyed by all its data columns, which only ``columns`` or ``target_metadata``
+        name."""
         return bool(self.primary_key)
 
     @classmethod
@@ -276,6 +301,7 @@ class UpdateEndTransactionIdsOp(VersionedTableOp):
         self.joined = joined_tables(table_name, joined, self.joined_keys)
 
     @classmethod
+    @batched
     def update_end_transaction_ids(
         cls,
         operations: Operations,
@@ -291,20 +317,19 @@ class UpdateEndTransactionIdsOp(VersionedTableOp):
     ) -> None:
         """Rebuild ``end_transaction_id`` of ``table_name``'s version table.
 
-        Per entity, in transaction order, each version's end id becomes the next version's
-        transaction id and the last version's becomes NULL; only differing rows are written.
-        ``strategy="validity"`` tells an offline run so where ``target_metadata`` (another
-        revision) shows the subquery strategy.
+        Per entity, in transaction order:
+
+        - each version's end id becomes the next version's transaction id;
+        - the last version's end id becomes NULL.
+
+        Only differing rows are written. ``strategy="validity"`` tells an offline run so where
+        ``target_metadata`` (another revision) shows the subquery strategy.
 
         ``joined`` names the other versioned tables of a joined-table inheritance hierarchy whose
-        base table is ``table_name`` (same schema): their versions end where the base table's
+        base table is ``table_name`` (same schema). Their versions end where the base table's
         version of the same transaction ends, as Continuum writes them, even when the entity's
         next version has no row in their table (its key reused by another class). Offline, a
         mapping ``{name: {"primary_key": [...]}}`` describes them.
-
-        ``batch_size=N`` works through the entities in key order, ``N`` per batch, each in its own
-        short transaction holding the writers' lock for that batch only (waiting at most
-        ``lock_timeout`` seconds for it, 3 by default); online only. See "Large tables in production".
         """
         cls.run(
             operations,
@@ -350,6 +375,7 @@ class UpdateModFlagsOp(VersionedTableOp):
         self.keep_true = flag("keep_true", keep_true, table_name)
 
     @classmethod
+    @batched
     def update_mod_flags(
         cls,
         operations: Operations,
@@ -369,21 +395,25 @@ class UpdateModFlagsOp(VersionedTableOp):
     ) -> None:
         """Recompute the mod flags of ``columns`` (default: every flagged column).
 
-        Each version is compared NULL-safely with the entity's previous version in
-        transaction order; flags are set and cleared (with ``keep_true=True`` only set: a
-        true flag stays, as Continuum's ORM writes one for a value changed and changed back in
-        one transaction). DELETE versions get all flags true, but those of ``subclass_columns``:
-        under single-table inheritance, the columns only some classes sharing the table map, which
-        Continuum flags on a DELETE only where the deleted entity's class maps them; their flags
-        are kept, or, mapped to those classes' polymorphic identities with the ``discriminator``
-        column named, set where the row's discriminator names one of them, else cleared.
-        INSERT versions, and UPDATE versions with no previous version, keep their flags
-        (``insert_flags="keep"``), or get ``value IS NOT NULL`` (``"non_null"``) or true (``"all"``).
-        ``strategy`` matters offline only, without ``target_metadata`` holding the table.
+        Each version is compared NULL-safely with the entity's previous version in transaction
+        order, and its flags are set and cleared. With ``keep_true=True`` they are only set: a true
+        flag stays, as Continuum's ORM writes one for a value changed and changed back in one
+        transaction. Apart from that:
 
-        ``batch_size=N`` works through the entities in key order, ``N`` per batch, each in its own
-        short transaction holding the writers' lock for that batch only (waiting at most
-        ``lock_timeout`` seconds for it, 3 by default); online only. See "Large tables in production".
+        - DELETE versions get all flags true, but those of ``subclass_columns``. These are, under
+          single-table inheritance, the columns only some classes sharing the table map, which
+          Continuum flags on a DELETE only where the deleted entity's class maps them. Their flags:
+
+          - are kept, with ``subclass_columns`` a list;
+          - with each column mapped to the polymorphic identities of the classes that map it and
+            the ``discriminator`` column named: are set where the row's discriminator names one of
+            them, else cleared.
+
+        - INSERT versions, and UPDATE versions with no previous version, keep their flags
+          (``insert_flags="keep"``), or get ``value IS NOT NULL`` (``"non_null"``) or true
+          (``"all"``).
+
+        ``strategy`` matters offline only, without ``target_metadata`` holding the table.
         """
         cls.run(
             operations,
@@ -429,8 +459,9 @@ JOINED_KEYS = ("primary_key", "columns", "mod_columns")
 def joined_tables(
     table_name: str, joined: Joined, keys: Sequence[str] = JOINED_KEYS
 ) -> dict[str, dict[str, tuple[str, ...]]]:
-    """``joined=`` checked, as a mapping of each table's name to what it says of the table
-    (``keys``: what it may say)."""
+    """Return ``joined=`` checked, as a mapping of each table's name to what it says of the table.
+
+    ``keys``: what it may say of a table."""
     if isinstance(joined, Mapping):
         about: Mapping[str, Any] = joined
     else:
@@ -453,16 +484,19 @@ def joined_tables(
 
 
 def joined_argument(joined: Mapping[str, Mapping[str, Sequence[str]]]) -> dict[str, Any]:
-    """``joined=`` as it recreates ``joined`` (none when empty): a list of names, or a mapping
-    where it describes the tables."""
+    """Return the ``joined=`` argument that recreates ``joined`` (none when empty).
+
+    It is a list of names, or a mapping where ``joined`` describes the tables."""
     if any(joined.values()):
         return {"joined": {name: {k: list(v) for k, v in about.items()} for name, about in joined.items()}}
     return {"joined": list(joined)} if joined else {}
 
 
 class VersionedDataOp(VersionedTableOp):
-    """An op that reads every versioned data column: offline, without ``target_metadata``,
-    it needs them listed (``columns``, and ``mod_columns`` for those with flags)."""
+    """An op that reads every versioned data column.
+
+    Offline, without ``target_metadata``, it needs them listed (``columns``, and ``mod_columns``
+    for those with flags)."""
 
     reads_data = True
     #: What ``joined=`` may say of a table.
@@ -541,6 +575,7 @@ class BackfillVersionsOp(VersionedDataOp):
             )
 
     @classmethod
+    @batched
     def backfill_versions(
         cls,
         operations: Operations,
@@ -566,24 +601,34 @@ class BackfillVersionsOp(VersionedDataOp):
     ) -> None:
         """Write the versions that make ``table_name``'s version table reflect its live rows.
 
-        Per entity, against its latest version (highest transaction id): a live row without
-        one, or whose latest version is a DELETE, gets an INSERT version; a live row that
-        differs from it (NULL-safely) gets an UPDATE version; a latest version without a live
-        row gets a DELETE version with the last known values. All new versions belong to one
-        new transaction record (``transaction``: extra column values such as ``user_id`` or
-        ``issued_at``, which defaults to now in naive UTC; ``meta``: ``transaction_meta`` rows;
-        ``entity_names``: the model class names written as ``transaction_changes`` rows, as
-        Continuum's ``TransactionChangesPlugin`` records the classes a transaction changed).
-        Nothing is written when nothing differs. ``columns``, ``mod_columns``, ``strategy`` and
-        ``native_versioning`` matter offline only, where nothing can be reflected.
+        Per entity, against its latest version (highest transaction id):
 
-        As Continuum writes them: ``association=True`` (a ``secondary`` table of a versioned
-        relationship) leaves the end ids of its versions NULL, as Continuum never fills them;
-        ``null_delete=True`` (Continuum's ``NullDeletePlugin``) writes NULL in every non-key data
-        column of a DELETE version. A DELETE version flags every column, but ``subclass_columns``
-        (see ``update_mod_flags``): where the ``discriminator`` tells the row's class, those its
-        class maps, else those whose last value is set (a class that does not map a column leaves
-        it NULL).
+        - a live row without one, or whose latest version is a DELETE, gets an INSERT version;
+        - a live row that differs from it (NULL-safely) gets an UPDATE version;
+        - a latest version without a live row gets a DELETE version with the last known values.
+
+        Nothing is written when nothing differs. All new versions belong to one new transaction
+        record, with:
+
+        - ``transaction``: extra column values such as ``user_id`` or ``issued_at`` (which
+          defaults to now in naive UTC);
+        - ``meta``: its ``transaction_meta`` rows;
+        - ``entity_names``: the model class names written as ``transaction_changes`` rows, as
+          Continuum's ``TransactionChangesPlugin`` records the classes a transaction changed.
+
+        ``columns``, ``mod_columns``, ``strategy`` and ``native_versioning`` matter offline only,
+        where nothing can be reflected.
+
+        Versions are written as Continuum writes them:
+
+        - ``association=True`` (a ``secondary`` table of a versioned relationship) leaves the end
+          ids of its versions NULL, as Continuum never fills them;
+        - ``null_delete=True`` (Continuum's ``NullDeletePlugin``) writes NULL in every non-key
+          data column of a DELETE version;
+        - a DELETE version flags every column but ``subclass_columns`` (see ``update_mod_flags``),
+          of which it flags those the row's class maps where the ``discriminator`` tells the
+          class, else those whose last value is set (a class that does not map a column leaves it
+          NULL).
 
         ``joined`` names the other versioned tables of a joined-table inheritance hierarchy whose
         base table is ``table_name`` (same schema): their versions are written together, as
@@ -591,10 +636,6 @@ class BackfillVersionsOp(VersionedDataOp):
         Offline, a mapping ``{name: {"primary_key": [...], "columns": [...], "mod_columns": [...]}}``
         describes them as ``primary_key``, ``columns`` and ``mod_columns`` describe ``table_name``
         (and ``"subclass_columns": [...]``, a table's columns only some classes map).
-
-        ``batch_size=N`` works through the entities in key order, ``N`` per batch, each in its own
-        short transaction holding the writers' lock for that batch only (waiting at most
-        ``lock_timeout`` seconds for it, 3 by default); online only. See "Large tables in production".
         """
         cls.run(
             operations,
@@ -654,6 +695,7 @@ class VacuumVersionsOp(VersionedDataOp):
             )
 
     @classmethod
+    @batched
     def vacuum_versions(
         cls,
         operations: Operations,
@@ -672,21 +714,21 @@ class VacuumVersionsOp(VersionedDataOp):
     ) -> None:
         """Delete the futile versions of ``table_name``: this deletes history.
 
-        A version is futile when it is an UPDATE whose versioned data columns (minus
-        ``ignore_columns``) all equal, NULL-safely, those of the entity's previous version in
-        transaction order, and that previous version is not a DELETE. For the validity
-        strategy the surviving previous version takes the deleted run's end id; the flags of
-        the version after a run are recomputed against the survivor. ``columns`` and
+        A version is futile when:
+
+        - it is an UPDATE;
+        - its versioned data columns (minus ``ignore_columns``) all equal, NULL-safely, those of
+          the entity's previous version in transaction order;
+        - that previous version is not a DELETE.
+
+        For the validity strategy the surviving previous version takes the deleted run's end id.
+        The flags of the version after a run are recomputed against the survivor. ``columns`` and
         ``mod_columns`` (and ``strategy``) matter offline only, where nothing can be reflected.
 
         ``joined`` names the other versioned tables of a joined-table inheritance hierarchy whose
         base table is ``table_name``, as for ``backfill_versions``: a version of an entity is
         futile only when it is futile in every table that has a row of it, and is then deleted
         from all of them.
-
-        ``batch_size=N`` works through the entities in key order, ``N`` per batch, each in its own
-        short transaction holding the writers' lock for that batch only (waiting at most
-        ``lock_timeout`` seconds for it, 3 by default); online only. See "Large tables in production".
         """
         cls.run(
             operations,
@@ -744,10 +786,11 @@ class RepairOnDowngradeOp(MigrateOperation):
 
 
 class LeftOutOp(MigrateOperation):
-    """A repair autogenerate found needed but leaves out, since it could only fail or do harm
-    (``why`` names the fix): nothing runs, the script says what was found (and, with
-    ``show_repair``, the repair, commented out), and ``alembic check`` keeps failing as long as
-    the drift lasts."""
+    """A repair autogenerate found needed but leaves out, since it could only fail or do harm.
+
+    ``why`` names the fix. Nothing runs; the script says what was found (and, with
+    ``show_repair``, the repair, commented out); ``alembic check`` keeps failing as long as the
+    drift lasts."""
 
     def __init__(self, repair: VersionedTableOp, why: str, show_repair: bool = True) -> None:
         self.repair = repair
@@ -767,3 +810,17 @@ class LeftOutOp(MigrateOperation):
 
 #: What autogenerate finds for a table: a repair it emits, or one it leaves out.
 Repair = VersionedTableOp | LeftOutOp
+
+
+def repair_of(found: Repair) -> VersionedTableOp:
+    """Return the op a repair runs (or would run, when left out)."""
+    return found.repair if isinstance(found, LeftOutOp) else found
+
+
+#: The repair operations, one per ``op_name``.
+OP_CLASSES: tuple[type[VersionedTableOp], ...] = (
+    BackfillVersionsOp,
+    UpdateEndTransactionIdsOp,
+    UpdateModFlagsOp,
+    VacuumVersionsOp,
+)

@@ -72,8 +72,12 @@ def transaction_sequence(name: str, known: sa.Table | None) -> sa.Sequence:
 
 
 def _check_transaction_values(op: BackfillVersionsOp, found: sa.Table) -> None:
-    """``op.transaction`` names only columns of the transaction table ``found``, and every column
-    the database cannot fill itself (NOT NULL, no default) that the op does not fill either."""
+    """Refuse ``op.transaction`` unless it fits the transaction table ``found``.
+
+    Refused:
+
+    - a column ``found`` does not have;
+    - a column the database cannot fill itself (NOT NULL, no default) left unfilled by the op."""
     known = {c.name for c in found.c}
     unknown = sorted(set(op.transaction) - known)
     if unknown:
@@ -173,11 +177,14 @@ _record_scopes: weakref.WeakKeyDictionary[MigrationContext, weakref.ref[Any]] = 
 
 
 def _starts_record(context: MigrationContext) -> bool:
-    """Whether a backfill starts the current record of its database transaction, where the
-    database cannot tell: SQLite's temporary tables outlive a commit (PostgreSQL's table of the
-    current record is emptied by it). Online: the first backfill in the connection's current
-    (SQLAlchemy) transaction. Offline: the first of the script, whose backfills share one record
-    while it is the newest (each backfill commits on its own without ``transactional_ddl``)."""
+    """Whether a backfill starts the current record of its database transaction.
+
+    Asked where the database cannot tell: SQLite's temporary tables outlive a commit (PostgreSQL's
+    table of the current record is emptied by it). It does when it is:
+
+    - online, the first backfill in the connection's current (SQLAlchemy) transaction;
+    - offline, the first of the script, whose backfills share one record while it is the newest
+      (each backfill commits on its own without ``transactional_ddl``)."""
     if context.dialect.name == "postgresql":
         return False
     scope = context.bind.get_transaction() if not context.as_sql and context.bind is not None else context
@@ -189,8 +196,10 @@ def _starts_record(context: MigrationContext) -> bool:
 def check_shared_values(
     catalog: Catalog, op: BackfillVersionsOp, record: TransactionRecord, parts: Sequence[VersionedTable]
 ) -> None:
-    """Online, refuse ``transaction=`` values other than those of the current record the backfill
-    would join (the backfills of one database transaction share it), before anything is written."""
+    """Refuse, online, ``transaction=`` values other than those of the current record the backfill would join.
+
+    The backfills of one database transaction share that record. The check runs before anything is
+    written."""
     bind = catalog.bind
     if bind is None or not record.values or record.fresh or not sa.inspect(bind).has_table(record.current.name):
         return
@@ -213,8 +222,9 @@ def check_shared_values(
 
 
 def _transaction_value(operations: Operations, op: BackfillVersionsOp, key: str, type_: Any) -> ColumnElement[Any]:
-    """``op.transaction[key]`` as an inline literal of the column's type (``None``: not known),
-    refused where it is no value of that type."""
+    """Return ``op.transaction[key]`` as an inline literal of the column's type (``None``: not known).
+
+    A value that is no value of that type is refused."""
     value = op.transaction[key]
     literal = operations.inline_literal(_naive_utc(value, type_), type_=type_)
     try:
@@ -239,8 +249,10 @@ def _require_sequence(bind: sa.Connection, op: BackfillVersionsOp, sequence: sa.
 
 
 def _naive_utc(value: Any, column_type: Any) -> Any:
-    """A timezone-aware datetime for a column without a time zone (Continuum's ``issued_at``, or one
-    not known offline) as naive UTC, the form Continuum writes; other values as they are."""
+    """Return ``value`` as Continuum writes it in a column of ``column_type``.
+
+    A timezone-aware datetime for a column without a time zone (Continuum's ``issued_at``, or one
+    not known offline) becomes naive UTC; other values stay as they are."""
     aware = isinstance(value, datetime.datetime) and value.tzinfo is not None
     if aware and not (isinstance(column_type, sa.DateTime) and column_type.timezone):
         return value.astimezone(datetime.UTC).replace(tzinfo=None)
@@ -250,8 +262,9 @@ def _naive_utc(value: Any, column_type: Any) -> Any:
 def _plugin_table(
     catalog: Catalog, found: sa.Table | None, name: str, schema: str | None, why: str, columns: dict[str, Any]
 ) -> sa.Table:
-    """A table a Continuum plugin keeps beside the transaction table (``found``, when known),
-    required to exist: in the database, or offline in ``target_metadata`` when that describes the
+    """Return a table a Continuum plugin keeps beside the transaction table (``found``, when known).
+
+    It must exist: in the database, or offline in ``target_metadata`` when that describes the
     transaction table."""
     known = catalog.require(name, schema, why)
     if known is None and found is not None:  # offline, target_metadata has one and not the other

@@ -43,6 +43,20 @@ def reset(engine: sa.Engine, app: App) -> None:
     app.metadata.create_all(engine)
 
 
+def drift_from_truth(engine: sa.Engine, app: App) -> list[Any]:
+    """Return :func:`state` after a history and a bulk change through Continuum's ORM (the truth),
+    leaving the tables with the same history and the same change made by raw SQL (which differs)."""
+    app.metadata.create_all(engine)
+    write_history(engine, app, seed=7)
+    bulk_change(engine, app, via="orm")
+    truth = state(engine, app)
+    reset(engine, app)
+    write_history(engine, app, seed=7)
+    bulk_change(engine, app, via="sql")
+    assert state(engine, app) != truth
+    return truth
+
+
 def backfill_both(op: Any, **kwargs: Any) -> None:
     op.backfill_versions("article", **kwargs)
     op.backfill_versions("translation", **kwargs)
@@ -56,14 +70,7 @@ def backfill_both(op: Any, **kwargs: Any) -> None:
 )
 def test_equals_what_continuum_writes(engine: sa.Engine, mode: str, mod_tracker: bool, options: dict[str, Any]) -> None:
     with versioned_app(mod_tracker=mod_tracker, **options) as app:
-        app.metadata.create_all(engine)
-        write_history(engine, app, seed=7)
-        bulk_change(engine, app, via="orm")
-        truth = state(engine, app)
-        reset(engine, app)
-        write_history(engine, app, seed=7)
-        bulk_change(engine, app, via="sql")
-        assert state(engine, app) != truth
+        truth = drift_from_truth(engine, app)
 
         def backfill(op: Any) -> None:
             op.backfill_versions("article", **app.op_kwargs())
@@ -433,14 +440,7 @@ def test_postgresql_schema_equals_what_continuum_writes(pg_engine: sa.Engine, mo
     with pg_engine.begin() as conn:
         conn.exec_driver_sql("CREATE SCHEMA app")
     with versioned_app(schema="app", mod_tracker=mod_tracker) as app:
-        app.metadata.create_all(pg_engine)
-        write_history(pg_engine, app, seed=7)
-        bulk_change(pg_engine, app, via="orm")
-        truth = state(pg_engine, app)
-        reset(pg_engine, app)
-        write_history(pg_engine, app, seed=7)
-        bulk_change(pg_engine, app, via="sql")
-        assert state(pg_engine, app) != truth
+        truth = drift_from_truth(pg_engine, app)
         run(pg_engine, lambda op: op.backfill_versions("article", schema="app"), mode, target_metadata=app.metadata)
         article_truth, _, ids = truth
         article_now, _, ids_now = state(pg_engine, app)

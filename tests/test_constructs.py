@@ -72,28 +72,26 @@ class JsonText(sa.types.TypeDecorator[Any]):
         return dialect.type_descriptor(postgresql.JSONB() if dialect.name == "postgresql" else sa.Text())
 
 
+def article_columns(state_enum: str) -> list[sa.Column[Any]]:
+    """The data columns the live table and its version table share (``state_enum``: the name of
+    the table's enum type)."""
+    return [
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("title", sa.String),
+        sa.Column("data", sa.JSON),
+        sa.Column("doc", JsonText),
+        sa.Column("tags", postgresql.ARRAY(sa.JSON)),
+        sa.Column("issued", sa.DateTime),
+        sa.Column("state", sa.Enum("draft", "published", name=state_enum)),
+    ]
+
+
 metadata = sa.MetaData()
-live = sa.Table(
-    "article",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("title", sa.String),
-    sa.Column("data", sa.JSON),
-    sa.Column("doc", JsonText),
-    sa.Column("tags", postgresql.ARRAY(sa.JSON)),
-    sa.Column("issued", sa.DateTime),
-    sa.Column("state", sa.Enum("draft", "published", name="state")),
-)
+live = sa.Table("article", metadata, *article_columns("state"))
 version = sa.Table(
     "article_version",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("title", sa.String),
-    sa.Column("data", sa.JSON),
-    sa.Column("doc", JsonText),
-    sa.Column("tags", postgresql.ARRAY(sa.JSON)),
-    sa.Column("issued", sa.DateTime),
-    sa.Column("state", sa.Enum("draft", "published", name="history_state")),
+    *article_columns("history_state"),
     sa.Column("transaction_id", sa.BigInteger, primary_key=True),
     schema="app",
 )
@@ -104,69 +102,64 @@ pending = sa.Table("_av_pending", sa.MetaData(), sa.Column("id", sa.Integer), pr
 # --- Differs ---------------------------------------------------------------------------------
 
 
-def test_differs_postgresql() -> None:
-    """Differs is IS DISTINCT FROM on PostgreSQL."""
-    assert sql(Differs(live.c.title, version.c.title), PG) == (
-        "article.title IS DISTINCT FROM app.article_version.title"
-    )
-
-
-def test_differs_sqlite() -> None:
-    """Differs is IS NOT on SQLite."""
-    assert sql(Differs(live.c.title, version.c.title), SQLITE) == "article.title IS NOT app.article_version.title"
-
-
-def test_differs_json_postgresql() -> None:
-    """JSON is compared as jsonb, the JSON null as SQL NULL."""
-    assert sql(Differs(live.c.data, version.c.data), PG) == (
-        "nullif(CAST(article.data AS JSONB), 'null'::jsonb) IS DISTINCT FROM "
-        "nullif(CAST(app.article_version.data AS JSONB), 'null'::jsonb)"
-    )
-
-
-def test_differs_json_sqlite() -> None:
-    """JSON is compared as stored text, the JSON null as SQL NULL."""
-    assert sql(Differs(live.c.data, version.c.data), SQLITE) == (
-        "nullif(article.data, 'null') IS NOT nullif(app.article_version.data, 'null')"
-    )
-
-
-def test_differs_json_type_decorator_postgresql() -> None:
-    """A TypeDecorator that is jsonb on PostgreSQL is compared as JSON there."""
-    assert sql(Differs(live.c.doc, version.c.doc), PG) == (
-        "nullif(CAST(article.doc AS JSONB), 'null'::jsonb) IS DISTINCT FROM "
-        "nullif(CAST(app.article_version.doc AS JSONB), 'null'::jsonb)"
-    )
-
-
-def test_differs_json_type_decorator_sqlite() -> None:
-    """A TypeDecorator that is text on SQLite is compared as plain text there."""
-    assert sql(Differs(live.c.doc, version.c.doc), SQLITE) == "article.doc IS NOT app.article_version.doc"
-
-
-def test_differs_json_array_postgresql() -> None:
-    """json[] has no equality operator: both sides are compared as jsonb[]."""
-    assert sql(Differs(live.c.tags, version.c.tags), PG) == (
-        "CAST(article.tags AS JSONB[]) IS DISTINCT FROM CAST(app.article_version.tags AS JSONB[])"
-    )
-
-
-def test_differs_datetime_postgresql() -> None:
-    """Datetimes compare as they are on PostgreSQL."""
-    assert sql(Differs(live.c.issued, version.c.issued), PG) == (
-        "article.issued IS DISTINCT FROM app.article_version.issued"
-    )
-
-
-def test_differs_datetime_sqlite() -> None:
-    """SQLite datetimes (text) compare with six fractional digits, added where the text has none."""
-    assert sql(Differs(live.c.issued, version.c.issued), SQLITE) == (
-        "CASE WHEN (length(CAST(article.issued AS TEXT)) = 19) "
-        "THEN CAST(article.issued AS TEXT) || '.000000' ELSE CAST(article.issued AS TEXT) END "
-        "IS NOT "
-        "CASE WHEN (length(CAST(app.article_version.issued AS TEXT)) = 19) "
-        "THEN CAST(app.article_version.issued AS TEXT) || '.000000' ELSE CAST(app.article_version.issued AS TEXT) END"
-    )
+@pytest.mark.parametrize(
+    ("column", "dialect", "expected"),
+    [
+        # IS DISTINCT FROM on PostgreSQL, IS NOT on SQLite
+        pytest.param("title", PG, "article.title IS DISTINCT FROM app.article_version.title", id="postgresql"),
+        pytest.param("title", SQLITE, "article.title IS NOT app.article_version.title", id="sqlite"),
+        # JSON: compared as jsonb on PostgreSQL, as stored text on SQLite; the JSON null as SQL NULL
+        pytest.param(
+            "data",
+            PG,
+            "nullif(CAST(article.data AS JSONB), 'null'::jsonb) IS DISTINCT FROM "
+            "nullif(CAST(app.article_version.data AS JSONB), 'null'::jsonb)",
+            id="json-postgresql",
+        ),
+        pytest.param(
+            "data",
+            SQLITE,
+            "nullif(article.data, 'null') IS NOT nullif(app.article_version.data, 'null')",
+            id="json-sqlite",
+        ),
+        # a TypeDecorator that is jsonb on PostgreSQL is compared as JSON there, as plain text on
+        # SQLite (where it is text)
+        pytest.param(
+            "doc",
+            PG,
+            "nullif(CAST(article.doc AS JSONB), 'null'::jsonb) IS DISTINCT FROM "
+            "nullif(CAST(app.article_version.doc AS JSONB), 'null'::jsonb)",
+            id="json-type-decorator-postgresql",
+        ),
+        pytest.param("doc", SQLITE, "article.doc IS NOT app.article_version.doc", id="json-type-decorator-sqlite"),
+        # json[] has no equality operator: both sides are compared as jsonb[]
+        pytest.param(
+            "tags",
+            PG,
+            "CAST(article.tags AS JSONB[]) IS DISTINCT FROM CAST(app.article_version.tags AS JSONB[])",
+            id="json-array-postgresql",
+        ),
+        # datetimes compare as they are on PostgreSQL; on SQLite (text) with six fractional digits,
+        # added where the text has none
+        pytest.param(
+            "issued", PG, "article.issued IS DISTINCT FROM app.article_version.issued", id="datetime-postgresql"
+        ),
+        pytest.param(
+            "issued",
+            SQLITE,
+            "CASE WHEN (length(CAST(article.issued AS TEXT)) = 19) "
+            "THEN CAST(article.issued AS TEXT) || '.000000' ELSE CAST(article.issued AS TEXT) END "
+            "IS NOT "
+            "CASE WHEN (length(CAST(app.article_version.issued AS TEXT)) = 19) "
+            "THEN CAST(app.article_version.issued AS TEXT) || '.000000' "
+            "ELSE CAST(app.article_version.issued AS TEXT) END",
+            id="datetime-sqlite",
+        ),
+    ],
+)
+def test_differs(column: str, dialect: Dialect, expected: str) -> None:
+    """Differs compares a live column with its version column NULL-safely, in each dialect's terms."""
+    assert sql(Differs(live.c[column], version.c[column]), dialect) == expected
 
 
 # --- as_version_type and InJsonType ----------------------------------------------------------

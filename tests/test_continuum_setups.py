@@ -868,6 +868,17 @@ def articles_reads(session: Session, app: App) -> None:
     assert [v.operation_type for v in deleted_versions(session, app, id=2)] == [0, 1, DELETE]
 
 
+#: Plain articles: what the set-ups under naming options and plugins share (not a set-up itself).
+ARTICLES = Setup(
+    app=lambda: build(articles),
+    history=articles_history,
+    changes=articles_changes,
+    raw=ARTICLES_RAW,
+    expected=[backfill("article")],
+    reads=articles_reads,
+)
+
+
 def custom_names_reads(session: Session, app: App) -> None:
     articles_reads(session, app)
     assert version_class(app.Article).__table__.name == "article_history"
@@ -920,10 +931,6 @@ def users_history(session: Session, app: App) -> None:
             CURRENT_USER.user_id = None
 
 
-def users_changes(session: Session, app: App) -> None:
-    articles_changes(session, app)
-
-
 def users_reads(session: Session, app: App) -> None:
     fourth = session.get(app.Article, 4)
     assert [v.transaction.user.name for v in fourth.versions] == ["alice", "bob"]
@@ -959,53 +966,31 @@ SETUPS: dict[str, Setup] = {
     "exclude": EXCLUDED,
     "alias": ALIASED,
     "composite-key": MEMBERS,
-    "custom-names": Setup(
-        app=lambda: build(articles, **CUSTOM_NAMES),
-        history=articles_history,
-        changes=articles_changes,
-        raw=ARTICLES_RAW,
-        expected=[backfill("article")],
-        reads=custom_names_reads,
-    ),
-    "transaction-changes": Setup(
+    "custom-names": replace(ARTICLES, app=lambda: build(articles, **CUSTOM_NAMES), reads=custom_names_reads),
+    "transaction-changes": replace(
+        ARTICLES,
         app=lambda: build(articles, plugins=(TransactionChangesPlugin(),)),
-        history=articles_history,
-        changes=articles_changes,
-        raw=ARTICLES_RAW,
-        expected=[backfill("article")],
         reads=changes_reads,
         compared=("transaction_changes",),
     ),
-    "transaction-meta": Setup(
+    "transaction-meta": replace(
+        ARTICLES,
         app=lambda: build(articles, plugins=(TransactionMetaPlugin(),)),
         history=meta_history,
-        changes=articles_changes,
-        raw=ARTICLES_RAW,
-        expected=[backfill("article")],
         reads=meta_reads,
     ),
-    "null-delete": Setup(
-        app=lambda: build(articles, plugins=(NullDeletePlugin(),)),
-        history=articles_history,
-        changes=articles_changes,
-        raw=ARTICLES_RAW,
-        expected=[backfill("article")],
-        reads=null_delete_reads,
+    "null-delete": replace(
+        ARTICLES, app=lambda: build(articles, plugins=(NullDeletePlugin(),)), reads=null_delete_reads
     ),
-    "user-class": Setup(
+    "user-class": replace(
+        ARTICLES,
         app=lambda: build(users_and_articles, plugins=(CURRENT_USER,), user_cls="User"),
         history=users_history,
-        changes=users_changes,
-        raw=ARTICLES_RAW,
-        expected=[backfill("article")],
         reads=users_reads,
     ),
-    "native": Setup(
+    "native": replace(
+        ARTICLES,
         app=lambda: build(articles, native_versioning=True),
-        history=articles_history,
-        changes=articles_changes,
-        raw=ARTICLES_RAW,
-        expected=[backfill("article")],
         reads=native_reads,
         dialect="postgresql",
         prepare=native_prepare,

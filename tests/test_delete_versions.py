@@ -133,6 +133,18 @@ def fresh(engine: sa.Engine, app: App, writer: Callable[[Session, App], None]) -
         session.commit()
 
 
+def continuum_twin(
+    engine: sa.Engine, app: App, history: Callable[[Session, App], None], changes: Callable[[Session, App], None]
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Return :func:`version_rows` after ``history`` on fresh tables and ``changes`` in one more
+    transaction, both through Continuum's ORM (the tables keep them)."""
+    fresh(engine, app, history)
+    with Session(engine) as session:
+        changes(session, app)
+        session.commit()
+    return version_rows(engine, app)
+
+
 def run_generated(engine: sa.Engine, app: App, mode: str) -> str:
     """Autogenerate, then run the upgrade online or as an offline script (no ``target_metadata``);
     the rendered code."""
@@ -161,12 +173,8 @@ def test_deletes_backfilled_as_continuum_writes_them(engine: sa.Engine, case: st
     """Continuum's DELETE versions show no drift; raw DELETEs get the same versions from the
     generated backfill (flags of subclass columns per class, NULLs under the NullDeletePlugin)."""
     with text_items(**CASES[case]) as app:
-        fresh(engine, app, history)
-        with Session(engine) as session:
-            deletes(session, app)
-            session.commit()
+        twin = continuum_twin(engine, app, history, deletes)
         assert drift(engine, app) == []
-        twin = version_rows(engine, app)
 
         fresh(engine, app, history)
         with engine.begin() as conn:
@@ -191,11 +199,7 @@ def test_cleared_delete_flags_repaired_as_continuum_writes_them(engine: sa.Engin
     """DELETE flags cleared by hand are found missing where Continuum sets them (the deleted
     entity's class maps the column: by the discriminator) and only there; the repair sets those."""
     with text_items(**CASES[case]) as app:
-        fresh(engine, app, history)
-        with Session(engine) as session:
-            deletes(session, app)
-            session.commit()
-        twin = version_rows(engine, app)
+        twin = continuum_twin(engine, app, history, deletes)
         version = app.metadata.tables["text_item_version"]
         with engine.begin() as conn:
             flags = {c.name: sa.false() for c in version.c if c.name.endswith("_mod")}
@@ -234,12 +238,8 @@ def test_null_delete_backfill(engine: sa.Engine, mode: str) -> None:
             session.delete(session.get_one(app.Article, 1))
             session.get_one(app.Article, 2).tags = [session.get_one(app.Tag, 1)]
 
-        fresh(engine, app, history)
-        with Session(engine) as session:
-            changes(session, app)
-            session.commit()
+        twin = continuum_twin(engine, app, history, changes)
         assert drift(engine, app) == []
-        twin = version_rows(engine, app)
         assert [r[1:4] for r in twin["article_version"] if r[6] == 2] == [(None, None, None)]
 
         fresh(engine, app, history)

@@ -30,6 +30,16 @@ def corrupt_derivable_flags(engine: sa.Engine, app: App) -> None:
             conn.execute(sa.update(table).where(op.in_([UPDATE, DELETE])).values({f: ~f for f in _flags(table, model)}))
 
 
+def history_with_inverted_flags(engine: sa.Engine, app: App, seed: int) -> list[list[tuple[Any, ...]]]:
+    """Return the rows of each version table of :data:`FLAGGED` as Continuum's ORM writes a history
+    (``seed``), leaving them with those flags inverted by :func:`corrupt_derivable_flags`."""
+    app.metadata.create_all(engine)
+    write_history(engine, app, seed=seed)
+    truth = [snapshot(engine, app.version(model)) for model in FLAGGED]
+    corrupt_derivable_flags(engine, app)
+    return truth
+
+
 def repair_all(op: Any, **kwargs: Any) -> None:
     op.update_mod_flags("article", **kwargs)
     op.update_mod_flags("translation", **kwargs)
@@ -39,11 +49,8 @@ def repair_all(op: Any, **kwargs: Any) -> None:
 @pytest.mark.parametrize("strategy", ["validity", "subquery"])
 def test_repairs_to_what_continuum_wrote(engine: sa.Engine, mode: str, strategy: str) -> None:
     with versioned_app(mod_tracker=True, strategy=strategy) as app:
-        app.metadata.create_all(engine)
-        write_history(engine, app, seed=3)
         tables = [app.version(m) for m in FLAGGED]
-        truth = [snapshot(engine, t) for t in tables]
-        corrupt_derivable_flags(engine, app)
+        truth = history_with_inverted_flags(engine, app, seed=3)
         assert [snapshot(engine, t) for t in tables] != truth
         run(engine, repair_all, mode, target_metadata=app.metadata)
         assert [snapshot(engine, t) for t in tables] == truth
@@ -64,11 +71,8 @@ def test_continuum_histories_are_left_untouched(engine: sa.Engine, caplog: pytes
 def test_works_on_a_broken_chain(engine: sa.Engine) -> None:
     """The previous version is found by transaction order, not through the end column."""
     with versioned_app(mod_tracker=True) as app:
-        app.metadata.create_all(engine)
-        write_history(engine, app, seed=5)
         table = app.version("Article")
-        truth = snapshot(engine, table)
-        corrupt_derivable_flags(engine, app)
+        truth, _ = history_with_inverted_flags(engine, app, seed=5)
         with engine.begin() as conn:
             conn.execute(sa.update(table).values(end_transaction_id=None))
 
@@ -138,11 +142,8 @@ def test_insert_flags(engine: sa.Engine, insert_flags: str, expected: tuple[bool
 
 def test_column_subset_and_idempotence(engine: sa.Engine, caplog: pytest.LogCaptureFixture) -> None:
     with versioned_app(mod_tracker=True) as app:
-        app.metadata.create_all(engine)
-        write_history(engine, app, seed=1)
         table = app.version("Article")
-        truth = snapshot(engine, table)
-        corrupt_derivable_flags(engine, app)
+        truth, _ = history_with_inverted_flags(engine, app, seed=1)
         run_online(engine, lambda op: op.update_mod_flags("article", ["name"]))
         rows = snapshot(engine, table)
         name_mod = list(table.c.keys()).index("name_mod")

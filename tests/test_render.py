@@ -98,38 +98,28 @@ def test_default_values_are_left_out() -> None:
 # --- naming options --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("option", "value", "argument"),
-    [
-        ("version_table_format", "%s_history", "version_table_format='%s_history'"),
-        ("transaction_column_name", "tx", "transaction_column_name='tx'"),
-        ("end_transaction_column_name", "end_tx", "end_transaction_column_name='end_tx'"),
-        ("operation_type_column_name", "op", "operation_type_column_name='op'"),
-        ("mod_suffix", "_changed", "mod_suffix='_changed'"),
-        ("transaction_table", "audit.tx", "transaction_table='audit.tx'"),
-        ("transaction_sequence", "audit.tx_seq", "transaction_sequence='audit.tx_seq'"),
-    ],
-)
+#: A value other than Continuum's default for each naming option, in Naming's field order, and the
+#: keyword argument it renders as.
+OTHER_NAMING = [
+    ("version_table_format", "%s_history", "version_table_format='%s_history'"),
+    ("transaction_column_name", "tx", "transaction_column_name='tx'"),
+    ("end_transaction_column_name", "end_tx", "end_transaction_column_name='end_tx'"),
+    ("operation_type_column_name", "op", "operation_type_column_name='op'"),
+    ("mod_suffix", "_changed", "mod_suffix='_changed'"),
+    ("transaction_table", "audit.tx", "transaction_table='audit.tx'"),
+    ("transaction_sequence", "audit.tx_seq", "transaction_sequence='audit.tx_seq'"),
+]
+
+
+@pytest.mark.parametrize(("option", "value", "argument"), OTHER_NAMING)
 def test_each_naming_option(option: str, value: str, argument: str) -> None:
     """Each naming option that differs from Continuum's default renders as its keyword argument."""
     op = UpdateEndTransactionIdsOp("article", naming=Naming(**{option: value}))
     assert render(op) == f"versioning.update_end_transaction_ids('article', {argument})"
 
 
-ALL_NAMING = Naming(
-    version_table_format="%s_history",
-    transaction_column_name="tx",
-    end_transaction_column_name="end_tx",
-    operation_type_column_name="op",
-    mod_suffix="_changed",
-    transaction_table="audit.tx",
-    transaction_sequence="audit.tx_seq",
-)
-ALL_NAMING_ARGUMENTS = (
-    "version_table_format='%s_history', transaction_column_name='tx', end_transaction_column_name='end_tx', "
-    "operation_type_column_name='op', mod_suffix='_changed', transaction_table='audit.tx', "
-    "transaction_sequence='audit.tx_seq'"
-)
+ALL_NAMING = Naming(**{option: value for option, value, _ in OTHER_NAMING})
+ALL_NAMING_ARGUMENTS = ", ".join(argument for _, _, argument in OTHER_NAMING)
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,7 @@ from alembic.operations import Operations
 
 from alembic_versioning import Naming, VersionedTableOp, VersioningError
 from alembic_versioning import op as versioning
-from alembic_versioning.operations import NamingOptions
+from alembic_versioning.operations import OP_CLASSES, NamingOptions
 
 from .support.apps import versioned_app
 from .support.migrate import render_offline
@@ -56,7 +56,7 @@ def all_subclasses(cls: type[Any]) -> Iterator[type[Any]]:
 def test_every_operation_has_a_typed_function() -> None:
     """Each registered operation (an op class with a name) has its function, and only those."""
     registered = {cls.op_name for cls in all_subclasses(VersionedTableOp) if cls.op_name}
-    assert registered == set(versioning.__all__) == {cls.op_name for cls in versioning.OP_CLASSES}
+    assert registered == set(versioning.__all__) == {cls.op_name for cls in OP_CLASSES}
     assert all(callable(getattr(Operations, name)) for name in registered)
 
 
@@ -74,7 +74,7 @@ def spelled_out(parameters: list[inspect.Parameter]) -> list[tuple[str, Any, Any
     return result
 
 
-@pytest.mark.parametrize("op_class", versioning.OP_CLASSES, ids=lambda cls: cls.op_name)
+@pytest.mark.parametrize("op_class", OP_CLASSES, ids=lambda cls: cls.op_name)
 def test_typed_function_takes_what_op_takes(op_class: type[VersionedTableOp]) -> None:
     """The typed function's parameters are those of the method Alembic registered on ``op``
     (built from the op class's classmethod), ``self`` aside: names, kinds, defaults, annotations."""

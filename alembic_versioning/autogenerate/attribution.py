@@ -51,8 +51,10 @@ class RevisionComment:
 
 
 def attribution_values(option: str, value: Any) -> dict[str, Any]:
-    """The ``transaction`` or ``meta`` option (``option``) checked: a mapping of names to scalars or
-    ``{"env": NAME, "default": scalar}``; from the ini file, that mapping as JSON."""
+    """Return the ``transaction`` or ``meta`` option (``option``), checked.
+
+    It is a mapping of names to scalars or ``{"env": NAME, "default": scalar}``; in the ini file,
+    that mapping as JSON."""
     example = f'{option} = {{"deployed_by": {{"env": "DEPLOY_USER"}}}}'
     if isinstance(value, str):
         try:
@@ -97,9 +99,11 @@ def attribute(
     metadata: Any,
     missing: set[tuple[str | None, str]],
 ) -> None:
-    """Give each backfill among ``ops`` the ``transaction`` values and, where its transaction table
-    has a ``transaction_meta`` table (in the target ``metadata``, and not among the tables ``missing``
-    where the op runs), the ``meta`` keys after the default comment naming the revision."""
+    """Give each backfill among ``ops`` the ``transaction`` values and the ``meta`` keys.
+
+    A backfill gets the ``meta`` keys (after the default comment naming the revision) only where
+    its transaction table has a ``transaction_meta`` table: in the target ``metadata``, and not
+    among the tables ``missing`` where the op runs."""
     for found in ops:
         op = found.repair if isinstance(found, (LeftOutOp, RepairOnDowngradeOp)) else found
         if not isinstance(op, BackfillVersionsOp):

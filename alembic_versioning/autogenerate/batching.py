@@ -14,7 +14,7 @@ from .options import Options
 
 
 def estimated_versions(connection: sa.Connection | None, table: VersionedTable) -> int | None:
-    """The number of rows of ``table``'s version table by estimate (``None``: none known);
+    """Return the number of rows of ``table``'s version table by estimate (``None``: none known);
     nothing is counted (see :class:`~alembic_versioning.sql.constructs.RowEstimate`)."""
     if connection is None:
         return None
@@ -24,10 +24,14 @@ def estimated_versions(connection: sa.Connection | None, table: VersionedTable) 
 def batch_large(
     connection: sa.Connection | None, table: VersionedTable, repairs: Sequence[Repair], options: Options, alone: bool
 ) -> None:
-    """Give the repairs of ``table`` ``batch_size=`` where its version table has at least
-    ``batch_threshold`` versions by estimate, in a revision of repairs ``alone`` (batches commit
-    the revision's DDL first: a batch failing in a revision with schema changes would leave
-    them applied and the revision not, so there the finding says so instead)."""
+    """Give the repairs of ``table`` ``batch_size=`` where its version table is large.
+
+    Large: at least ``batch_threshold`` versions by estimate. Batches commit the revision's DDL
+    first, so:
+
+    - in a revision of repairs ``alone``, the repairs get ``batch_size=``;
+    - in a revision with schema changes (a batch failing would leave them applied and the revision
+      not), the finding says so instead."""
     ops: list[Any] = [r for r in repairs if isinstance(r, VersionedTableOp) and r.batch_size is None]
     if not ops or not options.batch_size or not table.primary_key:
         return

@@ -100,8 +100,10 @@ def manager_naming(
 
 
 def _association_tables(manager: Any) -> set[sa.Table]:
-    """The ``secondary`` tables of the versioned models' relationships: Continuum lists them in
-    ``association_tables``; sqlalchemy-history versions them too but keeps no such list."""
+    """Return the ``secondary`` tables of the versioned models' relationships.
+
+    Continuum lists them in ``association_tables``; sqlalchemy-history versions them too but keeps
+    no such list."""
     listed = getattr(manager, "association_tables", None)
     if listed is not None:
         return set(listed)
@@ -114,10 +116,14 @@ def _association_tables(manager: Any) -> set[sa.Table]:
 
 
 def _sharing_rows(mapper: Any) -> list[sa.Table]:
-    """The tables holding a row of each entity of ``mapper``'s class, the root's first: its own
-    and those of the ancestors it inherits rows from. Joined-table inheritance adds a table per
-    level (keyed like the root's); single-table inheritance shares the parent's; a concrete
-    class has a whole table of its own, with its own entities (its ancestors' rows are others)."""
+    """Return the tables holding a row of each entity of ``mapper``'s class, the root's first.
+
+    These are its own and those of the ancestors it inherits rows from:
+
+    - joined-table inheritance adds a table per level (keyed like the root's);
+    - single-table inheritance shares the parent's;
+    - a concrete class has a whole table of its own, with its own entities (its ancestors' rows
+      are others)."""
     tables: list[sa.Table] = []
     for level in mapper.iterate_to_root():
         if level.local_table not in tables:
@@ -128,11 +134,17 @@ def _sharing_rows(mapper: Any) -> list[sa.Table]:
 
 
 def _delete_flags(table: VersionedTable, live: sa.Table, mappers: Sequence[Any]) -> VersionedTable:
-    """``table`` with its ``subclass_columns``: the flagged columns only some of ``mappers`` (the
-    classes with rows in ``live``) map, which Continuum flags on a DELETE version only for those
-    classes, each with their polymorphic identities and the ``discriminator`` column that tells
-    them, when the hierarchy's ``polymorphic_on`` is a data column of ``live`` and every class has
-    an identity rendered as a literal (a string or an integer); else with no identities."""
+    """Return ``table`` with its ``subclass_columns`` (and ``discriminator``).
+
+    Subclass columns are the flagged columns only some of ``mappers`` (the classes with rows in
+    ``live``) map; Continuum flags them on a DELETE version only for those classes. Each comes with
+    the polymorphic identities of the classes that map it, and ``discriminator`` names the column
+    that tells them, when:
+
+    - the hierarchy's ``polymorphic_on`` is a data column of ``live``;
+    - every class has an identity rendered as a literal (a string or an integer).
+
+    Else they come with no identities."""
     mapped = [{c.name for prop in m.column_attrs for c in prop.columns if c.table is live} for m in mappers]
     partial = [c for c in table.mod_columns if not all(c in names for names in mapped)]
     if not partial:
@@ -212,8 +224,9 @@ def tables_from_manager(
 def tables_by_convention(
     metadata: sa.MetaData | Sequence[sa.MetaData], naming: Naming = Naming()
 ) -> list[VersionedTable]:
-    """Pairs ``t`` / ``naming.version_table_name(t)`` in ``metadata`` whose version table has
-    the transaction and operation-type columns.
+    """Return the versioned tables of ``metadata`` found by name: ``t`` and ``naming.version_table_name(t)``.
+
+    A pair counts where the version table has the transaction and operation-type columns.
 
     A live table made only of foreign-key columns is taken for an association table (the
     ``secondary`` of a many-to-many relationship, whose end ids Continuum never fills): without

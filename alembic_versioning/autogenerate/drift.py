@@ -25,8 +25,9 @@ from .options import Options
 
 
 def _counted(*parts: tuple[int, str, str]) -> str:
-    """``"1,204 live rows without a current version, 1 stale current version"``: the non-zero
-    counts, each with its singular or plural phrase."""
+    """Return the non-zero counts, each with its singular or plural phrase.
+
+    E.g. ``"1,204 live rows without a current version, 1 stale current version"``."""
     return ", ".join(f"{n:,} {one if n == 1 else many}" for n, one, many in parts if n)
 
 

@@ -34,17 +34,22 @@ MERGED: tuple[type[HierarchyOp], ...] = (UpdateEndTransactionIdsOp, VacuumVersio
 
 
 def hierarchy_of(tables: dict[str, VersionedTable], base: VersionedTable) -> list[VersionedTable] | None:
-    """The other tables of ``base``'s hierarchy among ``tables`` (keyed by qualified name), or
+    """Return the other tables of ``base``'s hierarchy among ``tables`` (keyed by qualified name).
+
     ``None`` when it cannot be repaired as a whole here (see :func:`incomplete`)."""
     return None if incomplete(tables, base.qualified_name, base) else [tables[key] for key in base.joined_with]
 
 
 def joined_repairs(found: Found, tables: dict[str, VersionedTable], describe: Describe = lambda table: table) -> Found:
-    """``found`` (each versioned table with its repairs, in order) with the chain repairs, the
-    backfills and the vacuums of the tables of a joined-table inheritance hierarchy merged into one
-    of each on its base table, right after the hierarchy's last table. ``describe`` gives a table of the hierarchy
-    without an op of its own as the repairs find it (a downgrade's: as the downgrade leaves it;
-    ``None``: not versioned then). ``tables``: every versioned table compared, by qualified name."""
+    """Return ``found`` with each joined-table inheritance hierarchy's repairs merged on its base table.
+
+    The chain repairs, the backfills and the vacuums of the hierarchy's tables become one of each
+    on its base table, right after the hierarchy's last table.
+
+    - ``found``: each versioned table with its repairs, in order;
+    - ``tables``: every versioned table compared, by qualified name;
+    - ``describe``: gives a table of the hierarchy without an op of its own as the repairs find it
+      (a downgrade's: as the downgrade leaves it; ``None``: not versioned then)."""
     groups: dict[str, list[HierarchyOp]] = {}
     last: dict[str, int] = {}
     first: dict[str, VersionedTable] = {}
@@ -68,9 +73,11 @@ def joined_repairs(found: Found, tables: dict[str, VersionedTable], describe: De
 def _merged(
     tables: dict[str, VersionedTable], base: str, ops: Sequence[HierarchyOp], describe: Describe
 ) -> HierarchyOp | LeftOutOp | None:
-    """One op of the hierarchy of ``base`` for ``ops`` (its tables' own, of one kind), ``None``
-    without ops, or, when the hierarchy cannot be repaired as a whole here, the first of ``ops``
-    left out, with a warning."""
+    """Return one op of the hierarchy of ``base`` for ``ops`` (its tables' own, of one kind).
+
+    - ``None`` without ops;
+    - when the hierarchy cannot be repaired as a whole here: the first of ``ops`` left out, with
+      a warning."""
     if not ops:
         return None
     root = tables.get(base)

@@ -25,8 +25,10 @@ def leave_out(
     appears: set[TableKey],
     disappears: set[TableKey],
 ) -> Sequence[Repair]:
-    """``found`` with each repair that could only fail or do harm left out: a :class:`LeftOutOp`,
-    warned about with the fix (the drift stays until it is dealt with). Left out are backfills
+    """Return ``found`` with each repair that could only fail or do harm left out.
+
+    A repair left out becomes a :class:`LeftOutOp`, warned about with the fix (the drift stays
+    until it is dealt with). Left out are backfills:
 
     - without a transaction table to record them in once the migration's schema changes ran
       (``appears`` / ``disappears``: the tables this direction creates / drops);
@@ -79,9 +81,10 @@ def native(autogen_context: Any, table: VersionedTable) -> bool:
 
 
 def _one_version_per_transaction(autogen_context: Any, table: VersionedTable) -> bool:
-    """Whether ``table``'s version table is keyed on the transaction column alone: as the models
-    describe it, unless the database holds it with another key (the user dropped the constraint);
-    only looked up in the database when the models say so."""
+    """Whether ``table``'s version table is keyed on the transaction column alone.
+
+    It is when the models describe it so, unless the database holds it with another key (the user
+    dropped the constraint). The database is looked up only when the models say so."""
     version = metadata_table(autogen_context.metadata, table.version_name, table.schema)
     if version is None or not one_version_per_transaction(version, table.naming):
         return False

@@ -100,14 +100,16 @@ class Options:
         return check not in self.disable and (check != "vacuum" or self.vacuum)
 
     def skips(self, table: VersionedTable, default_schema: str | None = None) -> bool:
-        """Whether ``table`` is left out: named bare, or qualified with its schema (the database's
-        ``default_schema`` for a table without one)."""
+        """Whether ``table`` is left out (in ``skip_tables``).
+
+        It may be named bare, or qualified with its schema (the database's ``default_schema`` for a
+        table without one)."""
         schema = table.schema or default_schema
         return table.name in self.skip_tables or f"{schema}.{table.name}" in self.skip_tables
 
     @classmethod
     def from_settings(cls, *sources: Mapping[str, Any]) -> Options:
-        """Options from settings mappings, later ones winning; unknown keys are an error."""
+        """Return the options of settings mappings, later ones winning; an unknown key is an error."""
         merged: dict[str, Any] = {}
         for source in sources:
             unknown = sorted(set(source) - set(KEYS))

@@ -16,12 +16,12 @@ from alembic.operations import ops as alembic_ops
 from ..model import Strategy, VersionedTable
 from ..operations import (
     BackfillVersionsOp,
-    LeftOutOp,
     Repair,
     UpdateEndTransactionIdsOp,
     UpdateModFlagsOp,
     VacuumVersionsOp,
     VersionedTableOp,
+    repair_of,
 )
 from ..record import CHANGES_TABLE
 from .factory import make_op
@@ -42,9 +42,11 @@ class SchemaChanges:
     removed: dict[TableKey, list[str]] = field(default_factory=lambda: defaultdict(list))
 
     def touches(self, table: VersionedTable) -> bool:
-        """Whether the migration creates, drops, or adds, drops or renames columns of ``table``'s
-        live or version table (type, default, nullability, index, constraint and comment changes
-        leave the data checkable: the repairs run after them, and find nothing if they fixed it)."""
+        """Whether the migration reshapes ``table``'s live or version table.
+
+        It does when it creates or drops the table, or adds, drops or renames its columns. Type,
+        default, nullability, index, constraint and comment changes leave the data checkable: the
+        repairs run after them, and find nothing if they fixed it."""
         keys = {(table.schema, table.name), (table.schema, table.version_name)}
         return bool(keys & (self.created | self.dropped | self.altered))
 
@@ -71,8 +73,10 @@ def schema_changes(upgrade_ops: alembic_ops.UpgradeOps) -> SchemaChanges:
 
 
 def versioned_columns_removed(table: VersionedTable, removed: list[str]) -> list[str]:
-    """The data columns among ``removed`` columns of the version table: not the transaction,
-    end or operation-type column (a strategy switch) nor a mod flag (the tracker switched off)."""
+    """Return the data columns among ``removed`` columns of the version table.
+
+    Not data columns: the transaction, end or operation-type column (a strategy switch), a mod
+    flag (the tracker switched off)."""
     names = table.naming
     bookkeeping = {names.transaction_column_name, names.end_transaction_column_name, names.operation_type_column_name}
     data = set(removed) | set(table.columns)
@@ -85,7 +89,7 @@ def _listing(names: list[str]) -> str:
 
 
 def predicted_ops(table: VersionedTable, changes: SchemaChanges, options: Options) -> list[VersionedTableOp]:
-    """The repairs that follow from what the migration does to ``table`` (in run order)."""
+    """Return the repairs that follow from what the migration does to ``table``, in run order."""
     live, version = (table.schema, table.name), (table.schema, table.version_name)
     if version in changes.dropped or live in changes.dropped or live in changes.created:
         return []
@@ -140,9 +144,11 @@ def predicted_ops(table: VersionedTable, changes: SchemaChanges, options: Option
 
 
 def as_downgrade_leaves(table: VersionedTable, changes: SchemaChanges) -> VersionedTable | None:
-    """``table`` as the migration's downgrade leaves it: its versioned columns, those with mod
-    flags and its strategy before the upgrade (``None`` when the upgrade creates the table or
-    its version table: the downgrade leaves it unversioned)."""
+    """Return ``table`` as the migration's downgrade leaves it.
+
+    That is, with its versioned columns, those with mod flags and its strategy before the upgrade.
+    ``None`` when the upgrade creates the table or its version table: the downgrade leaves it
+    unversioned."""
     live, version = (table.schema, table.name), (table.schema, table.version_name)
     if version in changes.created or live in changes.created:
         return None
@@ -156,10 +162,13 @@ def as_downgrade_leaves(table: VersionedTable, changes: SchemaChanges) -> Versio
 
 
 def downgrade_repairs(table: VersionedTable, changes: SchemaChanges, options: Options) -> list[VersionedTableOp]:
-    """The repairs the migration's *downgrade* implies for ``table`` (in run order): an
-    end-transaction column or mod flags the upgrade drops come back empty (rebuild them),
-    versioned columns the upgrade adds and backfills leave futile versions once dropped again
-    (vacuum, if opted in), and versioned columns the upgrade drops come back empty (backfill).
+    """Return the repairs the migration's *downgrade* implies for ``table``, in run order.
+
+    - An end-transaction column or mod flags the upgrade drops come back empty: rebuild them.
+    - Versioned columns the upgrade adds and backfills leave futile versions once dropped again:
+      vacuum, if opted in.
+    - Versioned columns the upgrade drops come back empty: backfill.
+
     Each op describes the table as the downgrade leaves it."""
     version = (table.schema, table.version_name)
     described = as_downgrade_leaves(table, changes)
@@ -218,11 +227,12 @@ def downgrade_repairs(table: VersionedTable, changes: SchemaChanges, options: Op
 
 
 def without_missing_changes_table(ops: Sequence[Repair], missing: set[TableKey]) -> Sequence[Repair]:
-    """``ops`` with no ``entity_names`` on a backfill whose ``transaction_changes`` table is among
-    ``missing``: dropped by the upgrade (for upgrade ops) or created by it (for downgrade ops), also
-    where the backfill is left out (the script shows it)."""
+    """Return ``ops``, with no ``entity_names`` on a backfill whose ``transaction_changes`` table is missing.
+
+    ``missing``: the tables the upgrade drops (for upgrade ops) or creates (for downgrade ops).
+    Left-out backfills lose them too (the script shows them)."""
     for found in ops:
-        op = found.repair if isinstance(found, LeftOutOp) else found
+        op = repair_of(found)
         if isinstance(op, BackfillVersionsOp) and op.entity_names:
             schema, _ = op.naming.transaction_location(op.schema)
             if (schema, CHANGES_TABLE) in missing:

@@ -30,9 +30,12 @@ TYPE_IGNORE = "  # type: ignore[attr-defined]"
 
 
 def render_versioned_table_op(autogen_context: Any, op: VersionedTableOp) -> list[str]:
-    """``versioning.<name>('<table>', ...)`` (or ``op.<name>(...)``, by the ``render`` option),
-    every non-default argument explicit, after a comment saying what autogenerate found (names in
-    it escaped: see :func:`~alembic_versioning.comments.one_line`); adds the imports the call needs."""
+    """Return the lines of the op's call, after a comment saying what autogenerate found.
+
+    - The call is ``versioning.<name>('<table>', ...)``, or ``op.<name>(...)``, by the ``render``
+      option; every non-default argument is explicit.
+    - Names in the comment are escaped (see :func:`~alembic_versioning.comments.one_line`).
+    - The imports the call needs are added to the script."""
     render = options_for(autogen_context).render
     autogen_context.imports.add(TYPED_IMPORT if render == "typed" else IMPORT)
     if isinstance(op, BackfillVersionsOp) and uses_environment(op):

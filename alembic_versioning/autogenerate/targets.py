@@ -38,9 +38,11 @@ def versioned_pairs(autogen_context: Any, options: Options, schemas: Iterable[st
 
 
 def auto_updated_columns(autogen_context: Any, table: VersionedTable) -> list[str]:
-    """The live table's columns the database or SQLAlchemy sets on every update (``onupdate``,
-    ``server_onupdate``), as the target MetaData has them. Continuum never flags them (the value
-    changes outside the attribute's history), so their flags are not checked."""
+    """Return the live table's columns the database or SQLAlchemy sets on every update.
+
+    These are the ``onupdate`` and ``server_onupdate`` columns, as the target MetaData has them.
+    Continuum never flags them (the value changes outside the attribute's history), so their flags
+    are not checked."""
     live = metadata_table(autogen_context.metadata, table.name, table.schema)
     if live is None:
         return []

@@ -45,11 +45,14 @@ def unversioned_repairs(
     tables: dict[str, VersionedTable],
     options: Options,
 ) -> Found:
-    """A backfill, for the downgrade, of each live table whose version table the upgrade drops
-    while keeping the live table (its model is no longer versioned). Tables keyed on one another
-    (joined-table inheritance, whose versions are written together) get one backfill on the base
-    table, ``joined`` with the others. Left out, with a warning naming the fix: a table whose
-    version table holds one version per transaction, and one whose transaction table is not there."""
+    """Return a downgrade backfill of each live table the upgrade keeps but whose version table it drops.
+
+    Such a table's model is no longer versioned.
+
+    - Tables keyed on one another (joined-table inheritance, whose versions are written together)
+      get one backfill on the base table, ``joined`` with the others.
+    - Left out, with a warning naming the fix: a table whose version table holds one version per
+      transaction, and one whose transaction table is not there."""
     if not options.enabled("backfill"):
         return []
     found: list[_Unversioned] = []
@@ -106,8 +109,11 @@ def _describe(
 def _namings(
     autogen_context: Any, options: Options, tables: dict[str, VersionedTable], schema: str | None
 ) -> list[Naming]:
-    """The namings a version table in ``schema`` may have: the versioning managers' (their
-    transaction table placed for ``schema``), the remaining versioned tables', Continuum's defaults."""
+    """Return the namings a version table in ``schema`` may have.
+
+    - the versioning managers' (their transaction table placed for ``schema``);
+    - the remaining versioned tables';
+    - Continuum's defaults."""
     default = autogen_context.dialect.default_schema_name
     managers = options.managers if options.managers is not None else imported_managers(autogen_context.metadata)
     namings = [manager_naming(manager, None, schema, default) for manager in managers]
@@ -130,8 +136,9 @@ def _live_table(autogen_context: Any, version: sa.Table, naming: Naming) -> sa.T
 
 
 def _unrepairable(version: sa.Table, naming: Naming, name: str) -> str:
-    """Why a backfill of ``version`` could only fail ("" when it can run; a missing transaction
-    table is found later, as for every backfill)."""
+    """Return why a backfill of ``version`` could only fail ("" when it can run).
+
+    A missing transaction table is found later, as for every backfill."""
     if one_version_per_transaction(version, naming):
         return no_room_for_backfill(name, naming)
     return ""

@@ -66,9 +66,12 @@ OPERATION, LATEST_TX, LATEST_ROW, LATEST_OP = "_av_operation", "_av_latest_tx", 
 
 
 def current_record_table() -> sa.Table:
-    """The session's table holding the id of the current record of its database transaction
-    (ORM versioning): emptied by every commit on PostgreSQL (``ON COMMIT DELETE ROWS``); elsewhere
-    a temporary table outlives a commit, so :attr:`TransactionRecord.fresh` empties it."""
+    """Return the session's table holding the id of the current record of its database transaction.
+
+    It serves ORM versioning; under native versioning the record is in Continuum's own table.
+
+    - PostgreSQL: every commit empties it (``ON COMMIT DELETE ROWS``).
+    - Elsewhere a temporary table outlives a commit, so :attr:`TransactionRecord.fresh` empties it."""
     return sa.Table(
         CURRENT_RECORD,
         sa.MetaData(),
@@ -114,9 +117,11 @@ class TransactionRecord:
 def reused_id(
     record: TransactionRecord, above: Sequence[sa.Column[Any]], unless: Sequence[ColumnElement[bool]] = ()
 ) -> ColumnElement[Any]:
-    """The id of the current record a backfill joins, NULL where it creates one: under native
-    versioning the one in Continuum's table; else ours while no id in the transaction table or
-    ``above`` (the version tables' transaction ids) is higher, and none of ``unless`` holds."""
+    """Return the id of the current record a backfill joins, NULL where it creates one.
+
+    - Under native versioning: the one in Continuum's table.
+    - Else ours, while no id in the transaction table or ``above`` (the version tables'
+      transaction ids) is higher, and none of ``unless`` holds."""
     current = record.current.c.id
     held = sa.select(sa.func.max(current))
     if not record.native:
@@ -289,9 +294,12 @@ def new_value(table: VersionedTable, pending: sa.Table, column: str) -> ColumnEl
 def merge_into_own_version(
     table: VersionedTable, version: sa.Table, pending: sa.Table, data: Sequence[str], own: ColumnElement[bool]
 ) -> sa.Update:
-    """Bring each entity's version under the migration's own (native) transaction record up to
-    date with the live row: its values, the operation type (a DELETE when the row is gone, an
-    INSERT stays one), its flags (also set where the value changed), and open."""
+    """Bring each entity's version under the migration's own (native) transaction record up to date with the live row.
+
+    - its values: the live row's;
+    - its operation type: a DELETE when the row is gone; an INSERT stays one;
+    - its flags: also set where the value changed;
+    - it is left open."""
     names = table.naming
     op = pending.c[OPERATION]
     stored_op = version.c[names.operation_type_column_name]
@@ -335,10 +343,12 @@ class BackfillPart:
 def unchanged_halves(
     part: BackfillPart, pending: sa.Table, others: Sequence[tuple[BackfillPart, sa.Table]]
 ) -> sa.Insert:
-    """Into ``pending``, the versions of ``part`` for entities another table of its hierarchy
-    writes a version of while ``part``'s row is unchanged: Continuum writes every table of a
-    joined-table inheritance hierarchy at each version, an unchanged one as an UPDATE version
-    of the same values (no flag set). Its latest version is found by key, entity by entity."""
+    """Insert into ``pending`` the versions of ``part`` that other tables of its hierarchy imply.
+
+    These are the versions of entities another table of the hierarchy writes a version of while
+    ``part``'s row is unchanged. Continuum writes every table of a joined-table inheritance
+    hierarchy at each version, an unchanged one as an UPDATE version of the same values (no flag
+    set). The latest version is found by key, entity by entity."""
     table, live = part.table, part.live
     version = table.version_table()
     tx = table.naming.transaction_column_name
@@ -375,10 +385,10 @@ def unchanged_halves(
 
 
 def same_operation(part: BackfillPart, pending: sa.Table, base: BackfillPart, base_pending: sa.Table) -> sa.Update:
-    """``part``'s new versions take the operation type of the base table's new version of the
-    same entity, as Continuum writes one operation for all tables of a version (a half without
-    a version yet, under an entity that has one, is an UPDATE); a half whose row is gone stays
-    a DELETE."""
+    """Give ``part``'s new versions the operation type of the base table's new version of the same entity.
+
+    Continuum writes one operation for all tables of a version, so a half without a version yet,
+    under an entity that has one, is an UPDATE. A half whose row is gone stays a DELETE."""
     return (  # UPDATE ... FROM: one join of the two temporary tables (they have no index)
         sa.update(pending)
         .values({OPERATION: base_pending.c[OPERATION]})
@@ -494,12 +504,15 @@ def _sequence_exists(table_name: str, sequence: sa.Sequence) -> StopIf:
 def _sequence_ahead(
     parts: Sequence[BackfillPart], versions_tx: Sequence[sa.Column[Any]], new_tx: sa.Table, record: TransactionRecord
 ) -> StopIf:
-    """Stop where a new transaction id is not above every id the transaction table and the version
-    tables hold (a sequence behind them, as after a restore without ``setval``): its versions would
-    be dated before, or filed under, existing transactions. An indexed ``max()`` per table. The
-    database transaction's current record, joined, is its own: versions its backfills (or native
-    versioning's triggers) wrote may carry its id already, but none may come after it. SQLite needs no check: its
-    ids are taken above those (see :class:`~alembic_versioning.sql.constructs.NextTransactionId`)."""
+    """Stop where a new transaction id is not above every id the transaction table and the version tables hold.
+
+    A sequence behind them (as after a restore without ``setval``) would date the new versions
+    before, or file them under, existing transactions. The check is an indexed ``max()`` per table.
+
+    - The database transaction's current record, joined, is its own: versions its backfills (or
+      native versioning's triggers) wrote may carry its id already, but none may come after it.
+    - SQLite needs no check: its ids are taken above those (see
+      :class:`~alembic_versioning.sql.constructs.NextTransactionId`)."""
     from sqlalchemy.dialects import postgresql  # the check runs on PostgreSQL and MariaDB: the hint is in their SQL
 
     taken = [record.table.c.id, *versions_tx]
@@ -561,10 +574,12 @@ def _same_values(table_name: str, txt: sa.Table, new_tx: sa.Table, values: Mappi
 def _record_rows(
     table: sa.Table, new_tx: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[ColumnElement[Any]]]
 ) -> list[sa.Executable]:
-    """One ``INSERT`` of each of ``rows`` (values of ``columns``) into ``table``, a Continuum plugin's
-    table keyed on the transaction id and the first column (``transaction_meta``'s key,
-    ``transaction_changes``' entity name), under the new transaction id. A row whose key the record
-    has already is left out: the backfills of a database transaction share its record (the first value stays)."""
+    """Return one ``INSERT`` of each of ``rows`` (values of ``columns``) into ``table``, under the new transaction id.
+
+    ``table`` is a Continuum plugin's table keyed on the transaction id and the first column
+    (``transaction_meta``'s key, ``transaction_changes``' entity name). A row whose key the record
+    has already is left out: the backfills of a database transaction share its record (the first
+    value stays)."""
     return [
         sa.insert(table).from_select(
             ["transaction_id", *columns],
@@ -585,9 +600,12 @@ def _write_versions(
     base: tuple[BackfillPart, sa.Table] | None = None,
     in_place: bool = True,
 ) -> list[sa.Executable]:
-    """Close the latest versions (validity strategy), bring those under the current record up to
-    date (``in_place``: not in a joined hierarchy, see :func:`backfill_statements`), and insert the
-    new versions of ``part``, the last statement.
+    """Return the statements that write the new versions of ``part``.
+
+    1. Close the latest versions (validity strategy).
+    2. Bring those under the current record up to date (``in_place``: not in a joined hierarchy,
+       see :func:`backfill_statements`).
+    3. Insert the new versions (the last statement).
 
     In another table of a joined-table inheritance hierarchy than its ``base`` (with the base
     table's pending versions), the versions closed are those of the base table's latest

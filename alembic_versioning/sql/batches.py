@@ -20,11 +20,16 @@ FOUND = "_av_found"
 
 
 def batch_end(table: VersionedTable, sources: Sequence[sa.Table], size: int) -> sa.Select[Any]:
-    """One row: the highest of the first ``size`` entity keys above the table's key range's
-    ``after`` that ``sources`` (tables keyed like ``table``: its version and live tables) hold,
-    and how many keys that is (:data:`FOUND`; fewer than ``size``: the last batch). No row when
-    there is none. Each source is read in key order up to ``size`` distinct keys (an index range
-    scan), the union of those likewise."""
+    """Return the select of the end of the next batch: one row, or none when no key is left.
+
+    The row holds:
+
+    - the highest of the first ``size`` entity keys above the table's key range's ``after`` that
+      ``sources`` (tables keyed like ``table``: its version and live tables) hold;
+    - how many keys that is (:data:`FOUND`; fewer than ``size``: the last batch).
+
+    Each source is read in key order up to ``size`` distinct keys (an index range scan), the union
+    of those likewise."""
     after = KeyRange(after=table.key_range.after if table.key_range is not None else None)
     labels = [f"_av_key_{i}" for i in range(len(table.entity_key))]
     firsts: list[sa.Select[Any]] = []

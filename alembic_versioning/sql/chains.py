@@ -39,8 +39,11 @@ def with_base(h: History, base: History | None) -> Any:
 
 
 def expected_end(h: History, base: History | None = None) -> ColumnElement[Any]:
-    """The end id a version must have: the entity's next transaction id in its own table or,
-    with ``base`` (joined by :func:`with_base`), in the base table where that has the version."""
+    """Return the end id a version must have: the entity's next transaction id.
+
+    - Without ``base``: in its own table.
+    - With ``base`` (joined by :func:`with_base`): in the base table where that has the version,
+      else in its own table."""
     if base is None:
         return h.next_tx
     in_base = base.c[base.table.naming.transaction_column_name].is_not(None)

@@ -52,9 +52,11 @@ def history_check(
 
 
 def backfill_check(table: VersionedTable, live: sa.Table, columns: Sequence[str]) -> sa.Select[Any]:
-    """One row: ``missing`` (live rows without a current version, or whose latest is a DELETE),
-    ``stale`` (latest version differs from the live row), ``undeleted`` (no live row, latest
-    version not a DELETE)."""
+    """Return the select of one row of counts of the entities a backfill would write a version of.
+
+    - ``missing``: live rows without a current version, or whose latest is a DELETE;
+    - ``stale``: the latest version differs from the live row;
+    - ``undeleted``: no live row, the latest version not a DELETE."""
     pending = pending_versions(table, table.version_table(), live, columns).subquery("pending")
     op = pending.c[OPERATION]
     return sa.select(

@@ -93,11 +93,15 @@ def _differs_postgresql(element: Differs, compiler: SQLCompiler, **kw: Any) -> s
 
 
 def as_version_type(value: ColumnElement[Any], version_type: Any) -> ColumnElement[Any]:
-    """A live column's ``value`` in its version column's type, where the database would not take
-    one for the other in a ``CASE``, a ``UNION`` or a comparison: different enum types
-    (sqlalchemy-history gives version tables enums of their own, ``history_<name>``, which
-    PostgreSQL neither compares nor assigns to the live enum), converted by way of text; JSON, see
-    :class:`InJsonType`."""
+    """Return a live column's ``value`` in its version column's type, where the database needs it.
+
+    That is where the database would not take one for the other in a ``CASE``, a ``UNION`` or a
+    comparison:
+
+    - different enum types (sqlalchemy-history gives version tables enums of their own,
+      ``history_<name>``, which PostgreSQL neither compares nor assigns to the live enum):
+      converted by way of text;
+    - JSON: see :class:`InJsonType`."""
     live_type = value.type
     if isinstance(live_type, sa.Enum) and isinstance(version_type, sa.Enum) and live_type.name != version_type.name:
         return sa.cast(sa.cast(value, sa.Text), version_type)
@@ -118,11 +122,12 @@ def _element_type(type_: Any) -> Any:
 
 
 class InJsonType(ColumnElement[Any]):
-    """A JSON ``value`` (or array of JSON) in the JSON type ``type_``: on PostgreSQL cast, since
-    ``json`` and ``jsonb`` meet in one ``CASE`` or ``UNION`` only so, and which of the two the
-    database holds may not be what the models say (offline, nothing else is known); elsewhere, and
-    where ``type_`` is no JSON on the dialect, the value itself. A cast to the type the value
-    already has is no operation."""
+    """A JSON ``value`` (or array of JSON) in the JSON type ``type_``.
+
+    - On PostgreSQL: cast, since ``json`` and ``jsonb`` meet in one ``CASE`` or ``UNION`` only so,
+      and which of the two the database holds may not be what the models say (offline, nothing
+      else is known). A cast to the type the value already has is no operation.
+    - Elsewhere, and where ``type_`` is no JSON on the dialect: the value itself."""
 
     inherit_cache = True
     _traverse_internals = [("value", InternalTraversal.dp_clauseelement), ("type", InternalTraversal.dp_type)]
@@ -337,9 +342,10 @@ def _utc_now_postgresql(element: UtcNow, compiler: SQLCompiler, **kw: Any) -> st
 
 
 class NativeVersioningInstalled(ColumnElement[bool]):
-    """Whether Continuum's native (PostgreSQL trigger) versioning is installed on ``transaction``:
-    the ``transaction_trigger`` Continuum puts on the transaction table. False where the
-    database has no triggers of that kind (everywhere but PostgreSQL)."""
+    """Whether Continuum's native (PostgreSQL trigger) versioning is installed on ``transaction``.
+
+    It is when the transaction table has the ``transaction_trigger`` Continuum puts on it. False
+    where the database has no triggers of that kind (everywhere but PostgreSQL)."""
 
     inherit_cache = False
     type = sa.Boolean()
@@ -364,16 +370,20 @@ def _native_versioning_installed_postgresql(
 
 
 def to_regclass(schema: str | None, name: str) -> ColumnElement[Any]:
-    """PostgreSQL's ``to_regclass('"schema"."name"')``: the relation's oid, or NULL (not an error)
-    where it does not exist. The name is quoted as PostgreSQL reads it, in a bound text value (the
-    preparer's quoting may double percent signs). MariaDB: see :class:`RegClass`."""
+    """Return PostgreSQL's ``to_regclass('"schema"."name"')``: the relation's oid, or NULL (no error).
+
+    NULL where the relation does not exist. The name is quoted as PostgreSQL reads it, in a bound
+    text value (the preparer's quoting may double percent signs). MariaDB: see
+    :class:`RegClass`."""
     return RegClass(schema, name)
 
 
 class RegClass(ColumnElement[Any]):
-    """:func:`to_regclass`: PostgreSQL's function; on MariaDB, 1 where ``information_schema.tables``
-    lists the table, view or sequence ``schema.name`` (``schema``: the current database where
-    ``None``), else NULL."""
+    """:func:`to_regclass`: whether the relation ``schema.name`` exists (NULL where it does not).
+
+    - PostgreSQL: its function, giving the relation's oid.
+    - MariaDB: 1 where ``information_schema.tables`` lists the table, view or sequence
+      ``schema.name`` (``schema``: the current database where ``None``)."""
 
     inherit_cache = False
     type = sa.Integer()
@@ -433,12 +443,15 @@ def _next_transaction_id(element: NextTransactionId, compiler: SQLCompiler, **kw
 
 
 class StopIf(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
-    """Stop the migration with ``message`` where ``condition`` holds, online and in an offline
-    script alike. PostgreSQL: a ``DO`` block raising the error; elsewhere the comment ``note``
-    (the statements there need no such check; control characters escaped, see
-    :func:`~alembic_versioning.comments.one_line`). With ``everywhere``, SQLite stops too: a
-    ``SELECT`` failing with ``JSON path error near '<message>'`` where the condition holds (SQLite
-    has no statement raising an error of one's own outside a trigger)."""
+    """Stop the migration with ``message`` where ``condition`` holds, online and in an offline script alike.
+
+    - PostgreSQL: a ``DO`` block raising the error; MariaDB: a compound statement signalling it
+      (``messages`` may word it for a dialect).
+    - Elsewhere: the comment ``note`` (the statements there need no such check; control
+      characters escaped, see :func:`~alembic_versioning.comments.one_line`).
+    - With ``everywhere``, SQLite stops too: a ``SELECT`` failing with ``JSON path error near
+      '<message>'`` where the condition holds (SQLite has no statement raising an error of one's
+      own outside a trigger)."""
 
     inherit_cache = False
 
@@ -459,8 +472,9 @@ class StopIf(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
 
 
 def refuse_native_versioning(transaction: sa.Table, message: str) -> StopIf:
-    """Stop with ``message`` where Continuum's native versioning is installed on ``transaction``
-    (see :class:`NativeVersioningInstalled`): for offline scripts rendered without knowing."""
+    """Stop with ``message`` where Continuum's native versioning is installed on ``transaction``.
+
+    For offline scripts rendered without knowing (see :class:`NativeVersioningInstalled`)."""
     return StopIf(NativeVersioningInstalled(transaction), message, "no native versioning on this database")
 
 
@@ -707,15 +721,21 @@ LOCKING_ISOLATION = ("REPEATABLE-READ", "SERIALIZABLE")
 
 @compiles(LockForWrite, *MARIADB)
 def _lock_for_write_mariadb(element: LockForWrite, compiler: SQLCompiler, **kw: Any) -> str:
-    """InnoDB has no table lock a transaction can take (``LOCK TABLES`` commits and does not mix
-    with transactions), so: a locking read of every row of the first of ``tables`` (the transaction
-    table, which every Continuum writer inserts its record into before it touches a versioned
-    table). It waits for every writer holding an uncommitted record, whatever
-    its id, and its next-key locks (up to the supremum) keep any later writer's record out until
-    the migration commits. Only REPEATABLE READ and SERIALIZABLE take gap locks: the guard stops
-    under the others. (``FOR UPDATE`` in a subquery, as in ``DO (SELECT ...)``, locks nothing: the
-    count goes into a variable.) The later statements' reads are locking reads too (InnoDB reads the latest
-    committed rows inside INSERT/CREATE ... SELECT, UPDATE and DELETE), not the migration's snapshot."""
+    """Compile the writers' lock for MariaDB: a locking read of every row of the transaction table.
+
+    InnoDB has no table lock a transaction can take (``LOCK TABLES`` commits and does not mix with
+    transactions). So the lock reads every row of the first of ``tables``, the transaction table,
+    which every Continuum writer inserts its record into before it touches a versioned table:
+
+    - it waits for every writer holding an uncommitted record, whatever its id;
+    - its next-key locks (up to the supremum) keep any later writer's record out until the
+      migration commits;
+    - only REPEATABLE READ and SERIALIZABLE take gap locks: the guard stops under the others;
+    - the count goes into a variable: ``FOR UPDATE`` in a subquery, as in ``DO (SELECT ...)``,
+      locks nothing.
+
+    The later statements' reads are locking reads too (InnoDB reads the latest committed rows
+    inside INSERT/CREATE ... SELECT, UPDATE and DELETE), not the migration's snapshot."""
     table = compiler.preparer.format_table(element.tables[0])
     levels = ", ".join(f"'{level}'" for level in LOCKING_ISOLATION)
     message = (

@@ -14,12 +14,16 @@ from .history import History, history
 
 
 def subclass_delete_flag(table: VersionedTable, row: Any, column: str) -> ColumnElement[Any] | None:
-    """The flag Continuum gives ``column`` on a DELETE version (``row``, a column collection holding
-    it) where that is not simply true, as it is for every attribute of the deleted entity's class:
-    for a column only some classes of a single-table inheritance hierarchy map
-    (:attr:`~alembic_versioning.model.VersionedTable.subclass_columns`), whether the row's
-    discriminator names one of them, NULL where that is not known (no discriminator described or
-    carried, or NULL in the row); ``None`` for any other column."""
+    """Return the flag Continuum gives ``column`` on a DELETE version where that is not simply true.
+
+    It is true for every attribute of the deleted entity's class. ``row``: a column collection
+    holding the version.
+
+    - For a column only some classes of a single-table inheritance hierarchy map
+      (:attr:`~alembic_versioning.model.VersionedTable.subclass_columns`): whether the row's
+      discriminator names one of them; NULL where that is not known (no discriminator described
+      or carried, or NULL in the row).
+    - ``None`` for any other column."""
     if column not in table.subclass_columns:
         return None
     identities = table.subclass_columns[column]
@@ -76,9 +80,12 @@ def expected_flags(
 
 
 def missing_flags(h: History, columns: Sequence[str]) -> ColumnElement[bool]:
-    """Whether a version lacks a flag the data proves: false (or NULL) on a DELETE where Continuum
-    flags the column (see :func:`subclass_delete_flag`), or on an UPDATE whose value differs from the
-    previous version's.
+    """Whether a version lacks a flag the data proves.
+
+    A flag is missing when it is false (or NULL):
+
+    - on a DELETE, where Continuum flags the column (see :func:`subclass_delete_flag`);
+    - on an UPDATE whose value differs from the previous version's.
 
     The converse, a true flag on an unchanged value, is not counted: Continuum's ORM writes it
     when an attribute is changed and changed back within one transaction. (The same rows

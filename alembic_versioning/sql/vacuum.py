@@ -47,10 +47,15 @@ FUTILE = "_av_futile"
 
 
 def is_futile(h: History, compared: Sequence[str]) -> ColumnElement[bool]:
-    """Whether a version is futile: an UPDATE equal in ``compared`` to a previous non-DELETE
-    version, and flagging none of them where they have mod flags (a true flag records that the
-    application wrote the column: Continuum's ORM writes such a version when an attribute is
-    changed and changed back within one transaction)."""
+    """Whether a version is futile.
+
+    It is when:
+
+    - it is an UPDATE;
+    - its previous version is not a DELETE, and it equals that version in ``compared``;
+    - it flags none of ``compared`` that have mod flags (a true flag records that the application
+      wrote the column: Continuum's ORM writes such a version when an attribute is changed and
+      changed back within one transaction)."""
     flagged = [h.c[h.table.mod_column(c)] for c in compared if c in h.table.mod_columns]
     return sa.and_(
         h.c[h.table.naming.operation_type_column_name] == constant(UPDATE),
@@ -76,9 +81,11 @@ def classified_versions(table: VersionedTable, version: sa.Table, compared: Sequ
 
 
 def _latest_kept(table: VersionedTable, marked: sa.Subquery, ignored: Sequence[str]) -> sa.Subquery:
-    """``marked`` with an entity's latest version no longer futile where it differs from the
-    version it would fall back to (the last one kept before it) in an ``ignored`` column: that
-    version would then no longer equal the live row, and a backfill would write it again."""
+    """Return ``marked`` with some entities' latest versions no longer futile.
+
+    A latest version stays when it differs in an ``ignored`` column from the version it would fall
+    back to (the last one kept before it): that version would then no longer equal the live row,
+    and a backfill would write it again."""
     m = marked.c
     tx = m[table.naming.transaction_column_name]
     key = table.key_columns(m)
@@ -227,11 +234,15 @@ def _same_version(part: VacuumPart, columns: Any, other: VacuumPart, other_colum
 
 
 def hierarchy_futile(parts: Sequence[VacuumPart], futile: Sequence[Any]) -> sa.Select[Any]:
-    """The versions futile throughout a hierarchy (``parts``, the base table first; ``futile``,
-    each table's own futile versions): the base table's, where every other table has either
-    no row of that version or a futile one. Keyed like the base table. Outer joins only (each
-    version is at most one row of each table), which both databases run in linear time; an
-    ``IN`` under ``OR`` would be a subplan PostgreSQL rescans per row once it outgrows ``work_mem``."""
+    """Return the versions futile throughout a hierarchy, keyed like the base table.
+
+    - ``parts``: the hierarchy's tables, the base table first;
+    - ``futile``: each table's own futile versions.
+
+    They are the base table's futile versions where every other table has either no row of that
+    version or a futile one. Outer joins only (each version is at most one row of each table),
+    which both databases run in linear time; an ``IN`` under ``OR`` would be a subplan PostgreSQL
+    rescans per row once it outgrows ``work_mem``."""
     base, found = parts[0], futile[0]
     joined: Any = found
     throughout = []
