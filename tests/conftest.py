@@ -24,7 +24,7 @@ from .support.mariadb import MariaDBServer, find_server
 
 #: The dialects the ``engine`` fixture runs every dialect-parametrised test on; the environment
 #: variable ``ALEMBIC_VERSIONING_TEST_DIALECTS`` (comma-separated) overrides it.
-ENGINE_DIALECTS = ("sqlite", "postgresql")
+ENGINE_DIALECTS = ("sqlite", "postgresql", "mariadb")
 
 postgresql_proc = factories.postgresql_proc(executable=str(Path(__file__).parent / "support" / "pg_ctl.sh"))
 

@@ -31,6 +31,7 @@ from .support.apps import (
     write_history,
 )
 from .support.autogen import PLUGINS, apply, left_out, ours, produce
+from .support.dialects import sql_text
 from .support.migrate import run_online
 
 
@@ -492,7 +493,7 @@ def test_backfill_left_out_without_a_transaction_table(engine: sa.Engine) -> Non
         write_history(engine, app)
         with engine.begin() as conn:
             conn.execute(sa.update(app.table("article")).values(name="raw"))
-            conn.execute(sa.text('DROP TABLE "transaction"'))
+            conn.execute(sql_text(conn, 'DROP TABLE "transaction"'))
 
         def no_transaction_table(obj: Any, name: str | None, kind: str, reflected: bool, compare_to: Any) -> bool:
             return not (kind == "table" and name == "transaction")
