@@ -419,6 +419,11 @@ class NextTransactionId(ColumnElement[int]):
         self.above = above
 
 
+def _joining(element: NextTransactionId, new: ColumnElement[Any]) -> ColumnElement[Any]:
+    """``new``, the id a new record gets, unless ``element`` has a record to join (``reuse``)."""
+    return new if element.reuse is None else sa.func.coalesce(element.reuse, new)
+
+
 @compiles(NextTransactionId)
 def _next_transaction_id(element: NextTransactionId, compiler: SQLCompiler, **kw: Any) -> str:
     if compiler.dialect.supports_sequences:
@@ -427,9 +432,7 @@ def _next_transaction_id(element: NextTransactionId, compiler: SQLCompiler, **kw
         ids = [sa.select(sa.func.max(c).label("id")) for c in (element.transaction_id, *element.above)]
         highest = sa.union_all(*ids).subquery("highest")
         new = sa.select(sa.func.coalesce(sa.func.max(highest.c.id), constant(0)) + constant(1)).scalar_subquery()
-    if element.reuse is not None:
-        new = sa.func.coalesce(element.reuse, new)
-    return compiler.process(new, **kw)
+    return compiler.process(_joining(element, new), **kw)
 
 
 class StopIf(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
@@ -674,7 +677,7 @@ def _utc_now_mariadb(element: UtcNow, compiler: SQLCompiler, **kw: Any) -> str:
 def _next_transaction_id_mariadb(element: NextTransactionId, compiler: SQLCompiler, **kw: Any) -> str:
     # Continuum's Sequence is a SEQUENCE on MariaDB (the dialect knows it only once connected:
     # offline it would otherwise take max() + 1, an id the sequence hands out again)
-    return compiler.process(element.sequence.next_value(), **kw)
+    return compiler.process(_joining(element, element.sequence.next_value()), **kw)
 
 
 @compiles(RegClass, *MARIADB)
@@ -689,7 +692,18 @@ def _regclass_mariadb(element: RegClass, compiler: SQLCompiler, **kw: Any) -> st
     return compiler.process(found.scalar_subquery(), **{**kw, "literal_binds": True})
 
 
+#: The most bytes (UTF-8) of a ``SIGNAL`` message the client receives: ``MESSAGE_TEXT`` holds
+#: 512 characters (a longer one fails with error 1648, "Data too long for condition item",
+#: instead of raising the message), and the error packet 511 bytes of it.
+SIGNAL_MESSAGE_BYTES = 511
+
+
 def _signal(message: str, compiler: SQLCompiler, **kw: Any) -> str:
+    """``SIGNAL`` raising ``message``, cut to :data:`SIGNAL_MESSAGE_BYTES` (``...`` ending a cut
+    one): write the part that must show first."""
+    encoded = message.encode()
+    if len(encoded) > SIGNAL_MESSAGE_BYTES:
+        message = encoded[: SIGNAL_MESSAGE_BYTES - 3].decode(errors="ignore") + "..."
     text = compiler.process(sa.literal(message, sa.String), **{**kw, "literal_binds": True})
     return f"SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = {text}"
 
