@@ -164,6 +164,8 @@ def add_futile_version(conn: sa.Connection, metadata: sa.MetaData, entity: int) 
     conn.execute(sa.insert(transaction).values(id=1000, issued_at=sa.func.current_timestamp()))
     if conn.dialect.name == "postgresql":  # new ids come after it
         conn.execute(sa.text("SELECT setval('transaction_id_seq', 1000)"))
+    elif conn.dialect.name == "mariadb":
+        conn.execute(sa.text("SELECT SETVAL(transaction_id_seq, 1000)"))
     for name in ("item_version", "doc_version"):
         version = metadata.tables[name]
         latest = (
@@ -243,6 +245,9 @@ def hold_lock_from_batch(
             if engine.dialect.name == "postgresql":
                 conn.exec_driver_sql("BEGIN")
                 conn.exec_driver_sql("LOCK TABLE article IN ROW EXCLUSIVE MODE")  # what a writer holds
+            elif engine.dialect.name == "mariadb":  # a writer's uncommitted transaction record
+                conn.exec_driver_sql("BEGIN")
+                conn.exec_driver_sql("INSERT INTO transaction (id) VALUES (NEXTVAL(transaction_id_seq))")
             else:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")  # SQLite: another writer
         return original(*args, **kwargs)

@@ -1,5 +1,5 @@
 """Autogenerate gives the repairs of tables with many versions ``batch_size=`` (by the database's
-statistics: PostgreSQL's ``reltuples``; never on SQLite, which keeps none without a scan)."""
+statistics: PostgreSQL's ``reltuples``, MariaDB's ``table_rows``; never on SQLite, which keeps none without a scan)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ def drifted(engine: sa.Engine, app: App) -> None:
         conn.execute(sa.insert(app.table("article")), [{"id": 500, "name": "raw"}])
         conn.exec_driver_sql("UPDATE article_version SET end_transaction_id = NULL WHERE id = 1")
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("ANALYZE")
+        if engine.dialect.name == "mariadb":
+            conn.exec_driver_sql("ANALYZE TABLE article, article_version")
+        else:
+            conn.exec_driver_sql("ANALYZE")
 
 
 def batch_sizes(script: Any) -> dict[tuple[str, str], int | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -680,15 +681,25 @@ def _next_transaction_id_mariadb(element: NextTransactionId, compiler: SQLCompil
     return compiler.process(_joining(element, element.sequence.next_value()), **kw)
 
 
+def _listed_table(schema: str | None, name: str, value: Any) -> sa.Select[Any]:
+    """``value`` (a column of ``information_schema.tables``, by name, or an expression) of the
+    table, view or sequence ``schema.name`` (``schema``: the current database where ``None``)."""
+    tables = sa.table(
+        "tables",
+        sa.column("table_schema"),
+        sa.column("table_name"),
+        sa.column("table_rows"),
+        schema="information_schema",
+    )
+    in_schema = sa.literal(schema, sa.String) if schema is not None else sa.func.database()
+    value = tables.c[value] if isinstance(value, str) else value
+    where = (tables.c.table_schema == in_schema, tables.c.table_name == sa.literal(name, sa.String))
+    return sa.select(value).where(*where).limit(1)
+
+
 @compiles(RegClass, *MARIADB)
 def _regclass_mariadb(element: RegClass, compiler: SQLCompiler, **kw: Any) -> str:
-    tables = sa.table("tables", sa.column("table_schema"), sa.column("table_name"), schema="information_schema")
-    schema = sa.literal(element.schema, sa.String) if element.schema is not None else sa.func.database()
-    found = (
-        sa.select(constant(1))
-        .where(tables.c.table_schema == schema, tables.c.table_name == sa.literal(element.name, sa.String))
-        .limit(1)
-    )
+    found = _listed_table(element.schema, element.name, constant(1))
     return compiler.process(found.scalar_subquery(), **{**kw, "literal_binds": True})
 
 
@@ -766,6 +777,8 @@ class LockTimeout(sa.sql.expression.Executable, sa.sql.expression.ClauseElement)
       granted in time fails with SQLSTATE 55P03, and the writers queued behind the request go on.
     - SQLite: a comment; the connection's busy timeout bounds the wait (a connection setting,
       ``sqlite3.connect(timeout=...)``, 5 s by default), and nothing queues behind a waiting writer.
+    - MariaDB: ``SET SESSION innodb_lock_wait_timeout`` (whole seconds, rounded up; it stays set for
+      the connection's later statements): a lock not granted in time fails with error 1205.
     """
 
     inherit_cache = False
@@ -784,11 +797,18 @@ def _lock_timeout_postgresql(element: LockTimeout, compiler: SQLCompiler, **kw: 
     return f"SET LOCAL lock_timeout = {max(1, round(element.seconds * 1000))}"
 
 
+@compiles(LockTimeout, *MARIADB)
+def _lock_timeout_mariadb(element: LockTimeout, compiler: SQLCompiler, **kw: Any) -> str:
+    # whole seconds (rounded up); InnoDB has no transaction-local setting: the session keeps it
+    return f"SET SESSION innodb_lock_wait_timeout = {max(1, math.ceil(element.seconds))}"
+
+
 class RowEstimate(ColumnElement[Any]):
     """The number of rows of ``table`` the database's statistics estimate, without counting them;
     NULL where there are none. PostgreSQL: ``pg_class.reltuples`` (NULL before the table's first
-    ``VACUUM`` or ``ANALYZE``, and where it does not exist); elsewhere NULL (SQLite keeps no row
-    counts it could give without a scan)."""
+    ``VACUUM`` or ``ANALYZE``, and where it does not exist); MariaDB:
+    ``information_schema.tables.table_rows`` (InnoDB's estimate); elsewhere NULL (SQLite keeps no
+    row counts it could give without a scan)."""
 
     inherit_cache = False
     type = sa.BigInteger()
@@ -800,6 +820,13 @@ class RowEstimate(ColumnElement[Any]):
 @compiles(RowEstimate)
 def _row_estimate(element: RowEstimate, compiler: SQLCompiler, **kw: Any) -> str:
     return compiler.process(sa.null(), **kw)
+
+
+@compiles(RowEstimate, *MARIADB)
+def _row_estimate_mariadb(element: RowEstimate, compiler: SQLCompiler, **kw: Any) -> str:
+    # InnoDB's estimate from its statistics (recalculated in the background as rows change)
+    estimate = _listed_table(element.table.schema, element.table.name, "table_rows")
+    return compiler.process(estimate.scalar_subquery(), **{**kw, "literal_binds": True})
 
 
 @compiles(RowEstimate, "postgresql")
