@@ -21,7 +21,7 @@ from alembic.operations import Operations
 from sqlalchemy.engine.reflection import ObjectKind
 
 from .errors import VersioningError, missing_table, missing_version_table, require_supported
-from .model import Naming, VersionedTable, flagged, strategy_of
+from .model import Naming, VersionedTable, flagged, is_flag_type, strategy_of
 from .operations import VersionedTableOp
 from .sql.constructs import NativeVersioningInstalled
 
@@ -214,13 +214,19 @@ def _check_names(version: sa.Table, op: VersionedTableOp, columns: Sequence[str]
 ID_TYPES = (sa.Integer, sa.Numeric, sa.types.NullType)
 
 
+def _is_boolean(type_: Any) -> bool:
+    """Whether ``type_`` is a boolean: also MariaDB's, a ``TINYINT(1)`` (an integer type)."""
+    return is_flag_type(type_) and not isinstance(type_, sa.types.NullType)
+
+
 def _check_roles(version: sa.Table, live: sa.Table | None, op: VersionedTableOp) -> None:
     """Online, the columns the naming options name must have the role they are given, or the op
     would write transaction ids or operation types into the application's data:
 
     - the transaction column is part of the version table's primary key (where it has one);
     - none of the transaction, end-transaction and operation-type columns is a live-table column;
-    - each of them, where the version table has it, is of an integer type.
+    - each of them, where the version table has it, is of an integer type (not a boolean, which
+      MariaDB stores as ``TINYINT(1)``).
     """
     naming = op.naming
     roles = {
@@ -240,8 +246,8 @@ def _check_roles(version: sa.Table, live: sa.Table | None, op: VersionedTableOp)
             wrong = f"a column of the live table {op.table_name!r} too, so it holds the application's data"
         elif option == "transaction_column_name" and keyed and name not in keyed:
             wrong = f"not in its primary key {keyed}, as Continuum's transaction column is"
-        elif not isinstance(column.type, ID_TYPES):
-            wrong = f"of type {column.type}, not an integer"
+        elif not isinstance(column.type, ID_TYPES) or _is_boolean(column.type):
+            wrong = f"of type {'BOOLEAN' if _is_boolean(column.type) else column.type}, not an integer"
         if wrong:
             raise VersioningError(
                 f"{option}={name!r} names the column of {version.fullname!r} that holds {role}, but "
