@@ -47,6 +47,31 @@ def metadata_table(metadata: Any, name: str, schema: str | None) -> sa.Table | N
 GENERATED = ("default", "identity", "computed")
 
 
+def json_checked(connection: sa.engine.Connection, schema: str | None, names: Iterable[str]) -> set[tuple[str, str]]:
+    """The ``(table, column)`` pairs of the tables ``names`` of ``schema`` that hold JSON on
+    MariaDB, whose JSON is a ``LONGTEXT`` with the check ``json_valid(column)`` and reflects as
+    ``LONGTEXT`` alone (compared as text, Continuum's JSON ``null`` would differ from a live SQL
+    NULL); none on other databases. One catalog query."""
+    if not getattr(connection.dialect, "is_mariadb", False):
+        return set()
+    checks = sa.table(
+        "check_constraints",
+        sa.column("constraint_schema"),
+        sa.column("table_name"),
+        sa.column("constraint_name"),
+        sa.column("check_clause"),
+        schema="information_schema",
+    )
+    in_schema = sa.literal(schema, sa.String) if schema is not None else sa.func.database()
+    found = connection.execute(
+        sa.select(checks.c.table_name, checks.c.constraint_name, checks.c.check_clause).where(
+            checks.c.constraint_schema == in_schema, checks.c.table_name.in_(sorted(names))
+        )
+    )
+    quote = connection.dialect.identifier_preparer.quote_identifier
+    return {(table, column) for table, column, clause in found if clause == f"json_valid({quote(column)})"}
+
+
 def reflect_table(connection: sa.engine.Connection, name: str, schema: str | None) -> sa.Table | None:
     """The columns (names, types, nullability, whether the database fills them) and primary key
     of ``schema.name``, read through ``connection``, or ``None`` when it does not exist.
@@ -61,10 +86,11 @@ def reflect_table(connection: sa.engine.Connection, name: str, schema: str | Non
         found = inspector.get_columns(name, schema)
     except sa.exc.NoSuchTableError:
         return None
+    json = {column for _, column in json_checked(connection, schema, [name])}
     columns = [
         sa.Column(
             c["name"],
-            c["type"],
+            sa.JSON() if c["name"] in json else c["type"],
             nullable=c["nullable"],
             # whether the database fills the column itself (its value is never read here)
             server_default=sa.FetchedValue() if any(c.get(k) is not None for k in GENERATED) else None,
@@ -266,7 +292,11 @@ class ReflectedTables:
         self._columns: dict[tuple[str | None, str], list[Any]] = {}
         for schema, wanted in names.items():
             found = inspector.get_multi_columns(schema=schema, filter_names=sorted(wanted), kind=ObjectKind.ANY)
-            self._columns.update({(schema, name): columns for (_, name), columns in found.items()})
+            json = json_checked(inspector.bind, schema, wanted) if isinstance(inspector.bind, sa.Connection) else set()
+            for (_, name), columns in found.items():
+                self._columns[(schema, name)] = [
+                    {**c, "type": sa.JSON()} if (name, c["name"]) in json else c for c in columns
+                ]
 
     def has_table(self, name: str, schema: str | None) -> bool:
         """Whether the database has the table (or view) ``schema.name``."""
