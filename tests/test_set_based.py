@@ -16,9 +16,13 @@ from .support.autogen import ours, produce
 from .support.migrate import run_online
 
 #: Statements that return rows and read only the database's catalog (statistics: the row estimate
-#: that decides on ``batch_size``, a NULL where the database keeps none), or nothing.
+#: that decides on ``batch_size``, a NULL where the database keeps none), or nothing (native
+#: versioning's trigger looked for where there are none: ``0``, ``false``). MariaDB's reflection
+#: reads ``SHOW CREATE TABLE``, ``DESCRIBE`` and ``information_schema``.
 CATALOG = re.compile(
-    r"^(PRAGMA |SELECT 0 AS |SELECT NULL AS anon_1$|SELECT .*\b(pg_catalog|sqlite_master|pg_trigger|pg_class)\b)", re.S
+    r"^(PRAGMA |SHOW |DESCRIBE |SELECT (0|false) AS |SELECT NULL AS anon_1$"
+    r"|SELECT .*\b(pg_catalog|sqlite_master|pg_trigger|pg_class|(?i:information_schema))\b)",
+    re.S,
 )
 
 
