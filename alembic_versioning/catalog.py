@@ -31,6 +31,14 @@ def table_key(name: str, schema: str | None) -> str:
     return f"{schema}.{name}" if schema else name
 
 
+def system_schemas(dialect: Any) -> set[str]:
+    """The schemas the database keeps for itself, which hold no application's tables: on MariaDB
+    (whose schemas are the server's databases) ``mysql``, ``performance_schema`` and ``sys``
+    besides ``information_schema``."""
+    system = {"information_schema"}
+    return system | {"mysql", "performance_schema", "sys"} if getattr(dialect, "is_mariadb", False) else system
+
+
 def metadata_list(metadata: Any) -> list[sa.MetaData]:
     """``target_metadata`` as a list: one MetaData, a list or tuple of them, or none."""
     found = metadata if isinstance(metadata, (list, tuple)) else [metadata]

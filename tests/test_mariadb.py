@@ -346,3 +346,19 @@ def test_a_guard_message_longer_than_signal_holds_is_cut(mariadb_engine: sa.Engi
     with mariadb_engine.connect() as conn, pytest.raises(sa.exc.DBAPIError) as error:
         conn.execute(StopIf(sa.true(), wide, "no check"))
     assert error.value.orig.args == (1644, wide[:254] + "...")
+
+
+def test_schemas_compared_are_the_applications_databases(mariadb_engine: sa.Engine) -> None:
+    """With ``include_schemas``, a MariaDB "schema" is a database of the server: the CLI compares
+    the application's (the default one, ``app``), never the server's own."""
+    from alembic.autogenerate.api import AutogenContext
+    from alembic.migration import MigrationContext
+
+    from alembic_versioning.cli import schemas_of
+
+    with mariadb_engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA app")  # dropped with the test's database
+    with mariadb_engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"target_metadata": sa.MetaData(), "include_schemas": True})
+        compared = schemas_of(AutogenContext(context))
+    assert compared == {None, "app"}
