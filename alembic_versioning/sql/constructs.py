@@ -681,20 +681,18 @@ def _next_transaction_id_mariadb(element: NextTransactionId, compiler: SQLCompil
     return compiler.process(_joining(element, element.sequence.next_value()), **kw)
 
 
-def _listed_table(schema: str | None, name: str, value: Any) -> sa.Select[Any]:
-    """``value`` (a column of ``information_schema.tables``, by name, or an expression) of the
-    table, view or sequence ``schema.name`` (``schema``: the current database where ``None``)."""
-    tables = sa.table(
-        "tables",
-        sa.column("table_schema"),
-        sa.column("table_name"),
-        sa.column("table_rows"),
-        schema="information_schema",
-    )
+#: MariaDB's list of tables, views and sequences.
+_TABLES = sa.table(
+    "tables", sa.column("table_schema"), sa.column("table_name"), sa.column("table_rows"), schema="information_schema"
+)
+
+
+def _listed_table(schema: str | None, name: str, value: ColumnElement[Any]) -> sa.Select[Any]:
+    """``value`` (of :data:`_TABLES`' columns) for the table, view or sequence ``schema.name``
+    (``schema``: the current database where ``None``)."""
     in_schema = sa.literal(schema, sa.String) if schema is not None else sa.func.database()
-    value = tables.c[value] if isinstance(value, str) else value
-    where = (tables.c.table_schema == in_schema, tables.c.table_name == sa.literal(name, sa.String))
-    return sa.select(value).where(*where).limit(1)
+    where = (_TABLES.c.table_schema == in_schema, _TABLES.c.table_name == sa.literal(name, sa.String))
+    return sa.select(value).select_from(_TABLES).where(*where).limit(1)
 
 
 @compiles(RegClass, *MARIADB)
@@ -825,7 +823,8 @@ def _row_estimate(element: RowEstimate, compiler: SQLCompiler, **kw: Any) -> str
 @compiles(RowEstimate, *MARIADB)
 def _row_estimate_mariadb(element: RowEstimate, compiler: SQLCompiler, **kw: Any) -> str:
     # InnoDB's estimate from its statistics (recalculated in the background as rows change)
-    estimate = _listed_table(element.table.schema, element.table.name, "table_rows")
+    rows = sa.cast(_TABLES.c.table_rows, sa.BigInteger)  # BIGINT UNSIGNED: a subquery gives a DECIMAL
+    estimate = _listed_table(element.table.schema, element.table.name, rows)
     return compiler.process(estimate.scalar_subquery(), **{**kw, "literal_binds": True})
 
 
