@@ -192,12 +192,22 @@ class LockNotGranted(Exception):
 def lock_not_granted(error: sa.exc.DBAPIError) -> bool:
     """Whether ``error`` is a lock wait that ran out, or a deadlock the database broke.
 
-    Then the batch changed nothing and may be retried. PostgreSQL: SQLSTATE 55P03 / 40P01; SQLite:
-    BUSY / LOCKED."""
+    Then the batch changed nothing and may be retried:
+
+    - PostgreSQL: SQLSTATE 55P03 / 40P01;
+    - SQLite: BUSY / LOCKED;
+    - MariaDB: errors 1205 / 1213 (the first of a MySQL driver's error arguments).
+    """
     orig = error.orig
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     sqlite_code = getattr(orig, "sqlite_errorcode", None)
-    return sqlstate in ("55P03", "40P01") or (isinstance(sqlite_code, int) and sqlite_code & 0xFF in (5, 6))
+    args = getattr(orig, "args", ())
+    mysql_code = args[0] if args and isinstance(args[0], int) else None
+    return (
+        sqlstate in ("55P03", "40P01")
+        or (isinstance(sqlite_code, int) and sqlite_code & 0xFF in (5, 6))
+        or mysql_code in (1205, 1213)
+    )
 
 
 def _names(lock: LockForWrite) -> str:

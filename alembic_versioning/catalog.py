@@ -21,7 +21,7 @@ from alembic.operations import Operations
 from sqlalchemy.engine.reflection import ObjectKind
 
 from .errors import VersioningError, missing_table, missing_version_table, require_supported
-from .model import Naming, VersionedTable, flagged, strategy_of
+from .model import Naming, VersionedTable, flagged, is_flag_type, strategy_of
 from .operations import VersionedTableOp
 from .sql.constructs import NativeVersioningInstalled
 
@@ -29,6 +29,14 @@ from .sql.constructs import NativeVersioningInstalled
 def table_key(name: str, schema: str | None) -> str:
     """``schema.name`` (``name`` without a schema): how a MetaData keys its tables."""
     return f"{schema}.{name}" if schema else name
+
+
+def system_schemas(dialect: Any) -> set[str]:
+    """The schemas the database keeps for itself, which hold no application's tables: on MariaDB
+    (whose schemas are the server's databases) ``mysql``, ``performance_schema`` and ``sys``
+    besides ``information_schema``."""
+    system = {"information_schema"}
+    return system | {"mysql", "performance_schema", "sys"} if getattr(dialect, "is_mariadb", False) else system
 
 
 def metadata_list(metadata: Any) -> list[sa.MetaData]:
@@ -47,6 +55,31 @@ def metadata_table(metadata: Any, name: str, schema: str | None) -> sa.Table | N
 GENERATED = ("default", "identity", "computed")
 
 
+def json_checked(connection: sa.engine.Connection, schema: str | None, names: Iterable[str]) -> set[tuple[str, str]]:
+    """The ``(table, column)`` pairs of the tables ``names`` of ``schema`` that hold JSON on
+    MariaDB, whose JSON is a ``LONGTEXT`` with the check ``json_valid(column)`` and reflects as
+    ``LONGTEXT`` alone (compared as text, Continuum's JSON ``null`` would differ from a live SQL
+    NULL); none on other databases. One catalog query."""
+    if not getattr(connection.dialect, "is_mariadb", False):
+        return set()
+    checks = sa.table(
+        "check_constraints",
+        sa.column("constraint_schema"),
+        sa.column("table_name"),
+        sa.column("constraint_name"),
+        sa.column("check_clause"),
+        schema="information_schema",
+    )
+    in_schema = sa.literal(schema, sa.String) if schema is not None else sa.func.database()
+    found = connection.execute(
+        sa.select(checks.c.table_name, checks.c.constraint_name, checks.c.check_clause).where(
+            checks.c.constraint_schema == in_schema, checks.c.table_name.in_(sorted(names))
+        )
+    )
+    quote = connection.dialect.identifier_preparer.quote_identifier
+    return {(table, column) for table, column, clause in found if clause == f"json_valid({quote(column)})"}
+
+
 def reflect_table(connection: sa.engine.Connection, name: str, schema: str | None) -> sa.Table | None:
     """Return ``schema.name`` as read through ``connection``, or ``None`` when it does not exist.
 
@@ -63,10 +96,11 @@ def reflect_table(connection: sa.engine.Connection, name: str, schema: str | Non
         found = inspector.get_columns(name, schema)
     except sa.exc.NoSuchTableError:
         return None
+    json = {column for _, column in json_checked(connection, schema, [name])}
     columns = [
         sa.Column(
             c["name"],
-            c["type"],
+            sa.JSON() if c["name"] in json else c["type"],
             nullable=c["nullable"],
             # whether the database fills the column itself (its value is never read here)
             server_default=sa.FetchedValue() if any(c.get(k) is not None for k in GENERATED) else None,
@@ -222,13 +256,19 @@ def _check_names(version: sa.Table, op: VersionedTableOp, columns: Sequence[str]
 ID_TYPES = (sa.Integer, sa.Numeric, sa.types.NullType)
 
 
+def _is_boolean(type_: Any) -> bool:
+    """Whether ``type_`` is a boolean: also MariaDB's, a ``TINYINT(1)`` (an integer type)."""
+    return is_flag_type(type_) and not isinstance(type_, sa.types.NullType)
+
+
 def _check_roles(version: sa.Table, live: sa.Table | None, op: VersionedTableOp) -> None:
     """Online, the columns the naming options name must have the role they are given, or the op
     would write transaction ids or operation types into the application's data:
 
     - the transaction column is part of the version table's primary key (where it has one);
     - none of the transaction, end-transaction and operation-type columns is a live-table column;
-    - each of them, where the version table has it, is of an integer type.
+    - each of them, where the version table has it, is of an integer type (not a boolean, which
+      MariaDB stores as ``TINYINT(1)``).
     """
     naming = op.naming
     roles = {
@@ -248,8 +288,8 @@ def _check_roles(version: sa.Table, live: sa.Table | None, op: VersionedTableOp)
             wrong = f"a column of the live table {op.table_name!r} too, so it holds the application's data"
         elif option == "transaction_column_name" and keyed and name not in keyed:
             wrong = f"not in its primary key {keyed}, as Continuum's transaction column is"
-        elif not isinstance(column.type, ID_TYPES):
-            wrong = f"of type {column.type}, not an integer"
+        elif not isinstance(column.type, ID_TYPES) or _is_boolean(column.type):
+            wrong = f"of type {'BOOLEAN' if _is_boolean(column.type) else column.type}, not an integer"
         if wrong:
             raise VersioningError(
                 f"{option}={name!r} names the column of {version.fullname!r} that holds {role}, but "
@@ -268,7 +308,11 @@ class ReflectedTables:
         self._columns: dict[tuple[str | None, str], list[Any]] = {}
         for schema, wanted in names.items():
             found = inspector.get_multi_columns(schema=schema, filter_names=sorted(wanted), kind=ObjectKind.ANY)
-            self._columns.update({(schema, name): columns for (_, name), columns in found.items()})
+            json = json_checked(inspector.bind, schema, wanted) if isinstance(inspector.bind, sa.Connection) else set()
+            for (_, name), columns in found.items():
+                self._columns[(schema, name)] = [
+                    {**c, "type": sa.JSON()} if (name, c["name"]) in json else c for c in columns
+                ]
 
     def has_table(self, name: str, schema: str | None) -> bool:
         """Whether the database has the table (or view) ``schema.name``."""

@@ -43,7 +43,7 @@ from .autogenerate import render as _render  # noqa: F401  (registers the render
 from .autogenerate.compare import compare_versioned_tables
 from .autogenerate.options import options_for
 from .autogenerate.targets import versioned_pairs
-from .catalog import ReflectedTables, metadata_table, table_key
+from .catalog import ReflectedTables, metadata_table, system_schemas, table_key
 from .comments import one_line
 from .model import VersionedTable
 from .operations import OP_CLASSES, LeftOutOp, Repair, VersionedTableOp, repair_of
@@ -101,11 +101,12 @@ def run_environment(config: Config, work: Callable[[MigrationContext, AutogenCon
 
 def schemas_of(autogen_context: AutogenContext) -> set[str | None]:
     """The schemas compared, as Alembic's schema comparison picks them (``include_schemas``,
-    ``include_name``)."""
+    ``include_name``), but never the database's own (:func:`~alembic_versioning.catalog.system_schemas`)."""
     schemas: set[str | None] = {None}
     if autogen_context.opts.get("include_schemas", False):
         default = autogen_context.dialect.default_schema_name
-        schemas |= set(autogen_context.inspector.get_schema_names()) - {"information_schema", default}
+        own = system_schemas(autogen_context.dialect) | {default}
+        schemas |= set(autogen_context.inspector.get_schema_names()) - own
     return {s for s in schemas if autogen_context.run_name_filters(s, "schema", {})}
 
 

@@ -1,5 +1,5 @@
-"""Database fixtures: every behaviour test runs on each of :data:`ENGINE_DIALECTS` (SQLite and a
-real PostgreSQL server), and MariaDB-specific tests on a real MariaDB server.
+"""Database fixtures: every behaviour test runs on each of :data:`ENGINE_DIALECTS` (SQLite, and
+real PostgreSQL and MariaDB servers), and dialect-specific tests on their own database.
 
 PostgreSQL comes from pytest-postgresql's own process fixture; ``support/pg_ctl.sh`` runs
 the server as an unprivileged user when the suite runs as root. MariaDB comes from
@@ -24,7 +24,7 @@ from .support.mariadb import MariaDBServer, find_server
 
 #: The dialects the ``engine`` fixture runs every dialect-parametrised test on; the environment
 #: variable ``ALEMBIC_VERSIONING_TEST_DIALECTS`` (comma-separated) overrides it.
-ENGINE_DIALECTS = ("sqlite", "postgresql")
+ENGINE_DIALECTS = ("sqlite", "postgresql", "mariadb")
 
 postgresql_proc = factories.postgresql_proc(executable=str(Path(__file__).parent / "support" / "pg_ctl.sh"))
 
@@ -67,10 +67,12 @@ def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB
 
 @contextmanager
 def mariadb_database(server: MariaDBServer) -> Iterator[sa.Engine]:
-    """A fresh database on the MariaDB ``server``, dropped afterwards."""
+    """A fresh database on the MariaDB ``server``, dropped afterwards with every database the test
+    created besides (a "schema" on MariaDB is a database: ``CREATE SCHEMA app`` makes one)."""
     dbname = f"test_{next(_database_numbers)}"
     admin = sa.create_engine(server.url(None), poolclass=sa.pool.NullPool)
     with admin.connect() as conn:
+        before = set(conn.exec_driver_sql("SHOW DATABASES").scalars())
         conn.exec_driver_sql(f"CREATE DATABASE {dbname}")
     engine = sa.create_engine(server.url(dbname))
     try:
@@ -78,7 +80,9 @@ def mariadb_database(server: MariaDBServer) -> Iterator[sa.Engine]:
     finally:
         engine.dispose()
         with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {dbname}")
+            created = set(conn.exec_driver_sql("SHOW DATABASES").scalars()) - before
+            for name in sorted(created | {dbname}):
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {conn.dialect.identifier_preparer.quote(name)}")
         admin.dispose()
 
 

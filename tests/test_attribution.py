@@ -21,6 +21,7 @@ from alembic_versioning.autogenerate.options import Options
 from .conftest import fresh_database
 from .support.apps import App, versioned_app, write_history
 from .support.autogen import REVISION, apply, produce, render
+from .support.dialects import sql_text
 from .support.migrate import execute_script
 from .test_commands import Project, managed
 
@@ -85,8 +86,10 @@ def bulk_insert(engine: sa.Engine, app: App) -> None:
 def newest_record(engine: sa.Engine) -> tuple[str | None, dict[str, str]]:
     """The newest transaction record: its ``remote_addr`` and its meta."""
     with engine.connect() as conn:
-        tx, remote = conn.execute(sa.text('SELECT id, remote_addr FROM "transaction" ORDER BY id DESC')).first()
-        meta = conn.execute(sa.text("SELECT key, value FROM transaction_meta WHERE transaction_id = :t"), {"t": tx})
+        tx, remote = conn.execute(sql_text(conn, 'SELECT id, remote_addr FROM "transaction" ORDER BY id DESC')).first()
+        meta = conn.execute(
+            sql_text(conn, 'SELECT "key", value FROM transaction_meta WHERE transaction_id = :t'), {"t": tx}
+        )
         return remote, dict(meta.all())
 
 
@@ -131,7 +134,7 @@ def test_no_meta_table_no_meta(engine: sa.Engine, monkeypatch: pytest.MonkeyPatc
         monkeypatch.setenv("DEPLOY_HOST", "10.2.2.2")
         apply(engine, render(engine, script))
         with engine.connect() as conn:
-            remote = conn.execute(sa.text('SELECT remote_addr FROM "transaction" ORDER BY id DESC')).scalar()
+            remote = conn.execute(sql_text(conn, 'SELECT remote_addr FROM "transaction" ORDER BY id DESC')).scalar()
         assert remote == "10.2.2.2"
 
 

@@ -83,9 +83,9 @@ def test_equals_what_continuum_writes(engine: sa.Engine, mode: str, mod_tracker:
         assert ids_now == ids
 
 
-def backfill_sql(engine: sa.Engine, call: Any, mode: str, **opts: Any) -> dict[str, str]:
+def backfill_sql(engine: sa.Engine, call: Any, mode: str, **opts: Any) -> dict[str, Any]:
     """The statements that compute the pending versions (``pending``), analyse them
-    (``analyze``) and close the latest versions (``close``), when ``call`` runs ``mode``."""
+    (``analyze``, a list: none or one) and close the latest versions (``close``), when ``call`` runs ``mode``."""
     if mode == "offline":
         statements = render_offline(engine, call, **opts).split(";")
     else:
@@ -100,7 +100,7 @@ def backfill_sql(engine: sa.Engine, call: Any, mode: str, **opts: Any) -> dict[s
         finally:
             sa.event.remove(engine, "before_cursor_execute", seen)
     (pending,) = (s for s in statements if "_av_backfill_pending AS" in s)
-    (analyze,) = (s.strip() for s in statements if s.lstrip().startswith("ANALYZE"))
+    analyze = [s.strip() for s in statements if s.lstrip().startswith("ANALYZE")]
     (close,) = (s for s in statements if s.lstrip().startswith("UPDATE") and "end_transaction_id=(SELECT" in s)
     return {"pending": pending, "analyze": analyze, "close": close}
 
@@ -110,7 +110,8 @@ def test_plans_where_the_database_has_them(engine: sa.Engine, mode: str) -> None
     """Each entity's latest version is read once (``FULL JOIN``); SQLite, whose ``FULL JOIN``
     of a subquery is quadratic, gets the equivalent ``UNION ALL``. PostgreSQL
     closes the previous versions by address (``ctid``), elsewhere they are found by key; it
-    analyses only the pending table's columns that closing by key joins on."""
+    analyses only the pending table's columns that closing by key joins on. MariaDB does not
+    analyse (``ANALYZE TABLE`` would commit the migration's transaction)."""
     with versioned_app() as app:
         app.metadata.create_all(engine)
         write_history(engine, app, seed=3)
@@ -119,12 +120,13 @@ def test_plans_where_the_database_has_them(engine: sa.Engine, mode: str) -> None
     full_join = engine.dialect.name == "postgresql"
     assert ("FULL OUTER JOIN" in sql, "UNION ALL" in sql) == (full_join, not full_join)
     by_address = engine.dialect.name == "postgresql"
-    assert ("ctid = ANY(ARRAY(SELECT" in close, "FROM _av_backfill_pending WHERE" in close) == (
+    assert ("ctid = ANY(ARRAY(SELECT" in close, "article_version.id = _av_backfill_pending.id" in close) == (
         by_address,
         not by_address,
     )
     columns = " (id, _av_latest_tx)" if by_address else ""
-    assert found["analyze"] == f"ANALYZE _av_backfill_pending{columns}"
+    analyzed = [] if engine.dialect.name == "mariadb" else [f"ANALYZE _av_backfill_pending{columns}"]
+    assert found["analyze"] == analyzed
 
 
 def test_one_transaction_for_all_new_versions_and_idempotent(
@@ -244,18 +246,24 @@ def test_repairing_after_a_bulk_update_keeps_chains(engine: sa.Engine) -> None:
                 .select_from(chain)
                 .where(chain.c.end_transaction_id.is_distinct_from(chain.c.nxt))
             )
-            mismatched = conn.scalar(
+            # both sides of a FULL JOIN (which MariaDB lacks): live rows, then versions without one
+            live_side = (
                 sa.select(sa.func.count())
-                .select_from(article.join(latest, article.c.id == latest.c.id, full=True))
+                .select_from(article.outerjoin(latest, article.c.id == latest.c.id))
                 .where(
                     sa.or_(
                         latest.c.id.is_(None),
-                        sa.and_(article.c.id.is_(None), latest.c.operation_type != DELETE),
-                        sa.and_(article.c.id.is_not(None), article.c.score.is_distinct_from(latest.c.score)),
-                        sa.and_(article.c.id.is_not(None), latest.c.operation_type == DELETE),
+                        article.c.score.is_distinct_from(latest.c.score),
+                        latest.c.operation_type == DELETE,
                     )
                 )
             )
+            version_side = (
+                sa.select(sa.func.count())
+                .select_from(latest.outerjoin(article, article.c.id == latest.c.id))
+                .where(article.c.id.is_(None), latest.c.operation_type != DELETE)
+            )
+            mismatched = conn.scalar(live_side) + conn.scalar(version_side)
             deleted = conn.execute(sa.select(latest.c.operation_type, latest.c.name).where(latest.c.id == 1)).one()
             deleted_before = conn.execute(
                 sa.select(version.c.name).where(version.c.id == 1).order_by(tx.desc()).offset(1).limit(1)

@@ -23,6 +23,7 @@ from alembic_versioning import VersioningError
 
 from .support.apps import VARIANTS, joined_app, mapped, ranked, versions
 from .support.autogen import apply, ours, produce
+from .support.dialects import quoted_sql
 from .support.migrate import render_offline, run, run_online
 
 #: The raw SQL making the same changes as :func:`change_through_orm`, bypassing Continuum.
@@ -89,11 +90,11 @@ def test_backfill_writes_what_continuum_writes(
     assert versions(engine, metadata) == expected
 
     with engine.connect() as conn:
-        records = conn.exec_driver_sql('SELECT count(*) FROM "transaction"').scalar_one()
+        records = conn.exec_driver_sql(quoted_sql(conn, 'SELECT count(*) FROM "transaction"')).scalar_one()
     run(engine, backfill(), mode, target_metadata=metadata)  # nothing left: nothing written, no record
     assert versions(engine, metadata) == expected
     with engine.connect() as conn:
-        assert conn.exec_driver_sql('SELECT count(*) FROM "transaction"').scalar_one() == records == 2
+        assert conn.exec_driver_sql(quoted_sql(conn, 'SELECT count(*) FROM "transaction"')).scalar_one() == records == 2
 
 
 def test_continuum_reads_the_backfilled_versions(engine: sa.Engine, app: tuple[sa.MetaData, type, type]) -> None:
@@ -304,7 +305,7 @@ def test_backfills_of_a_hierarchy_share_the_record_until_a_half_needs_merging(
     create_history(engine, metadata, item, doc)
     change_raw(engine)
     with engine.connect() as conn:
-        before = conn.exec_driver_sql('SELECT count(*) FROM "transaction"').scalar_one()
+        before = conn.exec_driver_sql(quoted_sql(conn, 'SELECT count(*) FROM "transaction"')).scalar_one()
 
     def migration(op: Any) -> None:
         backfill()(op)
@@ -316,7 +317,7 @@ def test_backfills_of_a_hierarchy_share_the_record_until_a_half_needs_merging(
 
     run(engine, migration, mode, target_metadata=metadata)
     with engine.connect() as conn:
-        assert conn.exec_driver_sql('SELECT count(*) FROM "transaction"').scalar_one() == before + 2
+        assert conn.exec_driver_sql(quoted_sql(conn, 'SELECT count(*) FROM "transaction"')).scalar_one() == before + 2
     with Session(engine) as session:
         third, eighth = session.get(doc, 3), session.get(doc, 8)
         assert [v.body for v in third.versions] == ["d", "d2", "d3"]

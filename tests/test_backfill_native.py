@@ -36,6 +36,7 @@ from alembic_versioning.sql.constructs import refuse_native_versioning
 
 from .conftest import postgresql_database
 from .support.apps import App, native_app, snapshot
+from .support.dialects import sql_text
 from .support.migrate import execute_script, render_offline, run, run_online
 
 MODELS = ("Article", "Translation")
@@ -278,7 +279,7 @@ def test_backfills_sharing_the_record_write_its_meta_once(pg_engine: sa.Engine, 
         (tx,) = [tx for tx in transaction_ids(engine) if tx not in records]
         with engine.connect() as conn:
             meta = conn.execute(
-                sa.text("SELECT key, value FROM transaction_meta WHERE transaction_id = :tx"), {"tx": tx}
+                sql_text(conn, 'SELECT "key", value FROM transaction_meta WHERE transaction_id = :tx'), {"tx": tx}
             )
             changes = conn.execute(
                 sa.text("SELECT entity_name FROM transaction_changes WHERE transaction_id = :tx"), {"tx": tx}

@@ -32,6 +32,7 @@ from .support.apps import (
     versioned_app,
     write_history,
 )
+from .support.dialects import sql_text
 from .support.migrate import render_offline, run_migration, run_online
 
 OPS = ["update_end_transaction_ids", "update_mod_flags", "vacuum_versions", "backfill_versions"]
@@ -113,8 +114,8 @@ def test_a_batched_backfill_writes_a_transaction_record_per_batch(engine: sa.Eng
             ),
         )
         with engine.connect() as conn:
-            records = conn.execute(sa.text('SELECT id, remote_addr FROM "transaction" ORDER BY id')).all()
-            meta = conn.execute(sa.text("SELECT transaction_id, key, value FROM transaction_meta")).all()
+            records = conn.execute(sql_text(conn, 'SELECT id, remote_addr FROM "transaction" ORDER BY id')).all()
+            meta = conn.execute(sql_text(conn, 'SELECT transaction_id, "key", value FROM transaction_meta')).all()
             per_record = conn.execute(
                 sa.text("SELECT transaction_id, count(*) FROM article_version GROUP BY transaction_id")
             ).all()
@@ -163,6 +164,8 @@ def add_futile_version(conn: sa.Connection, metadata: sa.MetaData, entity: int) 
     conn.execute(sa.insert(transaction).values(id=1000, issued_at=sa.func.current_timestamp()))
     if conn.dialect.name == "postgresql":  # new ids come after it
         conn.execute(sa.text("SELECT setval('transaction_id_seq', 1000)"))
+    elif conn.dialect.name == "mariadb":
+        conn.execute(sa.text("SELECT SETVAL(transaction_id_seq, 1000)"))
     for name in ("item_version", "doc_version"):
         version = metadata.tables[name]
         latest = (
@@ -242,6 +245,9 @@ def hold_lock_from_batch(
             if engine.dialect.name == "postgresql":
                 conn.exec_driver_sql("BEGIN")
                 conn.exec_driver_sql("LOCK TABLE article IN ROW EXCLUSIVE MODE")  # what a writer holds
+            elif engine.dialect.name == "mariadb":  # a writer's uncommitted transaction record
+                conn.exec_driver_sql("BEGIN")
+                conn.exec_driver_sql("INSERT INTO transaction (id) VALUES (NEXTVAL(transaction_id_seq))")
             else:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")  # SQLite: another writer
         return original(*args, **kwargs)
@@ -274,7 +280,7 @@ def test_a_lock_held_beyond_the_retries_stops_the_run_and_a_rerun_finishes(
         run_migration(engine, call)
         assert backfilled(engine) == list(range(1, 11))
         with engine.connect() as conn:
-            assert conn.execute(sa.text('SELECT count(*) FROM "transaction"')).scalar() == 3
+            assert conn.execute(sql_text(conn, 'SELECT count(*) FROM "transaction"')).scalar() == 3
 
 
 def test_an_error_in_a_batch_keeps_the_committed_ones_and_a_rerun_finishes(sqlite_engine: sa.Engine) -> None:
@@ -292,7 +298,7 @@ def test_an_error_in_a_batch_keeps_the_committed_ones_and_a_rerun_finishes(sqlit
         assert isinstance(stopped.value.__cause__, sa.exc.DBAPIError)
         assert backfilled(engine) == [1, 2, 3, 4]
         with engine.connect() as conn:  # the failed batch left nothing behind (but the session's record table)
-            assert conn.execute(sa.text('SELECT count(*) FROM "transaction"')).scalar() == 2
+            assert conn.execute(sql_text(conn, 'SELECT count(*) FROM "transaction"')).scalar() == 2
             left = "SELECT count(*) FROM sqlite_temp_master WHERE name LIKE '_av%' AND name <> :record"
             assert conn.execute(sa.text(left), {"record": CURRENT_RECORD}).scalar() == 0
         with engine.begin() as conn:
@@ -473,7 +479,7 @@ def test_a_batched_backfill_after_another_takes_its_own_transaction_values(engin
 
         run_migration(engine, migrate)
         with engine.connect() as conn:
-            records = conn.execute(sa.text('SELECT remote_addr FROM "transaction" ORDER BY id')).scalars().all()
+            records = conn.execute(sql_text(conn, 'SELECT remote_addr FROM "transaction" ORDER BY id')).scalars().all()
         assert records == ["10.0.0.1", "10.0.0.2", "10.0.0.2"]
 
 

@@ -32,6 +32,7 @@ from sqlalchemy_continuum.plugins import TransactionChangesPlugin
 
 from .conftest import fresh_database
 from .support.apps import App, joined_app, keyless_links, snapshot, versioned_app, write_history
+from .support.dialects import sql_text
 from .support.migrate import execute_script
 
 ENV_PY = '''\
@@ -159,7 +160,7 @@ def state(engine: sa.Engine, app: App) -> dict[str, Any]:
     tables = [app.table("article"), app.table("tag"), app.table("translation"), *version_tables(app)]
     found: dict[str, Any] = {table.name: snapshot(engine, table) for table in tables}
     with engine.connect() as conn:
-        found["transaction ids"] = conn.scalars(sa.text('SELECT id FROM "transaction" ORDER BY id')).all()
+        found["transaction ids"] = conn.scalars(sql_text(conn, 'SELECT id FROM "transaction" ORDER BY id')).all()
     return found
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import sqlalchemy_continuum  # noqa: F401  (as in an application: it compiles BigInteger as INTEGER on SQLite)
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from alembic_versioning.model import VersionedTable
@@ -32,6 +32,7 @@ from alembic_versioning.sql.constructs import (
     FullJoinSelect,
     InJsonType,
     LockForWrite,
+    LockTimeout,
     NativeVersioningInstalled,
     NextTransactionId,
     RowAddress,
@@ -47,6 +48,7 @@ from alembic_versioning.sql.vacuum import vacuum_statements
 
 PG = postgresql.dialect()
 SQLITE = sqlite.dialect()
+MARIADB = mysql.mariadb.MariaDBDialect()
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
 
@@ -454,6 +456,20 @@ def test_stop_if_sqlite() -> None:
 
 
 # --- locking and row addresses ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dialect", "expected"),
+    [
+        (PG, ["SET LOCAL lock_timeout = 100", "SET LOCAL lock_timeout = 2500"]),
+        (SQLITE, ["-- lock wait: the connection's busy timeout"] * 2),
+        (MARIADB, ["SET SESSION innodb_lock_wait_timeout = 1", "SET SESSION innodb_lock_wait_timeout = 3"]),
+    ],
+    ids=["postgresql", "sqlite", "mariadb"],
+)
+def test_lock_timeout(dialect: Dialect, expected: list[str]) -> None:
+    """A bounded lock wait: PostgreSQL's in milliseconds, MariaDB's in whole seconds (rounded up)."""
+    assert [sql(LockTimeout(seconds), dialect) for seconds in (0.1, 2.5)] == expected
 
 
 def test_lock_for_write_postgresql() -> None:

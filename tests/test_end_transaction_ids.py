@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -173,7 +174,8 @@ def test_offline_needs_a_primary_key_without_target_metadata(engine: sa.Engine) 
         render_offline(engine, lambda op: op.update_end_transaction_ids("article"))
     script = render_offline(engine, lambda op: op.update_end_transaction_ids("article", primary_key=["id"]))
     assert "-- update_end_transaction_ids: article_version" in script
-    assert "UPDATE article_version SET end_transaction_id" in script
+    # MariaDB joins in the UPDATE itself: UPDATE article_version, (...) AS linked SET article_version.end_...
+    assert re.search(r"^UPDATE article_version\b.* SET (article_version\.)?end_transaction_id\s*=", script, re.M | re.S)
 
 
 def test_offline_explicit_arguments_take_the_strategy_from_target_metadata(engine: sa.Engine) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.mysql import TINYINT
 from sqlalchemy.orm import Session
 
 from alembic_versioning import VersioningError
+from alembic_versioning.sql.constructs import StopIf
 
 from .conftest import mariadb_database
 from .support.apps import CUSTOM_NAMES, App, ranked, snapshot, versioned_app, write_history
@@ -270,7 +271,7 @@ def hint_statement(engine: sa.Engine, app: App) -> str:
     with engine.connect() as conn, pytest.raises(sa.exc.DBAPIError) as error:
         with conn.begin():
             run_online_on(conn, lambda op: op.backfill_versions("article"))
-    return str(error.value.orig.args[1]).split("run it again: ", 1)[1]
+    return str(error.value.orig.args[1]).split("run it again: ", 1)[1].split(" (so the new versions", 1)[0]
 
 
 def run_online_on(conn: sa.Connection, call: Any) -> None:
@@ -331,3 +332,33 @@ def test_a_failing_backfill_leaves_nothing_behind(mariadb_engine: sa.Engine, mod
         with pytest.raises((sa.exc.DBAPIError, RuntimeError), match="no_boom"):
             run(mariadb_engine, call, mode, target_metadata=app.metadata)
         assert [snapshot(mariadb_engine, t) for t in tables] == before
+
+
+def test_a_guard_message_longer_than_signal_holds_is_cut(mariadb_engine: sa.Engine) -> None:
+    """``SIGNAL`` holds 512 characters of message, the client gets 511 bytes: a longer guard message
+    (the sequence-behind fix over a hierarchy of many tables) is cut, and raised, where it would
+    fail with error 1648; a character is never cut in two."""
+    message = "Stop here: " + "x" * 600
+    with mariadb_engine.connect() as conn, pytest.raises(sa.exc.DBAPIError) as error:
+        conn.execute(StopIf(sa.true(), message, "no check"))
+    assert error.value.orig.args == (1644, message[:508] + "...")
+    wide = "é" * 300  # two bytes each
+    with mariadb_engine.connect() as conn, pytest.raises(sa.exc.DBAPIError) as error:
+        conn.execute(StopIf(sa.true(), wide, "no check"))
+    assert error.value.orig.args == (1644, wide[:254] + "...")
+
+
+def test_schemas_compared_are_the_applications_databases(mariadb_engine: sa.Engine) -> None:
+    """With ``include_schemas``, a MariaDB "schema" is a database of the server: the CLI compares
+    the application's (the default one, ``app``), never the server's own."""
+    from alembic.autogenerate.api import AutogenContext
+    from alembic.migration import MigrationContext
+
+    from alembic_versioning.cli import schemas_of
+
+    with mariadb_engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA app")  # dropped with the test's database
+    with mariadb_engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"target_metadata": sa.MetaData(), "include_schemas": True})
+        compared = schemas_of(AutogenContext(context))
+    assert compared == {None, "app"}

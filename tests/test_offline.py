@@ -183,9 +183,12 @@ def test_a_data_column_named_like_a_flag_stays_data(engine: sa.Engine) -> None:
     column, also where the flags come from ``target_metadata`` (no ``mod_columns`` given)."""
     metadata = sa.MetaData()
     data = [sa.Column("price", sa.Integer), sa.Column("price_mod", sa.Integer)]
-    sa.Table(
-        "transaction", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("issued_at", sa.DateTime)
-    )  # noqa: E501  (PostgreSQL: transaction_id_seq)
+    sa.Table(  # Continuum's shape: ids from transaction_id_seq (PostgreSQL, MariaDB)
+        "transaction",
+        metadata,
+        sa.Column("id", sa.BigInteger, sa.Sequence("transaction_id_seq"), primary_key=True),
+        sa.Column("issued_at", sa.DateTime),
+    )
     live = sa.Table("item", metadata, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False), *data)
     version = sa.Table(
         "item_version",

@@ -15,11 +15,13 @@ from .support.apps import App, bulk_change, versioned_app, write_history
 from .support.autogen import ours, produce
 from .support.migrate import run_online
 
-#: Statements that return rows and read only the database's catalog, or nothing, or the row
-#: estimate that decides on ``batch_size`` (statistics; SQLite's largest rowid, one b-tree step).
+#: Statements that return rows and read only the database's catalog (MariaDB's reflection reads
+#: ``SHOW CREATE TABLE``, ``DESCRIBE`` and ``information_schema``), or nothing (native versioning's
+#: trigger looked for where there are none: ``0``, ``false``), or the row estimate that decides on
+#: ``batch_size`` (statistics; SQLite's largest rowid, one b-tree step).
 CATALOG = re.compile(
-    r"^(PRAGMA |SELECT 0 AS |SELECT NULL AS anon_1$|SELECT \(SELECT max\(rowid\) AS |"
-    r"SELECT .*\b(pg_catalog|sqlite_master|pg_trigger|pg_class|information_schema)\b)",
+    r"^(PRAGMA |SHOW |DESCRIBE |SELECT (0|false) AS |SELECT NULL AS anon_1$|SELECT \(SELECT max\(rowid\) AS "
+    r"|SELECT .*\b(pg_catalog|sqlite_master|pg_trigger|pg_class|(?i:information_schema))\b)",
     re.S,
 )
 

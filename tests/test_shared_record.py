@@ -25,6 +25,7 @@ from alembic_versioning import INSERT, UPDATE, VersioningError
 
 from .conftest import fresh_database
 from .support.apps import App, items_app
+from .support.dialects import sql_text
 from .support.migrate import run, run_online
 
 COUNT = 5
@@ -78,7 +79,7 @@ def write_history(engine: sa.Engine, app: App) -> None:
 
 def record_ids(engine: sa.Engine) -> list[int]:
     with engine.connect() as conn:
-        return list(conn.execute(sa.text('SELECT id FROM "transaction" ORDER BY id')).scalars())
+        return list(conn.execute(sql_text(conn, 'SELECT id FROM "transaction" ORDER BY id')).scalars())
 
 
 def versions(engine: sa.Engine, app: App) -> dict[str, list[tuple[Any, ...]]]:
@@ -123,13 +124,17 @@ def test_five_backfills_one_record(setup: tuple[sa.Engine, App], mode: str) -> N
     assert versions(engine, app) == {name: expected for name in app.models}
     with engine.connect() as conn:
         meta = dict(
-            conn.execute(sa.text("SELECT key, value FROM transaction_meta WHERE transaction_id = :t"), {"t": tx}).all()
+            conn.execute(
+                sql_text(conn, 'SELECT "key", value FROM transaction_meta WHERE transaction_id = :t'), {"t": tx}
+            ).all()
         )
         changes = conn.execute(
             sa.text("SELECT entity_name FROM transaction_changes WHERE transaction_id = :t"), {"t": tx}
         )
         assert sorted(changes.scalars()) == sorted(app.models)
-        remote = conn.execute(sa.text('SELECT remote_addr FROM "transaction" WHERE id = :t'), {"t": tx}).scalar_one()
+        remote = conn.execute(
+            sql_text(conn, 'SELECT remote_addr FROM "transaction" WHERE id = :t'), {"t": tx}
+        ).scalar_one()
     assert meta == {"comment": "backfill 0", **{f"table{i}": "done" for i in range(COUNT)}}  # the first comment stays
     assert remote == "10.0.0.1"  # given by a later backfill, filled in
 

@@ -527,16 +527,18 @@ def _sequence_ahead(
         for c in taken
     )
     tables = ", ".join([record.table.name, *(p.table.qualified_version_name for p in parts)])
-    problem = (
+    behind_ids = (
         f"backfill_versions({parts[0].table.name!r}): the transaction id {record.sequence.name!r} gives is not "
-        f"above every transaction id of {tables}, so the new versions would be dated before, or filed under, "
-        f"existing transactions. Move the sequence past them and run it again: "
+        f"above every transaction id of {tables}"
     )
+    why = ", so the new versions would be dated before, or filed under, existing transactions"
+    fix = ". Move the sequence past them and run it again: "
     return StopIf(
         sa.exists().where(behind),
-        problem + f"SELECT setval('{sequence.replace(chr(39), chr(39) * 2)}', greatest({highest}));",
+        behind_ids + why + fix + f"SELECT setval('{sequence.replace(chr(39), chr(39) * 2)}', greatest({highest}));",
         "new transaction ids follow the largest taken: no sequence to check",
-        messages={"mariadb": problem + _setval_mariadb(record.sequence, taken)},
+        # SIGNAL's message holds 512 characters: the statement goes before the why
+        messages={"mariadb": behind_ids + fix + _setval_mariadb(record.sequence, taken) + " (" + why[2:] + ".)"},
     )
 
 

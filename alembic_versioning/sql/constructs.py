@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -429,6 +430,11 @@ class NextTransactionId(ColumnElement[int]):
         self.above = above
 
 
+def _joining(element: NextTransactionId, new: ColumnElement[Any]) -> ColumnElement[Any]:
+    """``new``, the id a new record gets, unless ``element`` has a record to join (``reuse``)."""
+    return new if element.reuse is None else sa.func.coalesce(element.reuse, new)
+
+
 @compiles(NextTransactionId)
 def _next_transaction_id(element: NextTransactionId, compiler: SQLCompiler, **kw: Any) -> str:
     if compiler.dialect.supports_sequences:
@@ -437,9 +443,7 @@ def _next_transaction_id(element: NextTransactionId, compiler: SQLCompiler, **kw
         ids = [sa.select(sa.func.max(c).label("id")) for c in (element.transaction_id, *element.above)]
         highest = sa.union_all(*ids).subquery("highest")
         new = sa.select(sa.func.coalesce(sa.func.max(highest.c.id), constant(0)) + constant(1)).scalar_subquery()
-    if element.reuse is not None:
-        new = sa.func.coalesce(element.reuse, new)
-    return compiler.process(new, **kw)
+    return compiler.process(_joining(element, new), **kw)
 
 
 class StopIf(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
@@ -688,22 +692,41 @@ def _utc_now_mariadb(element: UtcNow, compiler: SQLCompiler, **kw: Any) -> str:
 def _next_transaction_id_mariadb(element: NextTransactionId, compiler: SQLCompiler, **kw: Any) -> str:
     # Continuum's Sequence is a SEQUENCE on MariaDB (the dialect knows it only once connected:
     # offline it would otherwise take max() + 1, an id the sequence hands out again)
-    return compiler.process(element.sequence.next_value(), **kw)
+    return compiler.process(_joining(element, element.sequence.next_value()), **kw)
+
+
+#: MariaDB's list of tables, views and sequences.
+_TABLES = sa.table(
+    "tables", sa.column("table_schema"), sa.column("table_name"), sa.column("table_rows"), schema="information_schema"
+)
+
+
+def _listed_table(schema: str | None, name: str, value: ColumnElement[Any]) -> sa.Select[Any]:
+    """``value`` (of :data:`_TABLES`' columns) for the table, view or sequence ``schema.name``
+    (``schema``: the current database where ``None``)."""
+    in_schema = sa.literal(schema, sa.String) if schema is not None else sa.func.database()
+    where = (_TABLES.c.table_schema == in_schema, _TABLES.c.table_name == sa.literal(name, sa.String))
+    return sa.select(value).select_from(_TABLES).where(*where).limit(1)
 
 
 @compiles(RegClass, *MARIADB)
 def _regclass_mariadb(element: RegClass, compiler: SQLCompiler, **kw: Any) -> str:
-    tables = sa.table("tables", sa.column("table_schema"), sa.column("table_name"), schema="information_schema")
-    schema = sa.literal(element.schema, sa.String) if element.schema is not None else sa.func.database()
-    found = (
-        sa.select(constant(1))
-        .where(tables.c.table_schema == schema, tables.c.table_name == sa.literal(element.name, sa.String))
-        .limit(1)
-    )
+    found = _listed_table(element.schema, element.name, constant(1))
     return compiler.process(found.scalar_subquery(), **{**kw, "literal_binds": True})
 
 
+#: The most bytes (UTF-8) of a ``SIGNAL`` message the client receives: ``MESSAGE_TEXT`` holds
+#: 512 characters (a longer one fails with error 1648, "Data too long for condition item",
+#: instead of raising the message), and the error packet 511 bytes of it.
+SIGNAL_MESSAGE_BYTES = 511
+
+
 def _signal(message: str, compiler: SQLCompiler, **kw: Any) -> str:
+    """``SIGNAL`` raising ``message``, cut to :data:`SIGNAL_MESSAGE_BYTES` (``...`` ending a cut
+    one): write the part that must show first."""
+    encoded = message.encode()
+    if len(encoded) > SIGNAL_MESSAGE_BYTES:
+        message = encoded[: SIGNAL_MESSAGE_BYTES - 3].decode(errors="ignore") + "..."
     text = compiler.process(sa.literal(message, sa.String), **{**kw, "literal_binds": True})
     return f"SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = {text}"
 
@@ -772,6 +795,8 @@ class LockTimeout(sa.sql.expression.Executable, sa.sql.expression.ClauseElement)
       granted in time fails with SQLSTATE 55P03, and the writers queued behind the request go on.
     - SQLite: a comment; the connection's busy timeout bounds the wait (a connection setting,
       ``sqlite3.connect(timeout=...)``, 5 s by default), and nothing queues behind a waiting writer.
+    - MariaDB: ``SET SESSION innodb_lock_wait_timeout`` (whole seconds, rounded up; it stays set for
+      the connection's later statements): a lock not granted in time fails with error 1205.
     """
 
     inherit_cache = False
@@ -788,6 +813,12 @@ def _lock_timeout(element: LockTimeout, compiler: SQLCompiler, **kw: Any) -> str
 @compiles(LockTimeout, "postgresql")
 def _lock_timeout_postgresql(element: LockTimeout, compiler: SQLCompiler, **kw: Any) -> str:
     return f"SET LOCAL lock_timeout = {max(1, round(element.seconds * 1000))}"
+
+
+@compiles(LockTimeout, *MARIADB)
+def _lock_timeout_mariadb(element: LockTimeout, compiler: SQLCompiler, **kw: Any) -> str:
+    # whole seconds (rounded up); InnoDB has no transaction-local setting: the session keeps it
+    return f"SET SESSION innodb_lock_wait_timeout = {max(1, math.ceil(element.seconds))}"
 
 
 class RowEstimate(ColumnElement[Any]):
@@ -811,6 +842,14 @@ def _row_estimate(element: RowEstimate, compiler: SQLCompiler, **kw: Any) -> str
     return compiler.process(sa.null(), **kw)
 
 
+@compiles(RowEstimate, *MARIADB)
+def _row_estimate_mariadb(element: RowEstimate, compiler: SQLCompiler, **kw: Any) -> str:
+    # InnoDB's estimate from its statistics (recalculated in the background as rows change)
+    rows = sa.cast(_TABLES.c.table_rows, sa.BigInteger)  # BIGINT UNSIGNED: a subquery gives a DECIMAL
+    estimate = _listed_table(element.table.schema, element.table.name, rows)
+    return compiler.process(estimate.scalar_subquery(), **{**kw, "literal_binds": True})
+
+
 @compiles(RowEstimate, "postgresql")
 def _row_estimate_postgresql(element: RowEstimate, compiler: SQLCompiler, **kw: Any) -> str:
     pg_class = sa.table("pg_class", sa.column("oid"), sa.column("reltuples"))
@@ -825,19 +864,3 @@ def _row_estimate_sqlite(element: RowEstimate, compiler: SQLCompiler, **kw: Any)
         return compiler.process(sa.null(), **kw)
     largest: sa.Select[Any] = sa.select(sa.func.max(sa.literal_column("rowid"))).select_from(element.table)
     return compiler.process(largest.scalar_subquery(), **kw)
-
-
-@compiles(RowEstimate, *MARIADB)
-def _row_estimate_mariadb(element: RowEstimate, compiler: SQLCompiler, **kw: Any) -> str:
-    tables = sa.table(
-        "tables",
-        sa.column("table_schema"),
-        sa.column("table_name"),
-        sa.column("table_rows"),
-        schema="information_schema",
-    )
-    schema = sa.literal(element.table.schema, sa.String) if element.table.schema is not None else sa.func.database()
-    estimate = sa.select(sa.cast(tables.c.table_rows, sa.BigInteger)).where(
-        tables.c.table_schema == schema, tables.c.table_name == sa.literal(element.table.name, sa.String)
-    )
-    return compiler.process(estimate.scalar_subquery(), **{**kw, "literal_binds": True})

@@ -436,7 +436,7 @@ def thing_app(
             "__table_args__": table_args or {},
             "__versioned__": {},
             "id": sa.Column(sa.Integer, primary_key=True, autoincrement=False),
-            "name": sa.Column(sa.String),
+            "name": sa.Column(sa.String(50)),
             **attributes,
         },
     )

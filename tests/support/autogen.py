@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import produce_migrations, render_python_code
 from alembic.migration import MigrationContext
 from alembic.operations import ops as alembic_ops
+from sqlalchemy.dialects import mysql
 
 from alembic_versioning import LeftOutOp, VersionedTableOp
 
@@ -21,8 +22,9 @@ REVISION = "rev0001"
 
 
 def namespace(op: Any) -> dict[str, Any]:
-    """The globals a generated body runs with: as its revision file's module would have them."""
-    return {"op": op, "sa": sa, "os": os, "revision": REVISION}
+    """The globals a generated body runs with: as its revision file's module would have them (with
+    the dialect module MariaDB's types render from, ``from sqlalchemy.dialects import mysql``)."""
+    return {"op": op, "sa": sa, "os": os, "mysql": mysql, "revision": REVISION}
 
 
 def produce(engine: sa.Engine, metadata: sa.MetaData, **opts: Any) -> alembic_ops.MigrationScript:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import produce_migrations
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
+from migrate import execute_script  # a sibling module (this file runs as a script)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.pool import StaticPool
 from sqlalchemy_history import make_versioned
@@ -22,7 +23,7 @@ make_versioned(user_cls=None, plugins=[PropertyModTrackerPlugin()])
 
 
 class Base(DeclarativeBase):
-    pass
+    type_annotation_map = {str: sa.String(50)}  # MariaDB's VARCHAR needs a length
 
 
 article_tag = sa.Table(
@@ -103,11 +104,7 @@ offline = MigrationContext.configure(
     opts={"as_sql": True, "output_buffer": buffer, "literal_binds": True, "target_metadata": Base.metadata},
 )
 Operations(offline).backfill_versions("article")
-with engine.begin() as conn:
-    if engine.dialect.name == "sqlite":
-        conn.connection.driver_connection.executescript(buffer.getvalue())
-    else:
-        conn.exec_driver_sql(buffer.getvalue())
+execute_script(engine, buffer.getvalue())
 assert diff() == []
 with engine.begin() as conn:  # a link removed behind sqlalchemy-history's back
     conn.exec_driver_sql("DELETE FROM article_tag")
