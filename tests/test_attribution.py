@@ -23,7 +23,7 @@ from .support.apps import App, versioned_app, write_history
 from .support.autogen import REVISION, apply, produce, render
 from .support.dialects import sql_text
 from .support.migrate import execute_script
-from .test_commands import Project, managed
+from .support.project import Project, managed
 
 TOML = """\
 [tool.alembic.versioning]

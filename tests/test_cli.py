@@ -29,8 +29,8 @@ from alembic_versioning.cli import OP_CLASSES, takes_batch_size
 
 from .conftest import fresh_database
 from .support.apps import versioned_app
-from .test_commands import history_with_drift, state
-from .test_hostile_names import apply_with_client
+from .support.clients import apply_with_client
+from .support.project import history_with_drift, state
 
 ROOT = Path(__file__).parents[1]
 

@@ -6,10 +6,7 @@ no shell command runs); the migration scripts autogenerate renders stay the same
 from __future__ import annotations
 
 import ast
-import os
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +24,7 @@ from sqlalchemy_continuum.plugins import PropertyModTrackerPlugin
 from .conftest import postgresql_database
 from .support.apps import mapped, snapshot
 from .support.autogen import produce
+from .support.clients import apply_with_client
 from .support.migrate import render_offline, run_online
 
 #: Names that are no plain identifiers: keywords, case, spaces and dots, quotes, the paramstyles'
@@ -130,29 +128,6 @@ def repairs(names: Names) -> Any:
         op.backfill_versions(names.table, schema=names.schema)
 
     return call
-
-
-def apply_with_client(engine: sa.Engine, script: str, cwd: Path, *, fails: bool = False) -> str:
-    """Apply an offline script as a user would, ``sqlite3 -bail``, ``psql -1 -v ON_ERROR_STOP=1`` or
-    ``mariadb --batch`` (stopping at the first error, and failing then unless it ``fails``): the
-    client's errors."""
-    url = engine.url
-    if engine.dialect.name == "sqlite":
-        command, env = ["sqlite3", "-bail", str(url.database)], dict(os.environ)
-    elif engine.dialect.name == "mariadb":
-        command = ["mariadb", "--batch", f"--host={url.host}", f"--port={url.port}", f"--user={url.username}"]
-        command += [str(url.database)]
-        env = {**os.environ, "MYSQL_PWD": url.password or ""}
-    else:
-        command = ["psql", "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-h", str(url.host), "-p", str(url.port)]
-        command += ["-U", str(url.username), "-d", str(url.database), "-f", "-"]
-        env = {**os.environ, "PGPASSWORD": url.password or "", "PGCLIENTENCODING": "UTF8"}
-    if shutil.which(command[0]) is None:
-        missing = f"the {command[0]} client is not installed"
-        pytest.fail(f"{missing} (Debian: apt-get install sqlite3 postgresql-client mariadb-client)")
-    done = subprocess.run(command, input=script, text=True, capture_output=True, cwd=cwd, env=env, timeout=60)
-    assert (done.returncode != 0) == fails, done.stderr
-    return done.stderr
 
 
 @dataclass

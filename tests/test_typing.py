@@ -35,9 +35,9 @@ from alembic_versioning import op as versioning
 from alembic_versioning.operations import OP_CLASSES, NamingOptions
 
 from .support.apps import versioned_app
+from .support.demo import run_demo
 from .support.migrate import render_offline
-from .test_commands import Project, history_with_drift, managed
-from .test_demo import run_demo
+from .support.project import Project, history_with_drift, managed
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_VERSIONS = ROOT / "examples" / "demo" / "migrations" / "versions"

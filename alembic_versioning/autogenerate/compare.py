@@ -69,7 +69,8 @@ def compare_versioned_tables(autogen_context: Any, upgrade_ops: Any, schemas: It
         for op in found:
             if isinstance(op, BackfillVersionsOp) and native(autogen_context, table):
                 op.native_versioning = True  # rendered, so the script is right offline too
-        batch_large(connection, table, found, options, alone and not changes.touches(table))
+        if (table.schema, table.version_name) not in changes.created:  # else no versions to estimate yet
+            batch_large(connection, table, found, options, alone and not changes.touches(table))
         runnable = leave_out(autogen_context, table, found, appears=changes.created, disappears=changes.dropped)
         runnable = without_missing_changes_table(runnable, changes.dropped)
         attribute(runnable, options.transaction, options.meta, autogen_context.metadata, changes.dropped)
