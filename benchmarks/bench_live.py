@@ -123,6 +123,7 @@ class Run:
     load_before: list[float] = field(default_factory=list)
     load_after: list[float] = field(default_factory=list)
     rows: dict[str, Any] = field(default_factory=dict)
+    statements: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def stall_share(self) -> float | None:
@@ -182,6 +183,8 @@ class Batches:
     def __init__(self, engine: sa.Engine) -> None:
         self.spans: list[float] = []
         self.lock_waits: list[float] = []
+        #: Seconds and count per statement (its first words), over all batches.
+        self.statements: dict[str, list[float]] = {}
         self._began: float | None = None
         self._statement: float = 0.0
         sa.event.listen(engine, "before_cursor_execute", self.before)
@@ -198,8 +201,17 @@ class Batches:
         self._statement = now
 
     def after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seconds = time.perf_counter() - self._statement
         if statement.lstrip().upper().startswith("LOCK"):
-            self.lock_waits.append(time.perf_counter() - self._statement)
+            self.lock_waits.append(seconds)
+        total = self.statements.setdefault(" ".join(statement.split())[:70], [0.0, 0])
+        total[0] += seconds
+        total[1] += 1
+
+    def slowest(self, n: int = 8) -> dict[str, list[float]]:
+        """The ``n`` statements that took longest in all, with their seconds and count."""
+        ranked = sorted(self.statements.items(), key=lambda item: -item[1][0])[:n]
+        return {text: [round(seconds, 3), int(count)] for text, (seconds, count) in ranked}
 
 
 def run_op(url: str, op_name: str, batch_size: int | None) -> tuple[float, Batches]:
@@ -264,6 +276,7 @@ def measure(
         if baseline:
             run.baseline_p99_ms = 1000 * percentile(sorted(baseline), 0.99)
         run.batches = len(batches.spans)
+        run.statements = batches.slowest()
         if batches.spans:
             run.longest_batch_ms = 1000 * max(batches.spans)
             run.median_batch_ms = 1000 * statistics.median(batches.spans)
