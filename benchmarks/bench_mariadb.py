@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -233,7 +234,20 @@ def temporary_server() -> Iterator[str]:
     if executable is None:
         raise SystemExit("mariadbd is not installed")
     directory = Path(tempfile.mkdtemp(prefix="bench-mariadb-", dir="/tmp"))
-    server = MariaDBServer.start(directory, executable)
+    # The server's own directory for its temporary files (mariadbd reads TMPDIR), not the
+    # shared /tmp: other jobs' servers and cleaners work there.
+    private = directory / "tmp"
+    private.mkdir()
+    private.chmod(0o1777)
+    previous = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(private)
+    try:
+        server = MariaDBServer.start(directory, executable)
+    finally:
+        if previous is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = previous
     try:
         engine = sa.create_engine(server.url(None), poolclass=sa.pool.NullPool)
         with engine.connect() as conn:
@@ -255,7 +269,7 @@ def describe_environment(url: str) -> dict[str, Any]:
                 conn,
                 "SELECT lower(variable_name), variable_value FROM information_schema.global_variables "
                 "WHERE variable_name IN ('INNODB_BUFFER_POOL_SIZE', 'INNODB_FLUSH_LOG_AT_TRX_COMMIT', "
-                "'INNODB_DOUBLEWRITE', 'TX_ISOLATION', 'SORT_BUFFER_SIZE', 'JOIN_BUFFER_SIZE')",
+                "'INNODB_DOUBLEWRITE', 'TX_ISOLATION', 'TMPDIR', 'SORT_BUFFER_SIZE', 'JOIN_BUFFER_SIZE')",
             ).all()
         )
     engine.dispose()
