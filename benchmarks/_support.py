@@ -509,6 +509,11 @@ def describe_environment(url: str) -> dict[str, Any]:
     }
 
 
+def load_average() -> list[float]:
+    """The machine's load averages over 1, 5 and 15 minutes (other jobs share its cores)."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def command_line() -> str:
     """The command that runs this script, as typed from the repository's root."""
     return "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])
@@ -547,6 +552,7 @@ def machine() -> dict[str, str]:
         "cpu": f"{cpu}, {os.cpu_count()} cores",
         "memory": f"{mem_gib:.0f} GiB",
         "os": platform.platform(),
+        "load_average_start": load_average(),
     }
 
 
@@ -606,6 +612,7 @@ def main(
         started = time.perf_counter()
         raw, tables = benchmark(url, args)
         env["total_seconds"] = round(time.perf_counter() - started, 1)
+        env["load_average_end"] = load_average()
     print(f"PostgreSQL: {env['postgresql']}")
     print(f"Settings:   {', '.join(f'{k}={v}' for k, v in sorted(env['settings'].items()))}")
     print(f"Machine:    {env['cpu']}, {env['memory']} RAM; {env['os']}; Python {env['python']}")

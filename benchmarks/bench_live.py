@@ -2,27 +2,40 @@
 """Benchmark the operations under live traffic on PostgreSQL: writer stalls, batched vs one transaction.
 
 For each size (total version rows, N entities x K versions, Continuum's default table shape,
-generated set-based as in the other scripts) and each operation, the data is broken the way the
-operation repairs it, then the operation runs while ``--writers`` threads write through
+generated set-based as in the other scripts, loaded once per size) and each operation, the data
+is broken the way the operation repairs it (:data:`DAMAGE`, again before every run: the previous
+run repaired it), then the operation runs while ``--writers`` threads write through
 SQLAlchemy-Continuum's ORM (each transaction: one entity, chosen at random, renamed; Continuum
-adds its transaction record, its version and closes the previous one). Measured, per run:
+adds its transaction record, its version and closes the previous one). The damage:
+
+* ``backfill_versions``: 20% of the live rows changed by a raw ``UPDATE``, 10% more live rows
+  inserted without versions, 1% deleted;
+* ``update_end_transaction_ids``: a third of the end ids set to NULL;
+* ``update_mod_flags``: every flag inverted in a third of the versions;
+* ``vacuum_versions``: a futile version (a copy of the last one) appended to a quarter of the
+  entities.
+
+Measured, per run:
 
 * the operation's total time (Alembic's ``Operations`` on a migration context that owns its
   transaction, as ``alembic upgrade`` runs it);
 * the writers' transaction latency while the operation runs: its 99th percentile and its maximum
   (the longest stall), also relative to the operation's time;
-* the writers' transactions committed meanwhile.
+* the writers' transactions committed meanwhile;
+* the operation's batches (``BEGIN`` to ``COMMIT``): how many, the longest, and the longest wait
+  for the writers' lock; the machine's load average (``os.getloadavg``) before and after.
 
-Once in the migration's transaction (``batch_size`` left out: the writers wait for all of it) and
-once with ``--batch-size`` (default 20,000). Targets (issue #18): batched, the longest stall at most
-1 s and at most 10% of the operation's time, and the batched total at most 1.5x the unbatched one.
+Once per ``--batch-sizes`` entry: ``0`` runs in the migration's transaction (``batch_size`` left
+out: the writers wait for all of it), others with that ``batch_size`` (default ``0,20000``).
+Targets: batched, the longest stall at most 1 s and at most 10% of the operation's time, and the
+batched total at most 1.5x the unbatched one.
 
 Without ``--url`` the script starts its own PostgreSQL server in a temporary directory.
 
 Usage::
 
     python benchmarks/bench_live.py --sizes 50000 --json benchmarks/results/live_small.json
-    python benchmarks/bench_live.py --sizes 1000000 --ops backfill_versions,update_end_transaction_ids
+    python benchmarks/bench_live.py --sizes 1000000 --ops vacuum_versions --batch-sizes 0,5000,20000,50000
 """
 
 from __future__ import annotations
@@ -37,15 +50,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from _support import (
+    DATA_COLUMNS,
     FLAGS,
     LIVE,
-    LIVE_FROM_PRISTINE_SQL,
-    STALE_UPDATE,
-    STALE_WHERE,
     VERSION,
     argument_parser,
     create_versioned_data,
     fmt,
+    load_average,
     load_versions,
     log,
     main,
@@ -54,15 +66,42 @@ from _support import (
 )
 
 OPS = ("backfill_versions", "update_end_transaction_ids", "update_mod_flags", "vacuum_versions")
-#: Each operation's arguments here (the vacuum compares all but ``content``: 1 in 7 versions changes
-#: only that, so they are futile).
-ARGUMENTS: dict[str, dict[str, Any]] = {"vacuum_versions": {"ignore_columns": ["content"]}}
-#: The damage each operation repairs, on the freshly loaded pristine history.
-BREAK = {
-    "backfill_versions": STALE_UPDATE,
-    "update_end_transaction_ids": f"UPDATE {VERSION} SET end_transaction_id = NULL WHERE {STALE_WHERE}",
-    "update_mod_flags": f"UPDATE {VERSION} SET {', '.join(f'{f} = NOT {f}' for f in FLAGS)} WHERE {STALE_WHERE}",
-    "vacuum_versions": None,
+
+
+def _share(key: str, parts: int, value: int | str = 0) -> str:
+    """A condition true for one in ``parts`` of the rows, spread evenly by a hash of ``key``."""
+    return f"mod(hashint8({key}) & 2147483647, {parts}) = {value}"
+
+
+_VERSION_KEY = "id::bigint * 1000003 + transaction_id"
+_COLUMNS = ", ".join(DATA_COLUMNS)
+#: The damage each operation repairs, as statements run before each run (``:round``: the run's
+#: number, so that another 1% of the live rows is deleted each time).
+DAMAGE: dict[str, list[str]] = {
+    "backfill_versions": [
+        f"UPDATE {LIVE} SET name = name || ' (stale ' || :round || ')' WHERE {_share('id', 5)}",
+        f"INSERT INTO {LIVE} (id, {_COLUMNS}) SELECT m.n + i, 'new ' || (m.n + i), NULL, i % 1000 "
+        f"FROM (SELECT max(id) AS n, count(*) AS c FROM {LIVE}) AS m, generate_series(1, m.c / 10) AS i",
+        f"DELETE FROM {LIVE} WHERE {_share('id', 100, '1 + :round')}",
+    ],
+    "update_end_transaction_ids": [
+        f"UPDATE {VERSION} SET end_transaction_id = NULL "
+        f"WHERE end_transaction_id IS NOT NULL AND {_share(_VERSION_KEY, 3)}"
+    ],
+    "update_mod_flags": [
+        f"UPDATE {VERSION} SET {', '.join(f'{f} = NOT {f}' for f in FLAGS)} WHERE {_share(_VERSION_KEY, 3)}"
+    ],
+    "vacuum_versions": [
+        f"""WITH futile AS (
+            SELECT id, transaction_id, {_COLUMNS}, nextval('transaction_id_seq') AS next_id FROM {VERSION}
+            WHERE end_transaction_id IS NULL AND operation_type <> 2 AND {_share("id", 4, 1)}
+        ), closed AS (
+            UPDATE {VERSION} AS v SET end_transaction_id = f.next_id FROM futile AS f
+            WHERE v.id = f.id AND v.transaction_id = f.transaction_id
+        )
+        INSERT INTO {VERSION} (id, {_COLUMNS}, transaction_id, operation_type, {", ".join(FLAGS)})
+        SELECT id, {_COLUMNS}, next_id, 1, {", ".join("false" for _ in FLAGS)} FROM futile"""
+    ],
 }
 
 
@@ -77,7 +116,14 @@ class Run:
     p99_ms: float | None = None
     max_stall_ms: float | None = None
     baseline_p99_ms: float | None = None
+    batches: int = 0
+    longest_batch_ms: float | None = None
+    median_batch_ms: float | None = None
+    longest_lock_wait_ms: float | None = None
+    load_before: list[float] = field(default_factory=list)
+    load_after: list[float] = field(default_factory=list)
     rows: dict[str, Any] = field(default_factory=dict)
+    statements: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def stall_share(self) -> float | None:
@@ -130,64 +176,118 @@ class Writers:
         return [latency for began, latency in list(self.samples) if began + latency >= start and began <= end]
 
 
-def run_op(engine: sa.Engine, op_name: str, batch_size: int | None) -> float:
+class Batches:
+    """The operation's transactions on its engine, from the statements it sends: each batch's
+    span (``BEGIN`` to ``COMMIT``/``ROLLBACK``) and its wait for the writers' lock (``LOCK``)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.spans: list[float] = []
+        self.lock_waits: list[float] = []
+        #: Seconds and count per statement (its first words), over all batches.
+        self.statements: dict[str, list[float]] = {}
+        self._began: float | None = None
+        self._statement: float = 0.0
+        sa.event.listen(engine, "before_cursor_execute", self.before)
+        sa.event.listen(engine, "after_cursor_execute", self.after)
+
+    def before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        now = time.perf_counter()
+        word = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
+        if word == "BEGIN":
+            self._began = now
+        elif word in ("COMMIT", "ROLLBACK") and self._began is not None:
+            self.spans.append(now - self._began)
+            self._began = None
+        self._statement = now
+
+    def after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seconds = time.perf_counter() - self._statement
+        if statement.lstrip().upper().startswith("LOCK"):
+            self.lock_waits.append(seconds)
+        total = self.statements.setdefault(" ".join(statement.split())[:70], [0.0, 0])
+        total[0] += seconds
+        total[1] += 1
+
+    def slowest(self, n: int = 8) -> dict[str, list[float]]:
+        """The ``n`` statements that took longest in all, with their seconds and count."""
+        ranked = sorted(self.statements.items(), key=lambda item: -item[1][0])[:n]
+        return {text: [round(seconds, 3), int(count)] for text, (seconds, count) in ranked}
+
+
+def run_op(url: str, op_name: str, batch_size: int | None) -> tuple[float, Batches]:
     from alembic.migration import MigrationContext
     from alembic.operations import Operations
 
     import alembic_versioning  # noqa: F401
 
-    kwargs = {**ARGUMENTS.get(op_name, {}), **({"batch_size": batch_size} if batch_size else {})}
-    started = time.perf_counter()
-    with engine.connect() as conn:
-        context = MigrationContext.configure(conn)
-        with context.begin_transaction():
-            getattr(Operations(context), op_name)(LIVE, **kwargs)
-    return time.perf_counter() - started
+    kwargs = {"batch_size": batch_size} if batch_size else {}
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    batches = Batches(engine)
+    try:
+        started = time.perf_counter()
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn)
+            with context.begin_transaction():
+                getattr(Operations(context), op_name)(LIVE, **kwargs)
+        return time.perf_counter() - started, batches
+    finally:
+        engine.dispose()
 
 
-def prepare(engine: sa.Engine, metadata: sa.MetaData, op_name: str) -> None:
-    """The pristine history loaded, its live rows, then the damage ``op_name`` repairs."""
+def damage(engine: sa.Engine, op_name: str, round_: int) -> dict[str, int]:
+    """Break the data the way ``op_name`` repairs it (:data:`DAMAGE`); the rows each statement changed."""
+    changed = {}
     with engine.begin() as conn:
-        conn.exec_driver_sql(f"TRUNCATE {LIVE}")
-        conn.exec_driver_sql(LIVE_FROM_PRISTINE_SQL)
-        conn.exec_driver_sql('TRUNCATE "transaction"')
-    load_versions(engine, metadata)
-    damage = BREAK[op_name]
-    if damage:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(damage)
+        for n, statement in enumerate(DAMAGE[op_name]):
+            result = conn.execute(sa.text(statement), {"round": round_} if ":round" in statement else {})
+            changed[f"damage_{n + 1}"] = result.rowcount
     vacuum(engine, LIVE, VERSION)
+    return changed
+
+
+def percentile(ordered: list[float], share: float) -> float:
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def measure(
-    engine: sa.Engine, metadata: sa.MetaData, model: type, args: argparse.Namespace, size: int, op_name: str
+    engine: sa.Engine, url: str, model: type, args: argparse.Namespace, size: int, op_name: str, entities: int
 ) -> list[Run]:
     runs = []
-    entities = size // args.versions
-    for batch_size in (None, args.batch_size):
-        prepare(engine, metadata, op_name)
+    for n, batch_size in enumerate(args.batch_sizes):
+        batch_size = batch_size or None
         run = Run(size, op_name, batch_size)
+        run.rows = damage(engine, op_name, n)
+        run.load_before = load_average()
         with Writers(engine, model, entities, args.writers) as writers:
             time.sleep(args.warmup)
             baseline = writers.latencies(time.perf_counter() - args.warmup / 2, time.perf_counter())
             began = time.perf_counter()
-            run.op_seconds = run_op(engine, op_name, batch_size)
+            run.op_seconds, batches = run_op(url, op_name, batch_size)
             ended = time.perf_counter()
             time.sleep(0.2)
+        run.load_after = load_average()
         during = writers.latencies(began, ended)
         run.writer_transactions = len(during)
         if during:
             ordered = sorted(during)
             run.p50_ms = 1000 * statistics.median(ordered)
-            run.p99_ms = 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+            run.p99_ms = 1000 * percentile(ordered, 0.99)
             run.max_stall_ms = 1000 * ordered[-1]
         if baseline:
-            ordered = sorted(baseline)
-            run.baseline_p99_ms = 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+            run.baseline_p99_ms = 1000 * percentile(sorted(baseline), 0.99)
+        run.batches = len(batches.spans)
+        run.statements = batches.slowest()
+        if batches.spans:
+            run.longest_batch_ms = 1000 * max(batches.spans)
+            run.median_batch_ms = 1000 * statistics.median(batches.spans)
+        if batches.lock_waits:
+            run.longest_lock_wait_ms = 1000 * max(batches.lock_waits)
         log(
             f"{op_name} size={size:,} batch_size={batch_size}: {run.op_seconds:.2f} s, "
             f"{run.writer_transactions} writer transactions, p99 {fmt(run.p99_ms, '.1f')} ms, "
-            f"longest {fmt(run.max_stall_ms, '.0f')} ms"
+            f"longest {fmt(run.max_stall_ms, '.0f')} ms; {run.batches} batches, longest "
+            f"{fmt(run.longest_batch_ms, '.0f')} ms, lock wait {fmt(run.longest_lock_wait_ms, '.0f')} ms; "
+            f"load {run.load_before} -> {run.load_after}; damage {run.rows}"
         )
         runs.append(run)
     return runs
@@ -204,7 +304,10 @@ HEADERS = [
     "longest ms",
     "longest / op",
     "baseline p99 ms",
+    "batches",
+    "longest batch ms",
     "batched / whole",
+    "load",
 ]
 
 
@@ -214,9 +317,15 @@ def run_benchmark(url: str, args: argparse.Namespace) -> tuple[Any, list[tuple[s
     runs: list[Run] = []
     try:
         for size in args.sizes:
-            create_versioned_data(engine, metadata, size // args.versions, args.versions, stale=False, content_only=0.1)
+            entities = size // args.versions
+            started = time.perf_counter()
+            create_versioned_data(engine, metadata, entities, args.versions, stale=False)
+            load_versions(engine, metadata)
+            with engine.begin() as conn:
+                conn.exec_driver_sql('TRUNCATE "transaction"')
+            log(f"size={size:,}: data loaded in {time.perf_counter() - started:.0f} s")
             for op_name in args.ops:
-                runs += measure(engine, metadata, model, args, size, op_name)
+                runs += measure(engine, url, model, args, size, op_name, entities)
     finally:
         engine.dispose()
     rows = []
@@ -224,7 +333,8 @@ def run_benchmark(url: str, args: argparse.Namespace) -> tuple[Any, list[tuple[s
     for run in runs:
         if run.batch_size is None:
             whole[(run.size, run.op)] = run.op_seconds
-        relative = run.op_seconds / whole[(run.size, run.op)] if run.batch_size else None
+        unbatched = whole.get((run.size, run.op))
+        relative = run.op_seconds / unbatched if run.batch_size and unbatched else None
         rows.append(
             [
                 run.op,
@@ -237,7 +347,10 @@ def run_benchmark(url: str, args: argparse.Namespace) -> tuple[Any, list[tuple[s
                 fmt(run.max_stall_ms, ".0f"),
                 fmt(None if run.stall_share is None else 100 * run.stall_share, ".0f") + "%",
                 fmt(run.baseline_p99_ms, ".1f"),
+                str(run.batches),
+                fmt(run.longest_batch_ms, ".0f"),
                 fmt(relative, ".2f"),
+                f"{run.load_before[0]:.1f}-{run.load_after[0]:.1f}",
             ]
         )
     raw = [{**asdict(run), "stall_share": run.stall_share} for run in runs]
@@ -248,7 +361,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argument_parser(__doc__, "50000", "rows: version rows,")
     parser.add_argument("--versions", type=int, default=5, help="versions per entity (default: 5)")
     parser.add_argument("--ops", default=",".join(OPS), type=lambda s: s.split(","), help="operations to run")
-    parser.add_argument("--batch-size", type=int, default=20_000, help="batch_size of the batched runs")
+    parser.add_argument(
+        "--batch-sizes",
+        default=[0, 20_000],
+        type=lambda text: [int(x) for x in text.replace("_", "").split(",")],
+        help="batch_size of each run, comma-separated; 0: one transaction (default: 0,20000)",
+    )
     parser.add_argument("--writers", type=int, default=4, help="writer threads (default: 4)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds the writers run before the operation")
     args = parser.parse_args(argv)
