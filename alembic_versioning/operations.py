@@ -171,7 +171,7 @@ def batching(table_name: str, batch_size: Any, lock_timeout: Any) -> tuple[int |
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise VersioningError(
             f"batch_size={batch_size!r} for table {table_name!r}: pass the number of entities per batch as a "
-            f"positive integer, e.g. batch_size=20000, or leave it out (one transaction)."
+            f"positive integer, e.g. batch_size=10000, or leave it out (one transaction)."
         )
     if lock_timeout is not None:
         number = isinstance(lock_timeout, (int, float)) and not isinstance(lock_timeout, bool)

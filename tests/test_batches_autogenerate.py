@@ -76,7 +76,7 @@ def test_generated_batched_repairs_run(pg_engine: sa.Engine) -> None:
 
 
 def test_batch_options() -> None:
-    assert (Options().batch_threshold, Options().batch_size) == (1_000_000, 20_000)
+    assert (Options().batch_threshold, Options().batch_size) == (1_000_000, 10_000)
     options = Options.from_settings({"batch_threshold": "2_000_000", "batch_size": "5000"})
     assert (options.batch_threshold, options.batch_size) == (2_000_000, 5000)
     for wrong in ({"batch_size": "many"}, {"batch_threshold": -1}, {"batch_size": True}):

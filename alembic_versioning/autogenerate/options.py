@@ -14,7 +14,7 @@ in ``pyproject.toml`` or an ``[alembic_versioning]`` section in ``alembic.ini`` 
     ``rowid``, MariaDB's ``table_rows``; nothing is counted) from which a table's generated repairs run in batches, in a
     revision without schema changes (default 1,000,000; see the "Large tables in production" page);
 ``batch_size``
-    the ``batch_size=`` those repairs get (default 20,000; ``0`` switches automatic batching off);
+    the ``batch_size=`` those repairs get (default 10,000; ``0`` switches automatic batching off);
 ``render``
     how generated scripts spell the operations: ``typed`` (the default),
     ``versioning.backfill_versions(...)`` with ``from alembic_versioning import op as versioning``,
@@ -54,7 +54,7 @@ KEYS = (
     "meta",
 )
 #: Defaults of ``batch_threshold`` and ``batch_size``.
-BATCH_THRESHOLD, BATCH_SIZE = 1_000_000, 20_000
+BATCH_THRESHOLD, BATCH_SIZE = 1_000_000, 10_000
 #: How generated scripts spell the operations (the ``render`` option).
 RenderMode = Literal["typed", "op", "op-type-ignore"]
 RENDER_MODES: tuple[RenderMode, ...] = get_args(RenderMode)

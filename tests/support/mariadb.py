@@ -96,6 +96,7 @@ class MariaDBServer:
                         f"--socket={directory / 'mariadb.sock'}",
                         f"--pid-file={directory / 'mariadb.pid'}",
                         f"--log-error={log}",
+                        f"--tmpdir={data}",  # its own, not the shared /tmp (on-disk temporary tables)
                         f"--default-time-zone={TIME_ZONE}",
                         "--skip-name-resolve",
                         "--skip-log-bin",
