@@ -108,10 +108,12 @@ def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
     check_shared_values(catalog, op, record, [p.table for p in parts])
 
     def build(key_range: KeyRange | None) -> tuple[list[sa.Executable], Sequence[int]]:
-        # each batch is a transaction of its own, with a transaction record of its own
-        return backfill_statements([replace(p, table=with_range(p.table, key_range)) for p in parts], record)
+        # each batch is a transaction of its own, with a transaction record of its own, whose id
+        # the batch's lock takes (below) before it waits
+        ranged = [replace(p, table=with_range(p.table, key_range)) for p in parts]
+        return backfill_statements(ranged, record, reserve=key_range is None)
 
-    lock = writers_lock(catalog, table, *(p.table for p in parts[1:]))
+    lock = writers_lock(catalog, table, *(p.table for p in parts[1:]), reserve=record.sequence)
     run(operations, op, _work(catalog, table, lock, build, "versions written", parts[0].live))
 
 
@@ -248,7 +250,9 @@ def _work(
     )
 
 
-def writers_lock(catalog: Catalog, table: VersionedTable, *others: VersionedTable) -> LockForWrite:
+def writers_lock(
+    catalog: Catalog, table: VersionedTable, *others: VersionedTable, reserve: sa.Sequence | None = None
+) -> LockForWrite:
     """Return the lock that keeps Continuum's writers off until the migration commits.
 
     An op takes it before its first write, in the writers' own order (transaction, live, version
@@ -257,10 +261,10 @@ def writers_lock(catalog: Catalog, table: VersionedTable, *others: VersionedTabl
     - a writer never chains onto a version the op is changing;
     - the ops of one migration and the application's writers never wait on each other in a cycle.
 
-    Tables that do not exist are left out."""
+    Tables that do not exist are left out. ``reserve``: see :class:`LockForWrite`."""
     every = (table, *others)
     tables = [transaction_table(table), *(t.live_table(()) for t in every), *(t.version_table() for t in every)]
-    return LockForWrite(*(t for t in tables if catalog.exists(t)))
+    return LockForWrite(*(t for t in tables if catalog.exists(t)), reserve=reserve)
 
 
 def _require_room_per_transaction(catalog: Catalog, op: BackfillVersionsOp) -> None:

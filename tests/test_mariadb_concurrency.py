@@ -27,6 +27,8 @@ row break its chain with no migration involved (``test_repeatable_read_writers_b
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,8 +46,10 @@ from .support.concurrency import (
     every_operation_while_writers_write,
     migrate_in_background,
     repair_waits_for_a_writer_in_flight,
+    waiting_lock_requests,
     writer_holding_an_older_transaction_id,
 )
+from .support.migrate import run_migration
 
 
 def _engine(url: sa.URL, isolation_level: str) -> sa.Engine:
@@ -141,3 +145,70 @@ def test_a_writer_with_an_id_but_no_record_yet(engines: tuple[sa.Engine, sa.Engi
             session.get(app.Article, 1).content = "by the writer"
             session.commit()
         check_invariants(writers, app)
+
+
+@pytest.mark.parametrize("batch_size", [None, 1], ids=["one-transaction", "batched"])
+def test_a_writer_arriving_while_the_backfill_runs_gets_a_later_id(
+    engines: tuple[sa.Engine, sa.Engine], batch_size: int | None
+) -> None:
+    """A writer that starts once the backfill holds its lock takes its id (``NEXTVAL``, which
+    nothing holds off) while the backfill works, then waits for its record's ``INSERT``: the
+    backfill took its own id before its lock, so the writer's is the later one and its version
+    closes the backfill's, as if it had committed after it."""
+    writers, migrator = engines
+    locked, go = threading.Event(), threading.Event()
+
+    def pause_after_the_lock(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        if "FOR UPDATE" in statement and not locked.is_set():
+            locked.set()
+            go.wait(JOIN_TIMEOUT)
+
+    with versioned_app() as app:
+        app.metadata.create_all(migrator)
+        with Session(writers) as session:
+            session.add_all([app.Article(id=1, name="a"), app.Article(id=2, name="b")])
+            session.commit()
+        with migrator.begin() as conn:
+            conn.execute(sa.update(app.table("article")).values(name="raw"))  # the backfill writes versions
+        sa.event.listen(migrator, "after_cursor_execute", pause_after_the_lock)
+        try:
+            errors: list[BaseException] = []
+
+            def migrate() -> None:
+                try:
+                    run_migration(migrator, lambda op: op.backfill_versions("article", batch_size=batch_size))
+                except BaseException as error:  # noqa: BLE001 - reported below
+                    errors.append(error)
+
+            migration = threading.Thread(target=migrate, daemon=True)
+            migration.start()
+            assert locked.wait(JOIN_TIMEOUT), errors
+            writer_errors: list[BaseException] = []
+
+            def write() -> None:
+                try:
+                    with Session(writers) as session:
+                        session.get(app.Article, 1).content = "by the writer"  # type: ignore[union-attr]
+                        session.commit()
+                except BaseException as error:  # noqa: BLE001 - reported below
+                    writer_errors.append(error)
+
+            writer = threading.Thread(target=write, daemon=True)
+            writer.start()
+            with writers.connect() as watcher:  # the writer has its id and waits for the backfill's lock
+                end = time.monotonic() + JOIN_TIMEOUT
+                while not waiting_lock_requests(watcher) and time.monotonic() < end:
+                    time.sleep(0.01)
+                assert waiting_lock_requests(watcher)
+            go.set()
+            migration.join(JOIN_TIMEOUT)
+            writer.join(JOIN_TIMEOUT)
+        finally:
+            go.set()
+            sa.event.remove(migrator, "after_cursor_execute", pause_after_the_lock)
+        assert not migration.is_alive() and not errors, errors
+        assert not writer.is_alive() and not writer_errors, writer_errors
+        check_invariants(writers, app)
+        with writers.connect() as conn:
+            ids = conn.execute(sa.text("SELECT transaction_id FROM article_version WHERE id = 1 ORDER BY 1")).all()
+        assert len(ids) == 3  # the ORM insert, the backfill, the writer

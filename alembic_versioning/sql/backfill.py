@@ -400,7 +400,7 @@ def same_operation(part: BackfillPart, pending: sa.Table, base: BackfillPart, ba
 
 
 def backfill_statements(
-    parts: Sequence[BackfillPart], record: TransactionRecord
+    parts: Sequence[BackfillPart], record: TransactionRecord, reserve: bool = True
 ) -> tuple[list[sa.Executable], list[int]]:
     """The statements that write the missing versions of ``parts`` in one new transaction, and
     the indexes of those inserting the versions.
@@ -408,7 +408,8 @@ def backfill_statements(
     One part is one version table. Several are the tables of a joined-table inheritance
     hierarchy, its base table first: an entity needing a version in any of them gets one in
     each table that has its row (or, gone, a version not yet a DELETE), all at the new
-    transaction and of the base table's operation type.
+    transaction and of the base table's operation type. ``reserve``: the lock takes the new
+    record's id first (MariaDB; see :class:`LockForWrite`), unless a lock taken before did.
     """
     found = [pending_versions(p.table, p.table.version_table(), p.live, p.columns) for p in parts]
     pendings = [
@@ -426,7 +427,10 @@ def backfill_statements(
     versions = [p.table.version_table() for p in parts]
     versions_tx = [v.c[p.table.naming.transaction_column_name] for p, v in zip(parts, versions, strict=True)]
     lock = [txt, *(p.live for p in parts), *versions]
-    statements: list[sa.Executable] = [LockForWrite(*lock), _sequence_exists(parts[0].table.name, record.sequence)]
+    statements: list[sa.Executable] = [
+        LockForWrite(*lock, reserve=record.sequence if reserve else None),
+        _sequence_exists(parts[0].table.name, record.sequence),
+    ]
     if record.refuse_native is not None:
         statements.insert(0, refuse_native_versioning(txt, record.refuse_native))
     statements.append(sa.schema.CreateTable(current, if_not_exists=True))

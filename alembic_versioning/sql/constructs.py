@@ -519,12 +519,16 @@ class LockForWrite(sa.sql.expression.Executable, sa.sql.expression.ClauseElement
       which takes the database's write lock at once, as ``BEGIN IMMEDIATE`` does: the driver opens
       its transaction before it and the wait honours the connection's busy timeout, so nothing
       the operation reads afterwards can change before it commits.
+    - MariaDB: see :func:`_lock_for_write_mariadb`; with ``reserve`` (a backfill's transaction
+      id sequence) it first takes the id the backfill's new record gets
+      (:data:`RESERVED_TRANSACTION_ID`, read by :class:`NextTransactionId`).
     """
 
     inherit_cache = False
 
-    def __init__(self, *tables: sa.Table) -> None:
+    def __init__(self, *tables: sa.Table, reserve: sa.Sequence | None = None) -> None:
         self.tables = tables
+        self.reserve = reserve
 
 
 @compiles(LockForWrite)
@@ -688,11 +692,20 @@ def _utc_now_mariadb(element: UtcNow, compiler: SQLCompiler, **kw: Any) -> str:
     return "UTC_TIMESTAMP(6)"  # CURRENT_TIMESTAMP is the session's local time
 
 
+#: The MariaDB session variable holding the id :class:`LockForWrite` took for a backfill's record
+#: before its lock (``NULL`` where the sequence does not exist).
+RESERVED_TRANSACTION_ID = "@av_transaction_id"
+
+
 @compiles(NextTransactionId, *MARIADB)
 def _next_transaction_id_mariadb(element: NextTransactionId, compiler: SQLCompiler, **kw: Any) -> str:
     # Continuum's Sequence is a SEQUENCE on MariaDB (the dialect knows it only once connected:
-    # offline it would otherwise take max() + 1, an id the sequence hands out again)
-    return compiler.process(_joining(element, element.sequence.next_value()), **kw)
+    # offline it would otherwise take max() + 1, an id the sequence hands out again). The id is
+    # the one the backfill's lock took first (see _lock_for_write_mariadb).
+    reserved: ColumnElement[Any] = sa.func.coalesce(
+        sa.literal_column(RESERVED_TRANSACTION_ID), element.sequence.next_value()
+    )
+    return compiler.process(_joining(element, reserved), **kw)
 
 
 #: MariaDB's list of tables, views and sequences.
@@ -758,8 +771,22 @@ def _lock_for_write_mariadb(element: LockForWrite, compiler: SQLCompiler, **kw: 
       locks nothing.
 
     The later statements' reads are locking reads too (InnoDB reads the latest committed rows
-    inside INSERT/CREATE ... SELECT, UPDATE and DELETE), not the migration's snapshot."""
+    inside INSERT/CREATE ... SELECT, UPDATE and DELETE), not the migration's snapshot.
+
+    With ``reserve``, a backfill's id is taken from the sequence *before* the lock: nothing holds
+    off ``NEXTVAL``, so a Continuum writer that takes its id while the backfill runs, and then waits
+    for the lock with its record's ``INSERT``, gets a later id than the backfill's, and its version
+    comes after the backfill's, as its commit does."""
     table = compiler.preparer.format_table(element.tables[0])
+    reserve = ""
+    if element.reserve is not None:
+        exists = _listed_table(element.reserve.schema, element.reserve.name, constant(1)).scalar_subquery()
+        found = compiler.process(exists, **{**kw, "literal_binds": True})
+        sequence = compiler.preparer.format_sequence(element.reserve)
+        reserve = (
+            f"SET {RESERVED_TRANSACTION_ID} = NULL; "
+            f"IF {found} IS NOT NULL THEN SET {RESERVED_TRANSACTION_ID} = NEXTVAL({sequence}); END IF; "
+        )
     levels = ", ".join(f"'{level}'" for level in LOCKING_ISOLATION)
     message = (
         "alembic-versioning locks Continuum's writers out with InnoDB's next-key locks, which only "
@@ -769,7 +796,7 @@ def _lock_for_write_mariadb(element: LockForWrite, compiler: SQLCompiler, **kw: 
     return (
         f"BEGIN NOT ATOMIC DECLARE av_rows BIGINT; "
         f"IF @@tx_isolation NOT IN ({levels}) THEN {_signal(message, compiler, **kw)}; END IF; "
-        f"SELECT count(*) INTO av_rows FROM {table} FOR UPDATE; END"
+        f"{reserve}SELECT count(*) INTO av_rows FROM {table} FOR UPDATE; END"
     )
 
 
