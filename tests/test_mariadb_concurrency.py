@@ -14,10 +14,13 @@ transaction record before it touches a versioned table, so:
 * the operations' own reads see the latest committed rows, not the migration's snapshot: InnoDB
   reads inside INSERT/CREATE ... SELECT, UPDATE and DELETE are locking reads.
 
-What it cannot do (``test_a_writer_with_an_id_but_no_record_yet``): SQLAlchemy takes Continuum's
-id with a ``SELECT nextval(...)`` of its own before the ``INSERT`` of the record, and nothing
-holds off ``NEXTVAL``; a writer between the two when the backfill locks is held off with an id
-below the backfill's, and its versions land before the backfill's, written after them. The
+SQLAlchemy takes Continuum's id with a ``SELECT nextval(...)`` of its own before the ``INSERT`` of
+the record, and nothing holds off ``NEXTVAL``: a backfill takes its own id before its lock, so a
+writer arriving while it runs gets a later one
+(``test_a_writer_arriving_while_the_backfill_runs_gets_a_later_id``). What it cannot do
+(``test_a_writer_with_an_id_but_no_record_yet``): a writer between the two statements when the
+backfill takes its id is held off with an id below the backfill's, and its versions land before the
+backfill's, written after them. The
 chain repair, the flag repair and the vacuum take no id and are not affected.
 
 Writers must run at READ COMMITTED: Continuum's ORM finds the version to close with a plain
