@@ -251,7 +251,10 @@ def _unless_distinct_on_postgresql(element: UnlessDistinctOn, compiler: SQLCompi
 
 
 class CreateTemporaryTableAs(sa.schema.ExecutableDDLElement):
-    """``CREATE TEMPORARY TABLE <table> AS <select>``: ``select``'s rows, computed once."""
+    """``CREATE TEMPORARY TABLE <table> AS <select>``: ``select``'s rows, computed once.
+
+    On MariaDB ``table``'s primary key, where it declares one, is created with it (InnoDB then
+    finds a row of it by key; the other databases create none)."""
 
     inherit_cache = False
 
@@ -659,6 +662,20 @@ def _full_join_select_mariadb(element: FullJoinSelect, compiler: SQLCompiler, **
 @compiles(DropTemporaryTableIfExists, *MARIADB)
 def _drop_temporary_table_mariadb(element: DropTemporaryTableIfExists, compiler: Any, **kw: Any) -> str:
     return f"DROP TEMPORARY TABLE IF EXISTS {compiler.preparer.quote(element.table.name)}"
+
+
+@compiles(CreateTemporaryTableAs, *MARIADB)
+def _create_temporary_table_as_mariadb(element: CreateTemporaryTableAs, compiler: Any, **kw: Any) -> str:
+    """``CREATE TEMPORARY TABLE <table> (PRIMARY KEY (...)) AS <select>`` where ``table`` has a
+    primary key: a later join on it then looks rows up by key, where a table without an index is
+    read whole for every row of the other side (block nested loops)."""
+    key = element.table.primary_key.columns
+    if not key:
+        return _create_temporary_table_as(element, compiler, **kw)
+    select = element.select.compile(dialect=compiler.dialect, compile_kwargs={"literal_binds": True})
+    columns = ", ".join(compiler.preparer.quote(c.name) for c in key)
+    table = compiler.preparer.format_table(element.table)
+    return f"CREATE TEMPORARY TABLE {table} (PRIMARY KEY ({columns})) AS {select}"
 
 
 @compiles(sa.schema.DropTable, *MARIADB)
