@@ -221,7 +221,7 @@ def vacuum_versions(operations: Operations, op: VacuumVersionsOp) -> None:
             statements = [lock, *vacuum_statements(with_range(table, key_range), compared, dialect)]
         else:
             ranged = [replace(p, table=with_range(p.table, key_range)) for p in parts]
-            statements = [lock, *hierarchy_vacuum_statements(ranged)]
+            statements = [lock, *hierarchy_vacuum_statements(ranged, dialect)]
         return statements, [i for i, statement in enumerate(statements) if isinstance(statement, sa.Delete)]
 
     run(operations, op, _work(catalog, table, lock, build, "futile versions removed"))

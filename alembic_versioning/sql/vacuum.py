@@ -242,7 +242,10 @@ def lists_futile_versions_first(dialect: Any) -> bool:
     it computed the query per row (200k versions: 7 to 13 s, of 11 s in all; deleted by a join
     with the listed versions: 0.2 s), and its windows over whole rows are slow (see
     :func:`joined_history`). PostgreSQL and SQLite run the classifying statements in about the
-    time of a join (a hash or index semi-join), without a temporary table to write."""
+    time of a join (a hash or index semi-join), without a temporary table to write.
+
+    A hierarchy's futile versions are listed in temporary tables on every database
+    (:func:`hierarchy_vacuum_statements`); there MariaDB deletes them by a join too."""
     return bool(dialect.name in MARIADB)
 
 
@@ -283,8 +286,7 @@ def listed_vacuum_statements(table: VersionedTable, compared: Sequence[str]) -> 
     version = table.version_table()
     part = VacuumPart(table, compared)
     futile = _futile_table(FUTILE, part)
-    marked = _marked(table, version, compared, joined_history(table, version, compared)).c
-    listing = sa.select(*_version_key(part, marked)).where(marked[FUTILE] == constant(1))
+    listing = futile_versions(part, joined=True)
     statements: list[sa.Executable] = [DropTemporaryTableIfExists(futile), CreateTemporaryTableAs(futile, listing)]
     if table.strategy == "validity":
         ends = [table.naming.end_transaction_column_name]
@@ -304,12 +306,15 @@ class VacuumPart:
     compared: Sequence[str]
 
 
-def futile_versions(part: VacuumPart) -> sa.Select[Any]:
-    """The entity key and transaction id of ``part``'s futile versions, its table alone."""
-    classified = classified_versions(part.table, part.table.version_table(), part.compared)
-    c = classified.c
-    tx = c[part.table.naming.transaction_column_name]
-    return sa.select(*part.table.key_columns(c), tx).where(c[FUTILE] == constant(1))
+def futile_versions(part: VacuumPart, joined: bool = False) -> sa.Select[Any]:
+    """The entity key and transaction id of ``part``'s futile versions, its table alone; with
+    ``joined``, found by :func:`joined_history`."""
+    table, version = part.table, part.table.version_table()
+    if joined:
+        c = _marked(table, version, part.compared, joined_history(table, version, part.compared)).c
+    else:
+        c = classified_versions(table, version, part.compared).c
+    return sa.select(*_version_key(part, c)).where(c[FUTILE] == constant(1))
 
 
 def _version_key(part: VacuumPart, columns: Any) -> list[Any]:
@@ -369,21 +374,30 @@ def classified_by(part: VacuumPart, futile: Any, base: VacuumPart, columns: Sequ
     return _with_after_futile(table, marked)
 
 
-def hierarchy_vacuum_statements(parts: Sequence[VacuumPart]) -> list[sa.Executable]:
-    """The statements that remove the futile versions of a hierarchy's tables (``parts``, base first)."""
+def hierarchy_vacuum_statements(parts: Sequence[VacuumPart], dialect: Any = None) -> list[sa.Executable]:
+    """The statements that remove the futile versions of a hierarchy's tables (``parts``, base first).
+
+    Where the futile versions are listed first (see :func:`lists_futile_versions_first`), each
+    table's chains are relinked over its key, transaction and end ids alone, and its listed
+    versions deleted by a join."""
+    listed = dialect is not None and lists_futile_versions_first(dialect)
     own = [_futile_table(f"{FUTILE}_{i}", part) for i, part in enumerate(parts)]
     base = parts[0]
     throughout = _futile_table(FUTILE, base)
     statements: list[sa.Executable] = [DropTemporaryTableIfExists(t) for t in (*own, throughout)]
     for table, part in zip(own, parts, strict=True):
-        statements += [CreateTemporaryTableAs(table, futile_versions(part)), Analyze(table)]
+        statements += [CreateTemporaryTableAs(table, futile_versions(part, joined=listed)), Analyze(table)]
     statements += [CreateTemporaryTableAs(throughout, hierarchy_futile(parts, own)), Analyze(throughout)]
     for part in parts:
         version = part.table.version_table()
-        classified = classified_by(part, throughout, base)
         if part.table.strategy == "validity":
-            statements.append(relink_update(part.table, version, classified))
-        statements.append(futile_delete(part.table, version, classified))
+            ends = [part.table.naming.end_transaction_column_name] if listed else None
+            statements.append(relink_update(part.table, version, classified_by(part, throughout, base, ends)))
+        if listed:
+            joined = [*_same_version(part, version.c, base, throughout.c), *part.table.in_key_range(version.c)]
+            statements.append(sa.delete(version).where(*joined))
+        else:
+            statements.append(futile_delete(part.table, version, classified_by(part, throughout, base)))
     statements += [sa.schema.DropTable(t) for t in (*own, throughout)]
     return statements
 
