@@ -75,10 +75,14 @@ def classified_versions(table: VersionedTable, version: sa.Table, compared: Sequ
     return _with_after_futile(table, _marked(table, version, compared, h))
 
 
-def _marked(table: VersionedTable, version: sa.Table, compared: Sequence[str], h: History) -> sa.Subquery:
-    """Every version of ``h`` (a whole history with the previous operation type) with ``_av_futile``."""
+def _marked(
+    table: VersionedTable, version: sa.Table, compared: Sequence[str], h: History, carried: Sequence[str] = ()
+) -> sa.Subquery:
+    """Every version of ``h`` (a whole history with the previous operation type) with ``_av_futile``
+    and the ``carried`` columns of ``h``."""
     marked = sa.select(
         *(h.c[c.name] for c in version.c),
+        *(h.c[c] for c in carried),
         sa.case((is_futile(h, compared), constant(1)), else_=constant(0)).label(FUTILE),
     ).subquery("marked")
     ignored = [c for c in table.columns if c not in compared]
@@ -88,7 +92,7 @@ def _marked(table: VersionedTable, version: sa.Table, compared: Sequence[str], h
 
 
 def joined_history(table: VersionedTable, version: sa.Table, compared: Sequence[str]) -> History:
-    """What ``history(table, version, compared, previous_op=True, whole=True)`` gives, the previous
+    """What ``history(table, version, compared, previous_tx=True, previous_op=True, whole=True)`` gives, the previous
     version found by a join on its transaction id (a window over the key and transaction ids alone
     gives it) instead of by ``lag()`` of every compared column.
 
@@ -110,6 +114,7 @@ def joined_history(table: VersionedTable, version: sa.Table, compared: Sequence[
     subquery = (
         sa.select(
             *version.c,
+            n._av_previous_tx,
             before.c[names.operation_type_column_name].label("_av_previous_op"),
             *(before.c[c].label(f"_av_previous_{i}") for i, c in enumerate(compared)),
         )
@@ -278,19 +283,21 @@ def listed_vacuum_statements(table: VersionedTable, compared: Sequence[str]) -> 
     """The statements of :func:`vacuum_statements` with the futile versions listed first.
 
     The futile versions (entity key and transaction id, the table's primary key where the entity
-    has one) go into a temporary table, classified once by :func:`joined_history`; each later
-    statement then reads that list (nothing they change alters what the classification reads).
-    The chains are relinked and the follower flags recomputed as by the classifying statements,
-    over the versions marked by an outer join with the list, and the listed versions deleted by a
-    join."""
+    has one; with the validity strategy also the previous version's transaction id and their end
+    id) go into a temporary table, classified once by :func:`joined_history`; each later
+    statement then reads that list (nothing they change alters what the classification reads):
+    the chains are relinked from the list alone (:func:`listed_relink_update`), the follower flags
+    recomputed as by the classifying statements over the versions marked by an outer join with
+    the list, and the listed versions deleted by a join."""
     version = table.version_table()
     part = VacuumPart(table, compared)
-    futile = _futile_table(FUTILE, part)
-    listing = futile_versions(part, joined=True)
-    statements: list[sa.Executable] = [DropTemporaryTableIfExists(futile), CreateTemporaryTableAs(futile, listing)]
-    if table.strategy == "validity":
-        ends = [table.naming.end_transaction_column_name]
-        statements.append(relink_update(table, version, classified_by(part, futile, part, columns=ends)))
+    relinked = table.strategy == "validity"
+    futile = _futile_table(FUTILE, part, relinked)
+    listing = futile_versions(part, joined=True, relinked=relinked)
+    listed = CreateTemporaryTableAs(futile, listing, whole_derived=True)
+    statements: list[sa.Executable] = [DropTemporaryTableIfExists(futile), listed]
+    if relinked:
+        statements.append(listed_relink_update(table, version, futile))
     ignored_flags = [c for c in table.mod_columns if c not in compared]
     if ignored_flags:
         statements.append(follower_flags_update(table, version, classified_by(part, futile, part), ignored_flags))
@@ -306,15 +313,59 @@ class VacuumPart:
     compared: Sequence[str]
 
 
-def futile_versions(part: VacuumPart, joined: bool = False) -> sa.Select[Any]:
+def futile_versions(part: VacuumPart, joined: bool = False, relinked: bool = False) -> sa.Select[Any]:
     """The entity key and transaction id of ``part``'s futile versions, its table alone; with
-    ``joined``, found by :func:`joined_history`."""
+    ``joined``, found by :func:`joined_history`, and with ``relinked`` (and ``joined``) their
+    previous version's transaction id and their end id too (see :func:`listed_relink_update`)."""
     table, version = part.table, part.table.version_table()
-    if joined:
-        c = _marked(table, version, part.compared, joined_history(table, version, part.compared)).c
-    else:
+    if not joined:
         c = classified_versions(table, version, part.compared).c
-    return sa.select(*_version_key(part, c)).where(c[FUTILE] == constant(1))
+        return sa.select(*_version_key(part, c)).where(c[FUTILE] == constant(1))
+    extra = ["_av_previous_tx"] if relinked else []
+    c = _marked(table, version, part.compared, joined_history(table, version, part.compared), extra).c
+    ends = [c._av_previous_tx, c[table.naming.end_transaction_column_name]] if relinked else []
+    return sa.select(*_version_key(part, c), *ends).where(c[FUTILE] == constant(1))
+
+
+def listed_relink_update(table: VersionedTable, version: sa.Table, futile: sa.Table) -> sa.Update:
+    """:func:`relink_update` from the list of futile versions alone (``futile``: key, transaction
+    id, ``_av_previous_tx`` and end id of each), a window over those rows instead of every version.
+
+    A futile version starts a run unless the futile version before it (in the list) is its
+    previous version; that previous version is the run's survivor, which takes the end id of the
+    run's last version."""
+    names = table.naming
+    f = futile.c
+    tx, end = names.transaction_column_name, names.end_transaction_column_name
+    listed_before = sa.func.lag(f[tx]).over(partition_by=table.key_columns(f), order_by=f[tx])
+    start = sa.case((Differs(listed_before, f._av_previous_tx), constant(1)), else_=constant(0))
+    starts = sa.select(*table.key_columns(f), f[tx], f._av_previous_tx, f[end], start.label("_av_start")).subquery(
+        "starts"
+    )
+    s = starts.c
+    group = sa.func.sum(s._av_start).over(partition_by=table.key_columns(s), order_by=s[tx], rows=(None, 0))
+    grouped = sa.select(starts, group.label("_av_group")).subquery("grouped")
+    g = grouped.c
+    run: dict[str, Any] = {"partition_by": [*table.key_columns(g), g._av_group], "order_by": g[tx]}
+    runs = sa.select(
+        *table.key_columns(g),
+        g._av_start,
+        g._av_previous_tx.label("_av_survivor_tx"),
+        sa.func.last_value(g[end]).over(**run, rows=(None, None)).label("_av_run_end"),
+    ).subquery("runs")
+    r = runs.c
+    stored_end = version.c[end]
+    return (
+        sa.update(version)
+        .values({stored_end: r._av_run_end})
+        .where(
+            *same_entity(table, version.c, r),
+            version.c[tx] == r._av_survivor_tx,
+            *table.in_key_range(version.c),
+            r._av_start == constant(1),
+            Differs(stored_end, r._av_run_end),
+        )
+    )
 
 
 def _version_key(part: VacuumPart, columns: Any) -> list[Any]:
@@ -386,7 +437,8 @@ def hierarchy_vacuum_statements(parts: Sequence[VacuumPart], dialect: Any = None
     throughout = _futile_table(FUTILE, base)
     statements: list[sa.Executable] = [DropTemporaryTableIfExists(t) for t in (*own, throughout)]
     for table, part in zip(own, parts, strict=True):
-        statements += [CreateTemporaryTableAs(table, futile_versions(part, joined=listed)), Analyze(table)]
+        own_futile = futile_versions(part, joined=listed)
+        statements += [CreateTemporaryTableAs(table, own_futile, whole_derived=listed), Analyze(table)]
     statements += [CreateTemporaryTableAs(throughout, hierarchy_futile(parts, own)), Analyze(throughout)]
     for part in parts:
         version = part.table.version_table()
@@ -402,9 +454,13 @@ def hierarchy_vacuum_statements(parts: Sequence[VacuumPart], dialect: Any = None
     return statements
 
 
-def _futile_table(name: str, part: VacuumPart) -> sa.Table:
-    """A temporary table of versions (entity key and transaction id) of ``part``'s table."""
+def _futile_table(name: str, part: VacuumPart, relinked: bool = False) -> sa.Table:
+    """A temporary table of versions (entity key and transaction id) of ``part``'s table; with
+    ``relinked``, also the previous version's transaction id and the end id of each."""
     version = part.table.version_table()
     keyed = bool(part.table.primary_key)  # else the entity is every column, which may be NULL
-    columns = (sa.Column(c.name, c.type, primary_key=keyed) for c in _version_key(part, version.c))
+    columns = [sa.Column(c.name, c.type, primary_key=keyed) for c in _version_key(part, version.c)]
+    if relinked:
+        end = part.table.naming.end_transaction_column_name
+        columns += [sa.Column("_av_previous_tx", sa.BigInteger), sa.Column(end, sa.BigInteger)]
     return sa.Table(name, sa.MetaData(), *columns, prefixes=["TEMPORARY"])
