@@ -15,6 +15,9 @@ reads: data columns, transaction ids, operation types, the compared columns' fla
    survivor in them);
 3. the futile versions are deleted.
 
+On MariaDB the futile versions are listed in a temporary table first, and these statements read
+the list (:func:`lists_futile_versions_first`, :func:`listed_vacuum_statements`).
+
 The tables of a joined-table inheritance hierarchy, whose versions Continuum writes together
 (one row in each table an entity has a row in, at one transaction), are vacuumed together: a
 version is futile when it is futile in every table that has a row of it. Those versions are
