@@ -216,12 +216,14 @@ def vacuum_versions(operations: Operations, op: VacuumVersionsOp) -> None:
     parts = [VacuumPart(table, compared)]
     parts += [VacuumPart(t, t.columns) for _, t in (_joined_table(catalog, op, table, n) for n in op.joined)]
     lock = writers_lock(catalog, *(p.table for p in parts))
+    dialect = operations.migration_context.dialect
 
     def build(key_range: KeyRange | None) -> tuple[list[sa.Executable], Sequence[int]]:
         if not op.joined:
-            return [lock, *vacuum_statements(with_range(table, key_range), compared)], (-1,)
-        ranged = [replace(p, table=with_range(p.table, key_range)) for p in parts]
-        statements = [lock, *hierarchy_vacuum_statements(ranged)]
+            statements = [lock, *vacuum_statements(with_range(table, key_range), compared, dialect)]
+        else:
+            ranged = [replace(p, table=with_range(p.table, key_range)) for p in parts]
+            statements = [lock, *hierarchy_vacuum_statements(ranged, dialect)]
         return statements, [i for i, statement in enumerate(statements) if isinstance(statement, sa.Delete)]
 
     run(operations, op, _work(catalog, table, lock, build, "futile versions removed"))

@@ -202,11 +202,16 @@ FLOORS["vacuum_versions"]["floor_plus"] = [
 _DIFFERS = " OR ".join(f"NOT (v.{c} <=> p.{c})" for c in ALL_COLUMNS if c not in ("id", "transaction_id"))
 WRONG_SQL = {
     "repair": f"SELECT count(*) FROM {VERSION} AS v JOIN {PRISTINE} AS p USING (id, transaction_id) WHERE {_DIFFERS}",
-    # Versions removed that are not futile, plus futile versions left.
+    # Versions removed that are not futile, plus futile versions left, plus versions kept whose end
+    # id is not the relinked one.
     "vacuum_versions": f"""SELECT
         (SELECT count(*) FROM {PRISTINE} AS p LEFT JOIN {VERSION} AS v USING (id, transaction_id)
          LEFT JOIN {FUTILE} AS f USING (id, transaction_id) WHERE v.id IS NULL AND f.id IS NULL)
-      + (SELECT count(*) FROM {FUTILE} AS f JOIN {VERSION} AS v USING (id, transaction_id))""",
+      + (SELECT count(*) FROM {FUTILE} AS f JOIN {VERSION} AS v USING (id, transaction_id))
+      + (SELECT count(*) FROM {VERSION} AS v JOIN {PRISTINE} AS p USING (id, transaction_id)
+         LEFT JOIN {FUTILE} AS f USING (id, transaction_id) LEFT JOIN {RELINK} AS r USING (id, transaction_id)
+         WHERE f.id IS NULL AND NOT (v.end_transaction_id <=>
+             CASE WHEN r.id IS NULL THEN p.end_transaction_id ELSE r.end_transaction_id END))""",
     # Stale live rows whose open version does not hold their values.
     "backfill_versions": f"""SELECT count(*) FROM {LIVE} AS l LEFT JOIN {VERSION} AS v
         ON v.id = l.id AND v.end_transaction_id IS NULL AND v.operation_type <> 2

@@ -295,6 +295,41 @@ def test_create_temporary_table_as(dialect: Dialect) -> None:
     )
 
 
+def test_create_temporary_table_as_mariadb() -> None:
+    """MariaDB creates a keyed table's primary key with it, and computes derived tables whole on request."""
+    keyed = sa.Table("_av_keyed", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), prefixes=["TEMPORARY"])
+    select = sa.select(live.c.id)
+    assert sql(CreateTemporaryTableAs(pending, select), MARIADB) == lines(
+        "CREATE TEMPORARY TABLE _av_pending AS SELECT article.id", "FROM article"
+    )
+    assert sql(CreateTemporaryTableAs(keyed, select, whole_derived=True), MARIADB) == lines(
+        "SET STATEMENT optimizer_switch='split_materialized=off' FOR "
+        "CREATE TEMPORARY TABLE _av_keyed (PRIMARY KEY (id)) AS SELECT article.id",
+        "FROM article",
+    )
+    assert sql(CreateTemporaryTableAs(keyed, select, whole_derived=True), PG) == lines(
+        "CREATE TEMPORARY TABLE _av_keyed AS SELECT article.id", "FROM article"
+    )
+
+
+def test_vacuum_on_mariadb_lists_futile_versions_first() -> None:
+    """MariaDB's vacuum lists the futile versions in a keyed temporary table, relinks from the
+    list and deletes by a join: no statement classifies the versions inside a DELETE."""
+    statements = [sql(s, MARIADB) for s in vacuum_statements(ARTICLE, ARTICLE.columns, MARIADB)]
+    assert [s.split(" (")[0].split(" AS ")[0].split(",")[0] for s in statements] == [
+        "DROP TEMPORARY TABLE IF EXISTS _av_futile",
+        "SET STATEMENT optimizer_switch='split_materialized=off' FOR CREATE TEMPORARY TABLE _av_futile",
+        "UPDATE article_version",
+        "DELETE FROM article_version USING article_version",
+        "DROP TEMPORARY TABLE _av_futile",
+    ]
+    assert "PRIMARY KEY (id, transaction_id)" in statements[1]
+    assert "FROM _av_futile) AS starts" in statements[2]
+    assert "EXISTS" not in statements[3]
+    # without the dialect (and on the other databases) the classifying statements
+    assert vacuum_statements(ARTICLE, ARTICLE.columns, PG)[-1].is_delete
+
+
 def test_drop_temporary_table_postgresql() -> None:
     """The drop names PostgreSQL's temporary schema, never a permanent table."""
     assert sql(DropTemporaryTableIfExists(pending), PG) == "DROP TABLE IF EXISTS pg_temp._av_pending"
