@@ -1,7 +1,8 @@
 """Hostile table, schema and column names stay names: the four operations, online and as offline
-scripts applied with the real clients (``sqlite3``, ``psql``), repair a history exactly as they
-do under plain names, and no name escapes into the script (the sentinel table ``victim`` stays,
-no shell command runs); the migration scripts autogenerate renders stay the same Python."""
+scripts applied with the real clients (``sqlite3``, ``psql``, ``mariadb``), on SQLite, PostgreSQL
+and MariaDB, repair a history exactly as they do under plain names, and no name escapes into the
+script (the sentinel table ``victim`` stays, no shell command runs); the migration scripts
+autogenerate renders stay the same Python."""
 
 from __future__ import annotations
 
@@ -21,29 +22,33 @@ from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy_continuum import VersioningManager, make_versioned, version_class
 from sqlalchemy_continuum.plugins import PropertyModTrackerPlugin
 
-from .conftest import postgresql_database
+from .conftest import mariadb_database, postgresql_database
 from .support.apps import mapped, snapshot
 from .support.autogen import produce
 from .support.clients import apply_with_client
 from .support.migrate import render_offline, run_online
 
-#: Names that are no plain identifiers: keywords, case, spaces and dots, quotes, the paramstyles'
-#: and psql's markers, dollar quotes and backslashes, unicode; and line breaks that, written raw
-#: into a comment line of a script, end it: the rest of the name is then SQL (``DROP TABLE``), a
-#: psql meta-command (``\!`` runs a shell command, ending at ``\r`` too) or a sqlite3 dot-command.
-#: (Short: PostgreSQL truncates identifiers past 63 bytes, Continuum's index names included.)
+#: Names that are no plain identifiers: keywords, case, spaces and dots, quotes (MariaDB's backtick
+#: too), the paramstyles' and psql's markers, dollar quotes and backslashes (an escape in MariaDB's
+#: string literals: one before a quote, or ending the name, ends the literal early where it is not
+#: doubled), unicode; and line breaks that, written raw into a comment line of a script, end it: the
+#: rest of the name is then SQL (``DROP TABLE``), a psql meta-command (``\!`` runs a shell command,
+#: ending at ``\r`` too) or a sqlite3 dot-command. (Short: PostgreSQL truncates identifiers past 63
+#: bytes, Continuum's index names included; MariaDB refuses names past 64 characters.)
 TABLES = [
     "select",
     "Mixed Case.dot",
     'it\'s "quoted"',
+    "back`tick``",
     "50% %(x)s :x;",
     "$$ $a$ \\",
+    "x\\'; DROP TABLE victim; --",
     "t\nDROP TABLE victim; --",
     "t\r\\! touch p #\n.shell touch p #",
     "tä 表 ✓",
 ]
-COLUMNS = ["order", "Mixed Case", 'it\'s "q"', "50% %(x)s :x;", "c\nDROP TABLE victim; --"]
-SCHEMAS = ["user", 'Sch.ema "q"', "50% $$ %(x)s", "s\nDROP TABLE victim; --"]
+COLUMNS = ["order", "Mixed Case", 'it\'s "q"', "back`tick", "50% %(x)s :x;", "c\\", "c\nDROP TABLE victim; --"]
+SCHEMAS = ["user", 'Sch.ema "q"', "back`tick", "50% $$ %(x)s", "s\\'x", "s\nDROP TABLE victim; --"]
 PLAIN_TABLE, PLAIN_COLUMN, PLAIN_SCHEMA = "thing", "name", "app"
 MODES = ["online", "offline"]
 
@@ -149,7 +154,16 @@ def shared_pg_engine(postgresql_proc: Any) -> Iterator[sa.Engine]:
 @contextmanager
 def empty_database(dialect: str, names: Names, request: pytest.FixtureRequest, path: Path) -> Iterator[sa.Engine]:
     """An empty database holding the sentinel table ``victim`` (and the schema ``names.schema``):
-    a SQLite file at ``path``, or the module's PostgreSQL database, emptied afterwards."""
+    a SQLite file at ``path``, the module's PostgreSQL database, emptied afterwards, or a fresh
+    MariaDB database."""
+    if dialect == "mariadb":  # a database of its own (the case's schema dropped with it)
+        with mariadb_database(request.getfixturevalue("mariadb_server")) as engine:
+            with engine.begin() as conn:
+                conn.execute(sa.text("CREATE TABLE victim (id INTEGER)"))
+                if names.schema is not None:
+                    conn.execute(sa.schema.CreateSchema(names.schema))
+            yield engine
+        return
     if dialect == "sqlite":
         engine = sa.create_engine(f"sqlite:///{path}")
     else:
@@ -220,10 +234,11 @@ def _case(position: str, name: str, dialects: tuple[str, ...]) -> list[Any]:
     return cases
 
 
+DIALECTS = ("sqlite", "postgresql", "mariadb")
 CASES = [
-    *(case for name in TABLES for case in _case("table", name, ("sqlite", "postgresql"))),
-    *(case for name in COLUMNS for case in _case("column", name, ("sqlite", "postgresql"))),
-    *(case for name in SCHEMAS for case in _case("schema", name, ("postgresql",))),
+    *(case for name in TABLES for case in _case("table", name, DIALECTS)),
+    *(case for name in COLUMNS for case in _case("column", name, DIALECTS)),
+    *(case for name in SCHEMAS for case in _case("schema", name, ("postgresql", "mariadb"))),
 ]
 
 
@@ -298,3 +313,33 @@ def test_rendered_comments_keep_names_inert(sqlite_engine: sa.Engine, name: str)
         "# column(s) name added to thing and thing_version\n" in plain[0] and "versioning.backfill_versions" in plain[0]
     )
     assert [_shape(code) for code in hostile] == [_shape(code) for code in plain]
+
+
+def test_mariadb_columns_and_keys_keep_hostile_names(mariadb_engine: sa.Engine) -> None:
+    """SQLAlchemy reads MariaDB's columns from ``SHOW CREATE TABLE`` line by line: it leaves a
+    backtick doubled and loses a name with a line break, and with it the primary key. The
+    operations and autogenerate read every column under its name, with its type, and the key."""
+    from alembic_versioning.catalog import ReflectedTables, reflect_table
+    from alembic_versioning.model import VersionedTable
+
+    names = ["k`ey", "k\ney", "back`tick", "c\nDROP TABLE victim; --", "flag\n_mod"]
+    table = sa.Table(
+        "t`\nx",
+        sa.MetaData(),
+        sa.Column(names[0], sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column(names[1], sa.String(5), primary_key=True),
+        sa.Column(names[2], sa.String(20)),
+        sa.Column(names[3], sa.Integer, nullable=False, server_default="3"),
+        sa.Column(names[4], sa.Boolean),
+    )
+    table.create(mariadb_engine)
+    with mariadb_engine.connect() as conn:
+        found = reflect_table(conn, table.name, None)
+        assert found is not None
+        assert [c.name for c in found.c] == names
+        assert [c.name for c in found.primary_key.columns] == names[:2]
+        assert [type(c.type).__name__ for c in found.c] == ["INTEGER", "VARCHAR", "VARCHAR", "INTEGER", "TINYINT"]
+        assert [c.nullable for c in found.c] == [False, False, True, False, True]
+        assert found.c[names[3]].server_default is not None and found.c[names[2]].server_default is None
+        autogenerated = ReflectedTables(sa.inspect(conn), [VersionedTable(name=table.name)])  # as autogenerate reads
+        assert list(autogenerated.types(table.name, None)) == names
