@@ -258,7 +258,7 @@ def test_the_sequence_hint_names_hostile_tables_as_psql_reads_them(
 ) -> None:
     """Behind a sequence that lags the transaction ids, the backfill stops with the ``setval``
     to run: its names quoted as psql reads them (a ``%`` was written ``%%``), so it runs as given."""
-    names = Names(table=TABLES[3], column=COLUMNS[3], schema=SCHEMAS[2])
+    names = Names(table="50% %(x)s :x;", column="50% %(x)s :x;", schema="50% $$ %(x)s")
     with empty_database("postgresql", names, request, tmp_path) as engine, thing_app(names) as (metadata, model):
         metadata.create_all(engine)
         write_history(engine, model, names.column)
@@ -279,6 +279,46 @@ def test_the_sequence_hint_names_hostile_tables_as_psql_reads_them(
         assert "%%" not in hint.group(0)
         with engine.begin() as conn:  # the fix as the message names it, as psql would run it
             conn.connection.driver_connection.execute(hint.group(0))
+        run_online(engine, backfill)
+
+
+@pytest.mark.parametrize(("mode", "sequence"), [("online", None), ("offline", None), ("online", "s\\'`%.q\\'`%(x)s")])
+def test_the_sequence_hint_names_hostile_tables_as_the_mariadb_client_reads_them(
+    mode: str, sequence: str | None, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """On MariaDB the backfill's guard (a ``SIGNAL`` in a compound statement, between ``DELIMITER``
+    lines offline) stops with the statements moving the sequence: names with backticks, quotes,
+    backslashes and ``%`` in it (the sequence's too, ``transaction_sequence=...``) as the
+    ``mariadb`` client reads them, so they run as given."""
+    names = Names(table="b`t\\'%(x)s", column="c`\\", schema="s\\'`%")
+    with empty_database("mariadb", names, request, tmp_path) as engine, thing_app(names) as (metadata, model):
+        metadata.create_all(engine)
+        write_history(engine, model, names.column)
+        quote = engine.dialect.identifier_preparer.quote
+        seq = "transaction_id_seq" if sequence is None else ".".join(map(quote, sequence.split(".")))
+        with engine.begin() as conn:
+            if sequence is not None:  # the ids taken so far, in a sequence of a hostile name
+                conn.exec_driver_sql(f"CREATE SEQUENCE {seq}")
+                conn.exec_driver_sql(f"SELECT NEXTVAL({seq}), NEXTVAL({seq}), NEXTVAL({seq})")
+            else:
+                conn.execute(sa.text("ALTER SEQUENCE transaction_id_seq RESTART WITH 1"))
+            conn.execute(sa.update(model.__table__).values({names.column: "raw"}))
+        options = {} if sequence is None else {"transaction_sequence": sequence}
+        backfill = lambda op: op.backfill_versions(names.table, schema=names.schema, **options)  # noqa: E731
+        if mode == "online":
+            with pytest.raises(sa.exc.DatabaseError) as stopped:
+                run_online(engine, backfill)
+            error = str(stopped.value.orig.args[1])
+        else:
+            stderr = apply_with_client(
+                engine, render_offline(engine, backfill, target_metadata=metadata), tmp_path, fails=True
+            )
+            error = stderr.split("ERROR 1644 (45000) at line ", 1)[-1]  # the message (the statement is shown first)
+        hint = re.search(r"run it again: (SELECT GREATEST\(.*\);) \(so the new versions", error)
+        assert hint is not None, error
+        client = tmp_path / "fix"
+        client.mkdir()
+        apply_with_client(engine, hint.group(1), client)  # the fix as the message names it, in the client
         run_online(engine, backfill)
 
 
