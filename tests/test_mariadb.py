@@ -433,3 +433,29 @@ def test_string_keys_batch_under_a_case_insensitive_collation(
             assert _collation_histories(twin, app.version("Translation")) == expected, size
         if op_name != "backfill_versions":  # the same rows, transaction ids too
             assert snapshot(twin, app.version("Translation")) == snapshot(mariadb_engine, app.version("Translation"))
+
+
+def test_the_same_text_in_another_character_set_is_no_change(mariadb_engine: sa.Engine) -> None:
+    """A live column in ``latin1`` (a legacy table) and its version column in ``utf8mb4`` hold
+    the same text in other bytes: no drift, no version written, no flag set; a change of case or
+    of trailing spaces still is one."""
+    with versioned_app(mod_tracker=True) as app:
+        app.metadata.create_all(mariadb_engine)
+        with mariadb_engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE article MODIFY name VARCHAR(100) CHARACTER SET latin1")
+        with Session(mariadb_engine) as session:
+            session.add_all([app.Article(id=1, name="café"), app.Article(id=2, name="née")])
+            session.commit()
+            session.get(app.Article, 1).name = "Café"
+            session.commit()
+        before = snapshot(mariadb_engine, app.version("Article"))
+        clean(mariadb_engine, app)
+        for name in ("backfill_versions", "update_mod_flags", "vacuum_versions"):
+            run_online(mariadb_engine, lambda op, n=name: getattr(op, n)("article"))
+        assert snapshot(mariadb_engine, app.version("Article")) == before
+        with mariadb_engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE article SET name = 'NÉE ' WHERE id = 2")
+        run_online(mariadb_engine, lambda op: op.backfill_versions("article"))
+        with mariadb_engine.connect() as conn:
+            names = conn.exec_driver_sql("SELECT id, name FROM article_version ORDER BY id, transaction_id").all()
+        assert names == [(1, "café"), (1, "Café"), (2, "née"), (2, "NÉE ")]
