@@ -22,7 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy_continuum import VersioningManager, make_versioned, version_class
 from sqlalchemy_continuum.plugins import PropertyModTrackerPlugin
 
-from .conftest import mariadb_database, postgresql_database
+from .conftest import engine_dialects, mariadb_database, postgresql_database
 from .support.apps import mapped, snapshot
 from .support.autogen import produce
 from .support.clients import apply_with_client
@@ -234,11 +234,12 @@ def _case(position: str, name: str, dialects: tuple[str, ...]) -> list[Any]:
     return cases
 
 
-DIALECTS = ("sqlite", "postgresql", "mariadb")
+#: The dialects swept (those of the ``engine`` fixture: ``ALEMBIC_VERSIONING_TEST_DIALECTS`` narrows them).
+DIALECTS = tuple(d for d in ("sqlite", "postgresql", "mariadb") if d in engine_dialects())
 CASES = [
     *(case for name in TABLES for case in _case("table", name, DIALECTS)),
     *(case for name in COLUMNS for case in _case("column", name, DIALECTS)),
-    *(case for name in SCHEMAS for case in _case("schema", name, ("postgresql", "mariadb"))),
+    *(case for name in SCHEMAS for case in _case("schema", name, tuple(d for d in DIALECTS if d != "sqlite"))),
 ]
 
 
