@@ -45,6 +45,7 @@ TABLES = [
     "x\\'; DROP TABLE victim; --",
     "t\nDROP TABLE victim; --",
     "t\r\\! touch p #\n.shell touch p #",
+    "d\nDELIMITER ;\n\\! touch p",
     "tä 表 ✓",
 ]
 COLUMNS = ["order", "Mixed Case", 'it\'s "q"', "back`tick", "50% %(x)s :x;", "c\\", "c\nDROP TABLE victim; --"]
