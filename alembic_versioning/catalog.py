@@ -12,6 +12,7 @@ Autogenerate reads the tables of every versioned pair at once (:class:`Reflected
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -80,6 +81,104 @@ def json_checked(connection: sa.engine.Connection, schema: str | None, names: It
     return {(table, column) for table, column, clause in found if clause == f"json_valid({quote(column)})"}
 
 
+#: MariaDB's catalog of columns.
+_COLUMNS = sa.table(
+    "columns",
+    sa.column("table_schema"),
+    sa.column("table_name"),
+    sa.column("column_name"),
+    sa.column("ordinal_position"),
+    sa.column("column_type"),
+    sa.column("is_nullable"),
+    sa.column("column_default"),
+    sa.column("generation_expression"),
+    sa.column("column_key"),
+    schema="information_schema",
+)
+
+
+def listed_columns(
+    connection: sa.engine.Connection, schema: str | None, names: Iterable[str], found: dict[str, list[Any]]
+) -> dict[str, list[Any]]:
+    """``found``, the columns SQLAlchemy reflected of the tables ``names`` of ``schema`` by table
+    name, with the names MariaDB's catalog gives; unchanged on other databases.
+
+    SQLAlchemy reads MariaDB's columns from ``SHOW CREATE TABLE``, line by line: it leaves a
+    backtick in a name doubled (as quoted there) and loses a column whose name holds a line break
+    (the line is cut). So on MariaDB the columns are those ``information_schema.columns`` lists, in
+    its order, each as SQLAlchemy reflected it where it did (its name written back to one
+    backtick), else read from the catalog: its type (as SQLAlchemy parses it), nullability,
+    default and generation expression. One catalog query."""
+    if not getattr(connection.dialect, "is_mariadb", False):
+        return found
+    in_schema = sa.literal(schema, sa.String) if schema is not None else sa.func.database()
+    c = _COLUMNS.c
+    rows = connection.execute(
+        sa.select(c.table_name, c.column_name, c.column_type, c.is_nullable, c.column_default, c.generation_expression)
+        .where(c.table_schema == in_schema, c.table_name.in_(sorted(names)))
+        .order_by(c.table_name, c.ordinal_position)
+    ).all()
+    listed: dict[str, list[Any]] = {}
+    for table, column, type_, nullable, default, generated in rows:
+        if table not in found:
+            continue
+        parsed = {str(f["name"]).replace("``", "`"): f for f in found[table]}
+        if column in parsed:
+            listed.setdefault(table, []).append({**parsed[column], "name": column})
+            continue
+        listed.setdefault(table, []).append(
+            {
+                "name": column,
+                "type": _column_type(connection.dialect, type_),
+                "nullable": nullable == "YES",
+                "default": None if default in (None, "NULL") else default,
+                "computed": {"sqltext": generated} if generated else None,
+            }
+        )
+    return {table: listed.get(table, []) for table in found}
+
+
+def _ignore_cut_lines() -> None:
+    """Silence SQLAlchemy's warnings about the lines of ``SHOW CREATE TABLE`` a name's line break
+    cut, whose columns :func:`listed_columns` reads from the catalog."""
+    warnings.filterwarnings("ignore", "Unknown (schema content|column definition)", sa.exc.SAWarning)
+
+
+def _column_type(dialect: Any, column_type: str) -> Any:
+    """The SQLAlchemy type of a MariaDB ``column_type`` (``varchar(20)``, ``tinyint(1)``), parsed as
+    SQLAlchemy parses a column of ``SHOW CREATE TABLE``."""
+    from sqlalchemy.dialects.mysql.reflection import MySQLTableDefinitionParser
+
+    parser = MySQLTableDefinitionParser(dialect, dialect.identifier_preparer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sa.exc.SAWarning)  # a type it does not know: NullType
+        state = parser.parse(f"CREATE TABLE `t` (\n  `c` {column_type}\n) ENGINE=InnoDB", None)
+    return state.columns[0]["type"] if state.columns else sa.types.NullType()
+
+
+def primary_key(connection: sa.engine.Connection, inspector: sa.Inspector, name: str, schema: str | None) -> list[str]:
+    """The primary key columns of ``schema.name``; on MariaDB read from its catalog (SQLAlchemy's
+    reading of ``SHOW CREATE TABLE`` loses a key with a backtick or a line break in a name)."""
+    if not getattr(connection.dialect, "is_mariadb", False):
+        return list(inspector.get_pk_constraint(name, schema)["constrained_columns"])
+    in_schema = sa.literal(schema, sa.String) if schema is not None else sa.func.database()
+    stats = sa.table(
+        "statistics",
+        sa.column("table_schema"),
+        sa.column("table_name"),
+        sa.column("index_name"),
+        sa.column("column_name"),
+        sa.column("seq_in_index"),
+        schema="information_schema",
+    )
+    found = sa.select(stats.c.column_name).where(
+        stats.c.table_schema == in_schema,
+        stats.c.table_name == sa.literal(name, sa.String),
+        stats.c.index_name == sa.literal("PRIMARY", sa.String),
+    )
+    return list(connection.execute(found.order_by(stats.c.seq_in_index)).scalars())
+
+
 def reflect_table(connection: sa.engine.Connection, name: str, schema: str | None) -> sa.Table | None:
     """Return ``schema.name`` as read through ``connection``, or ``None`` when it does not exist.
 
@@ -93,9 +192,13 @@ def reflect_table(connection: sa.engine.Connection, name: str, schema: str | Non
     if schema is not None and schema not in inspector.get_schema_names():
         return None  # SQLite would fail on an unknown schema (database) instead
     try:
-        found = inspector.get_columns(name, schema)
+        with warnings.catch_warnings():
+            if getattr(connection.dialect, "is_mariadb", False):
+                _ignore_cut_lines()
+            found = inspector.get_columns(name, schema)
     except sa.exc.NoSuchTableError:
         return None
+    found = listed_columns(connection, schema, [name], {name: found})[name]
     json = {column for _, column in json_checked(connection, schema, [name])}
     columns = [
         sa.Column(
@@ -107,7 +210,7 @@ def reflect_table(connection: sa.engine.Connection, name: str, schema: str | Non
         )
         for c in found
     ]
-    key = inspector.get_pk_constraint(name, schema)["constrained_columns"]
+    key = primary_key(connection, inspector, name, schema)
     return sa.Table(name, sa.MetaData(), *columns, sa.PrimaryKeyConstraint(*key), schema=schema)
 
 
@@ -307,9 +410,15 @@ class ReflectedTables:
             names[table.schema] |= {table.name, table.version_name}
         self._columns: dict[tuple[str | None, str], list[Any]] = {}
         for schema, wanted in names.items():
-            found = inspector.get_multi_columns(schema=schema, filter_names=sorted(wanted), kind=ObjectKind.ANY)
-            json = json_checked(inspector.bind, schema, wanted) if isinstance(inspector.bind, sa.Connection) else set()
-            for (_, name), columns in found.items():
+            with warnings.catch_warnings():
+                if getattr(inspector.dialect, "is_mariadb", False):
+                    _ignore_cut_lines()
+                found = inspector.get_multi_columns(schema=schema, filter_names=sorted(wanted), kind=ObjectKind.ANY)
+            json, by_name = set(), {name: columns for (_, name), columns in found.items()}
+            if isinstance(inspector.bind, sa.Connection):
+                json = json_checked(inspector.bind, schema, wanted)
+                by_name = listed_columns(inspector.bind, schema, wanted, by_name)
+            for name, columns in by_name.items():
                 self._columns[(schema, name)] = [
                     {**c, "type": sa.JSON()} if (name, c["name"]) in json else c for c in columns
                 ]

@@ -1,7 +1,8 @@
 """Hostile table, schema and column names stay names: the four operations, online and as offline
-scripts applied with the real clients (``sqlite3``, ``psql``), repair a history exactly as they
-do under plain names, and no name escapes into the script (the sentinel table ``victim`` stays,
-no shell command runs); the migration scripts autogenerate renders stay the same Python."""
+scripts applied with the real clients (``sqlite3``, ``psql``, ``mariadb``), on SQLite, PostgreSQL
+and MariaDB, repair a history exactly as they do under plain names, and no name escapes into the
+script (the sentinel table ``victim`` stays, no shell command runs); the migration scripts
+autogenerate renders stay the same Python."""
 
 from __future__ import annotations
 
@@ -21,29 +22,34 @@ from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy_continuum import VersioningManager, make_versioned, version_class
 from sqlalchemy_continuum.plugins import PropertyModTrackerPlugin
 
-from .conftest import postgresql_database
+from .conftest import engine_dialects, mariadb_database, postgresql_database
 from .support.apps import mapped, snapshot
 from .support.autogen import produce
 from .support.clients import apply_with_client
 from .support.migrate import render_offline, run_online
 
-#: Names that are no plain identifiers: keywords, case, spaces and dots, quotes, the paramstyles'
-#: and psql's markers, dollar quotes and backslashes, unicode; and line breaks that, written raw
-#: into a comment line of a script, end it: the rest of the name is then SQL (``DROP TABLE``), a
-#: psql meta-command (``\!`` runs a shell command, ending at ``\r`` too) or a sqlite3 dot-command.
-#: (Short: PostgreSQL truncates identifiers past 63 bytes, Continuum's index names included.)
+#: Names that are no plain identifiers: keywords, case, spaces and dots, quotes (MariaDB's backtick
+#: too), the paramstyles' and psql's markers, dollar quotes and backslashes (an escape in MariaDB's
+#: string literals: one before a quote, or ending the name, ends the literal early where it is not
+#: doubled), unicode; and line breaks that, written raw into a comment line of a script, end it: the
+#: rest of the name is then SQL (``DROP TABLE``), a psql meta-command (``\!`` runs a shell command,
+#: ending at ``\r`` too) or a sqlite3 dot-command. (Short: PostgreSQL truncates identifiers past 63
+#: bytes, Continuum's index names included; MariaDB refuses names past 64 characters.)
 TABLES = [
     "select",
     "Mixed Case.dot",
     'it\'s "quoted"',
+    "back`tick``",
     "50% %(x)s :x;",
     "$$ $a$ \\",
+    "x\\'; DROP TABLE victim; --",
     "t\nDROP TABLE victim; --",
     "t\r\\! touch p #\n.shell touch p #",
+    "d\nDELIMITER ;\n\\! touch p",
     "tä 表 ✓",
 ]
-COLUMNS = ["order", "Mixed Case", 'it\'s "q"', "50% %(x)s :x;", "c\nDROP TABLE victim; --"]
-SCHEMAS = ["user", 'Sch.ema "q"', "50% $$ %(x)s", "s\nDROP TABLE victim; --"]
+COLUMNS = ["order", "Mixed Case", 'it\'s "q"', "back`tick", "50% %(x)s :x;", "c\\", "c\nDROP TABLE victim; --"]
+SCHEMAS = ["user", 'Sch.ema "q"', "back`tick", "50% $$ %(x)s", "s\\'x", "s\nDROP TABLE victim; --"]
 PLAIN_TABLE, PLAIN_COLUMN, PLAIN_SCHEMA = "thing", "name", "app"
 MODES = ["online", "offline"]
 
@@ -149,7 +155,16 @@ def shared_pg_engine(postgresql_proc: Any) -> Iterator[sa.Engine]:
 @contextmanager
 def empty_database(dialect: str, names: Names, request: pytest.FixtureRequest, path: Path) -> Iterator[sa.Engine]:
     """An empty database holding the sentinel table ``victim`` (and the schema ``names.schema``):
-    a SQLite file at ``path``, or the module's PostgreSQL database, emptied afterwards."""
+    a SQLite file at ``path``, the module's PostgreSQL database, emptied afterwards, or a fresh
+    MariaDB database."""
+    if dialect == "mariadb":  # a database of its own (the case's schema dropped with it)
+        with mariadb_database(request.getfixturevalue("mariadb_server")) as engine:
+            with engine.begin() as conn:
+                conn.execute(sa.text("CREATE TABLE victim (id INTEGER)"))
+                if names.schema is not None:
+                    conn.execute(sa.schema.CreateSchema(names.schema))
+            yield engine
+        return
     if dialect == "sqlite":
         engine = sa.create_engine(f"sqlite:///{path}")
     else:
@@ -220,10 +235,12 @@ def _case(position: str, name: str, dialects: tuple[str, ...]) -> list[Any]:
     return cases
 
 
+#: The dialects swept (those of the ``engine`` fixture: ``ALEMBIC_VERSIONING_TEST_DIALECTS`` narrows them).
+DIALECTS = tuple(d for d in ("sqlite", "postgresql", "mariadb") if d in engine_dialects())
 CASES = [
-    *(case for name in TABLES for case in _case("table", name, ("sqlite", "postgresql"))),
-    *(case for name in COLUMNS for case in _case("column", name, ("sqlite", "postgresql"))),
-    *(case for name in SCHEMAS for case in _case("schema", name, ("postgresql",))),
+    *(case for name in TABLES for case in _case("table", name, DIALECTS)),
+    *(case for name in COLUMNS for case in _case("column", name, DIALECTS)),
+    *(case for name in SCHEMAS for case in _case("schema", name, tuple(d for d in DIALECTS if d != "sqlite"))),
 ]
 
 
@@ -243,7 +260,7 @@ def test_the_sequence_hint_names_hostile_tables_as_psql_reads_them(
 ) -> None:
     """Behind a sequence that lags the transaction ids, the backfill stops with the ``setval``
     to run: its names quoted as psql reads them (a ``%`` was written ``%%``), so it runs as given."""
-    names = Names(table=TABLES[3], column=COLUMNS[3], schema=SCHEMAS[2])
+    names = Names(table="50% %(x)s :x;", column="50% %(x)s :x;", schema="50% $$ %(x)s")
     with empty_database("postgresql", names, request, tmp_path) as engine, thing_app(names) as (metadata, model):
         metadata.create_all(engine)
         write_history(engine, model, names.column)
@@ -267,30 +284,77 @@ def test_the_sequence_hint_names_hostile_tables_as_psql_reads_them(
         run_online(engine, backfill)
 
 
+@pytest.mark.parametrize(("mode", "sequence"), [("online", None), ("offline", None), ("online", "s\\'`%.q\\'`%(x)s")])
+def test_the_sequence_hint_names_hostile_tables_as_the_mariadb_client_reads_them(
+    mode: str, sequence: str | None, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """On MariaDB the backfill's guard (a ``SIGNAL`` in a compound statement, between ``DELIMITER``
+    lines offline) stops with the statements moving the sequence: names with backticks, quotes,
+    backslashes and ``%`` in it (the sequence's too, ``transaction_sequence=...``) as the
+    ``mariadb`` client reads them, so they run as given."""
+    names = Names(table="b`t\\'%(x)s", column="c`\\", schema="s\\'`%")
+    with empty_database("mariadb", names, request, tmp_path) as engine, thing_app(names) as (metadata, model):
+        metadata.create_all(engine)
+        write_history(engine, model, names.column)
+        quote = engine.dialect.identifier_preparer.quote
+        seq = "transaction_id_seq" if sequence is None else ".".join(map(quote, sequence.split(".")))
+        with engine.begin() as conn:
+            if sequence is not None:  # the ids taken so far, in a sequence of a hostile name
+                conn.exec_driver_sql(f"CREATE SEQUENCE {seq}")
+                conn.exec_driver_sql(f"SELECT NEXTVAL({seq}), NEXTVAL({seq}), NEXTVAL({seq})")
+            else:
+                conn.execute(sa.text("ALTER SEQUENCE transaction_id_seq RESTART WITH 1"))
+            conn.execute(sa.update(model.__table__).values({names.column: "raw"}))
+        options = {} if sequence is None else {"transaction_sequence": sequence}
+        backfill = lambda op: op.backfill_versions(names.table, schema=names.schema, **options)  # noqa: E731
+        if mode == "online":
+            with pytest.raises(sa.exc.DatabaseError) as stopped:
+                run_online(engine, backfill)
+            error = str(stopped.value.orig.args[1])
+        else:
+            stderr = apply_with_client(
+                engine, render_offline(engine, backfill, target_metadata=metadata), tmp_path, fails=True
+            )
+            error = stderr.split("ERROR 1644 (45000) at line ", 1)[-1]  # the message (the statement is shown first)
+        hint = re.search(r"run it again: (SELECT GREATEST\(.*\);) \(so the new versions", error)
+        assert hint is not None, error
+        client = tmp_path / "fix"
+        client.mkdir()
+        apply_with_client(engine, hint.group(1), client)  # the fix as the message names it, in the client
+        run_online(engine, backfill)
+
+
 def _shape(code: str) -> tuple[int, list[str]]:
     """The number of lines of a rendered ``upgrade()``/``downgrade()`` body and the kinds of its
     top-level statements."""
     return len(code.splitlines()), [type(node).__name__ for node in ast.parse(code.replace("\n    ", "\n")).body]
 
 
+@pytest.mark.filterwarnings("ignore:Unknown schema content")  # Alembic's reading of MariaDB's index names
+@pytest.mark.parametrize("dialect", ["sqlite", "mariadb"])
 @pytest.mark.parametrize("name", TABLES)
-def test_rendered_comments_keep_names_inert(sqlite_engine: sa.Engine, name: str) -> None:
+def test_rendered_comments_keep_names_inert(dialect: str, name: str, request: pytest.FixtureRequest) -> None:
     """A migration autogenerate renders has the same lines and Python statements under a hostile
     table and column name as under plain names: a name in a comment saying what was found (the
-    column added to the table, here) ends no line."""
+    column added to the table, here) ends no line. (On MariaDB, Alembic's own index operations
+    are left out: SQLAlchemy reads index names from ``SHOW CREATE TABLE`` line by line, with a
+    backtick doubled or a line break cutting the line, so Alembic recreates those indexes.)"""
+    engine = request.getfixturevalue(f"{dialect}_engine")
 
     def rendered(names: Names) -> list[str]:
         flag = names.column + "_mod"
         with thing_app(names) as (metadata, _):
-            metadata.create_all(sqlite_engine)
-            quote = sqlite_engine.dialect.identifier_preparer.quote
+            metadata.create_all(engine)
+            quote = engine.dialect.identifier_preparer.quote
             dropped = [(names.table, names.column), *((names.table + "_version", c) for c in (names.column, flag))]
-            with sqlite_engine.begin() as conn:  # so the migration adds them: the column, its version and flag
+            with engine.begin() as conn:  # so the migration adds them: the column, its version and flag
                 for table, column in dropped:
                     conn.exec_driver_sql(f"ALTER TABLE {quote(table)} DROP COLUMN {quote(column)}")
-            script = produce(sqlite_engine, metadata)
-            metadata.drop_all(sqlite_engine)
-        return [render_python_code(ops) for ops in (script.upgrade_ops, script.downgrade_ops)]
+            script = produce(engine, metadata)
+            metadata.drop_all(engine)
+        codes = [render_python_code(ops) for ops in (script.upgrade_ops, script.downgrade_ops)]
+        alembic_indexes = re.compile(r"\s*op\.(create|drop)_index\(")
+        return ["\n".join(line for line in code.split("\n") if not alembic_indexes.match(line)) for code in codes]
 
     plain = rendered(Names())
     hostile = rendered(Names(table=name, column=name))
@@ -298,3 +362,38 @@ def test_rendered_comments_keep_names_inert(sqlite_engine: sa.Engine, name: str)
         "# column(s) name added to thing and thing_version\n" in plain[0] and "versioning.backfill_versions" in plain[0]
     )
     assert [_shape(code) for code in hostile] == [_shape(code) for code in plain]
+
+
+def test_mariadb_columns_and_keys_keep_hostile_names(mariadb_engine: sa.Engine) -> None:
+    """SQLAlchemy reads MariaDB's columns from ``SHOW CREATE TABLE`` line by line: it leaves a
+    backtick doubled and loses a name with a line break, and with it the primary key. The
+    operations and autogenerate read every column under its name, with its type, and the key;
+    the catalog lookups (whether the table exists, its row estimate) find it by its exact name."""
+    from alembic_versioning.catalog import ReflectedTables, reflect_table
+    from alembic_versioning.model import VersionedTable
+    from alembic_versioning.sql.constructs import RegClass, RowEstimate
+
+    names = ["k`ey", "k\ney", "back`tick", "c\nDROP TABLE victim; --", "flag\n_mod"]
+    table = sa.Table(
+        "t`\\'\nx",
+        sa.MetaData(),
+        sa.Column(names[0], sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column(names[1], sa.String(5), primary_key=True),
+        sa.Column(names[2], sa.String(20)),
+        sa.Column(names[3], sa.Integer, nullable=False, server_default="3"),
+        sa.Column(names[4], sa.Boolean),
+    )
+    table.create(mariadb_engine)
+    with mariadb_engine.connect() as conn:
+        found = reflect_table(conn, table.name, None)
+        assert found is not None
+        assert [c.name for c in found.c] == names
+        assert [c.name for c in found.primary_key.columns] == names[:2]
+        assert [type(c.type).__name__ for c in found.c] == ["INTEGER", "VARCHAR", "VARCHAR", "INTEGER", "TINYINT"]
+        assert [c.nullable for c in found.c] == [False, False, True, False, True]
+        assert found.c[names[3]].server_default is not None and found.c[names[2]].server_default is None
+        estimate, found_table = conn.execute(sa.select(RowEstimate(table), RegClass(None, table.name))).one()
+        assert (estimate, found_table) == (0, 1)  # the catalog lookups find it by its name
+        assert conn.execute(sa.select(RegClass(None, "T`\\'\nX"))).scalar() is None  # and by no other spelling
+        autogenerated = ReflectedTables(sa.inspect(conn), [VersionedTable(name=table.name)])  # as autogenerate reads
+        assert list(autogenerated.types(table.name, None)) == names

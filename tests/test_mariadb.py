@@ -22,7 +22,7 @@ from .conftest import mariadb_database
 from .support.apps import CUSTOM_NAMES, App, ranked, snapshot, versioned_app, write_history
 from .support.autogen import apply, ours, produce, render, render_generated
 from .support.mariadb import MariaDBServer
-from .support.migrate import execute_script, render_offline, run, run_online
+from .support.migrate import execute_script, render_offline, run, run_migration, run_online
 
 MODES = ["online", "offline"]
 
@@ -362,3 +362,100 @@ def test_schemas_compared_are_the_applications_databases(mariadb_engine: sa.Engi
         context = MigrationContext.configure(conn, opts={"target_metadata": sa.MetaData(), "include_schemas": True})
         compared = schemas_of(AutogenContext(context))
     assert compared == {None, "app"}
+
+
+def _collation_histories(engine: sa.Engine, table: sa.Table) -> dict[tuple[Any, ...], list[tuple[Any, ...]]]:
+    """Each entity's versions in order, entities keyed as a case- and trailing-space-insensitive
+    collation matches them; transaction ids left out, the chain kept (whether each end id is the
+    next version's transaction id, NULL for the last)."""
+    names = [c.name for c in table.c]
+    histories: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in snapshot(engine, table):
+        values = dict(zip(names, row, strict=True))
+        histories.setdefault((values["article_id"], values["lang"].lower().rstrip()), []).append(values)
+    result = {}
+    for entity, versions in histories.items():
+        versions.sort(key=lambda v: v["transaction_id"])
+        nexts = [v["transaction_id"] for v in versions[1:]] + [None]
+        result[entity] = [
+            (
+                *(v for k, v in values.items() if k not in ("transaction_id", "end_transaction_id")),
+                values["end_transaction_id"] == n,
+            )
+            for values, n in zip(versions, nexts, strict=True)
+        ]
+    return result
+
+
+@pytest.mark.parametrize(
+    "op_name", ["update_end_transaction_ids", "update_mod_flags", "vacuum_versions", "backfill_versions"]
+)
+def test_string_keys_batch_under_a_case_insensitive_collation(
+    mariadb_engine: sa.Engine, twin: sa.Engine, op_name: str
+) -> None:
+    """Under a case- and trailing-space-insensitive collation (MariaDB's default), keys whose byte
+    order is not the collation's order, spelled otherwise in the version table than in the live
+    one, are batched as one transaction repairs them: each entity in one batch, by its collation."""
+    with versioned_app(mod_tracker=True) as app:
+        for engine in (mariadb_engine, twin):
+            app.metadata.create_all(engine)
+            with engine.begin() as conn:
+                for table in ("translation", "translation_version"):
+                    conn.exec_driver_sql(f"ALTER TABLE {table} MODIFY lang VARCHAR(5) COLLATE utf8mb4_general_ci")
+            with Session(engine) as session:
+                session.add(app.Article(id=1, name="a"))
+                session.add_all(
+                    app.Translation(article_id=1, lang=lang, title="t") for lang in ("a", "B", "c", "D", "e")
+                )
+                session.commit()
+                for lang, title in (("B", "T"), ("c", "u"), ("a", "t "), ("D", "v")):
+                    session.get(app.Translation, (1, lang)).title = title
+                    session.commit()
+            with engine.begin() as conn:  # keys spelled otherwise, case-only changes, then damage
+                conn.exec_driver_sql("UPDATE translation SET lang = 'b' WHERE lang = 'B'")
+                conn.exec_driver_sql("UPDATE translation SET title = 'U' WHERE lang = 'c'")
+                conn.exec_driver_sql("INSERT INTO translation (article_id, lang, title) VALUES (1, 'F', 'w')")
+                conn.exec_driver_sql("UPDATE translation_version SET end_transaction_id = NULL WHERE lang <> 'e'")
+                conn.exec_driver_sql(
+                    "UPDATE translation_version SET title_mod = NOT title_mod WHERE operation_type = 1"
+                )
+                conn.exec_driver_sql(
+                    "INSERT INTO translation_version (article_id, lang, title, transaction_id, operation_type, "
+                    "title_mod) SELECT article_id, UPPER(lang), title, (SELECT max(id) FROM transaction), 1, 0 "
+                    "FROM translation_version WHERE lang = 'c' AND operation_type = 1"
+                )  # a futile version, its key spelled otherwise
+        before = _collation_histories(mariadb_engine, app.version("Translation"))
+        run_migration(mariadb_engine, lambda op: getattr(op, op_name)("translation"))
+        expected = _collation_histories(mariadb_engine, app.version("Translation"))
+        assert expected != before, "the operation had work"
+        for size in (1, 2):
+            run_migration(twin, lambda op, n=size: getattr(op, op_name)("translation", batch_size=n))
+            assert _collation_histories(twin, app.version("Translation")) == expected, size
+        if op_name != "backfill_versions":  # the same rows, transaction ids too
+            assert snapshot(twin, app.version("Translation")) == snapshot(mariadb_engine, app.version("Translation"))
+
+
+def test_the_same_text_in_another_character_set_is_no_change(mariadb_engine: sa.Engine) -> None:
+    """A live column in ``latin1`` (a legacy table) and its version column in ``utf8mb4`` hold
+    the same text in other bytes: no drift, no version written, no flag set; a change of case or
+    of trailing spaces still is one."""
+    with versioned_app(mod_tracker=True) as app:
+        app.metadata.create_all(mariadb_engine)
+        with mariadb_engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE article MODIFY name VARCHAR(100) CHARACTER SET latin1")
+        with Session(mariadb_engine) as session:
+            session.add_all([app.Article(id=1, name="café"), app.Article(id=2, name="née")])
+            session.commit()
+            session.get(app.Article, 1).name = "Café"
+            session.commit()
+        before = snapshot(mariadb_engine, app.version("Article"))
+        clean(mariadb_engine, app)
+        for name in ("backfill_versions", "update_mod_flags", "vacuum_versions"):
+            run_online(mariadb_engine, lambda op, n=name: getattr(op, n)("article"))
+        assert snapshot(mariadb_engine, app.version("Article")) == before
+        with mariadb_engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE article SET name = 'NÉE ' WHERE id = 2")
+        run_online(mariadb_engine, lambda op: op.backfill_versions("article"))
+        with mariadb_engine.connect() as conn:
+            names = conn.exec_driver_sql("SELECT id, name FROM article_version ORDER BY id, transaction_id").all()
+        assert names == [(1, "café"), (1, "Café"), (2, "née"), (2, "NÉE ")]

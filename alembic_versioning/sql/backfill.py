@@ -549,7 +549,8 @@ def _sequence_ahead(
 def _setval_mariadb(sequence: sa.Sequence, taken: Sequence[sa.Column[Any]]) -> str:
     """MariaDB's statements moving ``sequence`` past the largest of ``taken``: ``SETVAL`` takes a
     constant, so the largest is read into a variable first (``GREATEST`` is NULL where any
-    argument is: an empty table counts 0)."""
+    argument is: an empty table counts 0), and the ``SETVAL`` run from a string, the sequence's
+    name escaped as MariaDB reads string literals unless ``NO_BACKSLASH_ESCAPES`` is set."""
     from sqlalchemy.dialects import mysql
 
     quote = mysql.dialect(paramstyle="named").identifier_preparer
@@ -557,7 +558,8 @@ def _setval_mariadb(sequence: sa.Sequence, taken: Sequence[sa.Column[Any]]) -> s
         f"COALESCE((SELECT max({quote.quote(c.name)}) FROM {quote.format_table(c.table)}), 0)"  # type: ignore[arg-type]
         for c in taken
     )
-    setval = f"SELECT SETVAL({quote.format_sequence(sequence)}, ".replace("'", "''")
+    # a string literal as MariaDB reads it by default: a backslash in a name is an escape there
+    setval = f"SELECT SETVAL({quote.format_sequence(sequence)}, ".replace("\\", "\\\\").replace("'", "''")
     return f"SELECT GREATEST({highest}) INTO @av_taken; EXECUTE IMMEDIATE CONCAT('{setval}', @av_taken, ')');"
 
 

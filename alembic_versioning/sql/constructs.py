@@ -627,12 +627,13 @@ def _address_in_postgresql(element: AddressIn, compiler: SQLCompiler, **kw: Any)
 # --- MariaDB (dialect "mariadb", and "mysql" where the server is MariaDB) ----------------------------
 #
 # Every construct above gets its MariaDB form here. What differs from PostgreSQL: no FULL JOIN,
-# no DISTINCT ON, no ctid; ``<=>`` for NULL-safe comparison, compared bytewise where text is
-# involved (MariaDB's collations ignore case and trailing spaces); temporary tables dropped with
-# ``DROP TEMPORARY TABLE`` (a plain ``DROP TABLE`` commits); no ``ANALYZE`` (``ANALYZE TABLE``
-# commits too); ``UTC_TIMESTAMP(6)``; Continuum's ``transaction_id_seq`` is a SEQUENCE
-# (``nextval``); guards are compound statements (``BEGIN NOT ATOMIC ... END``) raising with
-# ``SIGNAL``, which the ``mariadb`` client reads between ``DELIMITER`` lines (see :func:`delimited`).
+# no DISTINCT ON, no ctid; ``<=>`` for NULL-safe comparison, text compared character by character
+# as ``utf8mb4_nopad_bin`` (MariaDB's collations ignore case and trailing spaces, and a column's
+# character set is its own); temporary tables dropped with ``DROP TEMPORARY TABLE`` (a plain
+# ``DROP TABLE`` commits); no ``ANALYZE`` (``ANALYZE TABLE`` commits too); ``UTC_TIMESTAMP(6)``;
+# Continuum's ``transaction_id_seq`` is a SEQUENCE (``nextval``); guards are compound statements
+# (``BEGIN NOT ATOMIC ... END``) raising with ``SIGNAL``, which the ``mariadb`` client reads
+# between ``DELIMITER`` lines (see :func:`delimited`).
 
 MARIADB = ("mariadb", "mysql")
 
@@ -646,10 +647,14 @@ def _differs_mariadb(element: Differs, compiler: SQLCompiler, **kw: Any) -> str:
     left, right = element.left, element.right
     if _is_json(element, compiler):  # stored as text: the JSON null is SQL NULL
         left, right = (sa.func.nullif(side, sa.literal_column("'null'")) for side in (left, right))
-    if _is_json(element, compiler) or any(_text_like(t, compiler) for t in _types(element, compiler)):
-        # bytewise: a case-insensitive, PAD SPACE collation takes 'a' and 'A ' for equal
-        left, right = (sa.cast(side, sa.LargeBinary) for side in (left, right))
     left_sql, right_sql = (compiler.process(side.self_group(), **kw) for side in (left, right))
+    if _is_json(element, compiler) or any(_text_like(t, compiler) for t in _types(element, compiler)):
+        # character by character: a case-insensitive, PAD SPACE collation takes 'a' and 'A ' for
+        # equal (utf8mb4_bin too pads); the same text in two character sets is the same (bytes
+        # would differ: a legacy latin1 live column, its utf8mb4 version column)
+        left_sql, right_sql = (
+            f"CONVERT({side} USING utf8mb4) COLLATE utf8mb4_nopad_bin" for side in (left_sql, right_sql)
+        )
     return f"(NOT ({_grouped(left_sql)} <=> {_grouped(right_sql)}))"
 
 

@@ -5,7 +5,10 @@ MariaDB refuses to run as root without ``--user``; when the tests run as root th
 directory is handed to an unprivileged user (``MARIADB_TEST_USER``, default ``nobody``), which
 is let through the directory's (root-owned, private) parents, as ``pg_ctl.sh`` does for
 PostgreSQL. The server's time zone is not UTC (``+05:00``), so a statement that wrote local time
-where Continuum writes UTC would show.
+where Continuum writes UTC would show; its collation is MariaDB's default for ``utf8mb4``
+(``utf8mb4_general_ci``: case- and trailing-space-insensitive), as users have it, so a comparison
+that took the collation's word for a change would show (``ALEMBIC_VERSIONING_TEST_MARIADB_COLLATION``
+runs the suite under another, e.g. ``utf8mb4_bin``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ SERVER_PATHS = ("/usr/sbin/mariadbd", "/usr/bin/mariadbd")
 START_TIMEOUT = 60
 #: The server's own time zone: anything but UTC.
 TIME_ZONE = "+05:00"
+#: The server's collation (``ALEMBIC_VERSIONING_TEST_MARIADB_COLLATION``); by default MariaDB's
+#: own for utf8mb4, ``utf8mb4_general_ci``: case- and trailing-space-insensitive, as users have it.
+COLLATION = os.environ.get("ALEMBIC_VERSIONING_TEST_MARIADB_COLLATION", "")
 
 
 def find_server() -> str | None:
@@ -105,7 +111,7 @@ class MariaDBServer:
                         "--innodb-flush-log-at-trx-commit=0",
                         "--innodb-doublewrite=0",
                         "--character-set-server=utf8mb4",
-                        "--collation-server=utf8mb4_bin",
+                        *([f"--collation-server={COLLATION}"] if COLLATION else []),
                     ],
                 ),
                 cwd=directory,
