@@ -600,23 +600,27 @@ def main(
     args: argparse.Namespace,
     child: Callable[[dict[str, Any]], dict[str, Any]] | None,
     benchmark: Callable[[str, argparse.Namespace], tuple[Any, list[tuple[str, Sequence[str], list[list[str]]]]]],
+    server: Callable[[], contextlib.AbstractContextManager[str]] = temporary_server,
+    describe: Callable[[str], dict[str, Any]] = describe_environment,
+    database: str = "postgresql",
 ) -> None:
-    """Run ``child`` (in a child process) or ``benchmark`` on ``--url`` or a temporary server,
-    then print the environment and ``benchmark``'s tables ``(title, headers, rows)``."""
+    """Run ``child`` (in a child process) or ``benchmark`` on ``--url`` or a temporary ``server``,
+    then print the environment (``describe``; the server's version under the key ``database``)
+    and ``benchmark``'s tables ``(title, headers, rows)``."""
     if args.child and child is not None:
         print(json.dumps(child(json.loads(args.child))))
         return
     with contextlib.ExitStack() as stack:
-        url = args.url or stack.enter_context(temporary_server())
-        env = describe_environment(url)
+        url = args.url or stack.enter_context(server())
+        env = describe(url)
         started = time.perf_counter()
         raw, tables = benchmark(url, args)
         env["total_seconds"] = round(time.perf_counter() - started, 1)
         env["load_average_end"] = load_average()
-    print(f"PostgreSQL: {env['postgresql']}")
+    print(f"Server:     {env[database]}")
     print(f"Settings:   {', '.join(f'{k}={v}' for k, v in sorted(env['settings'].items()))}")
     print(f"Machine:    {env['cpu']}, {env['memory']} RAM; {env['os']}; Python {env['python']}")
-    print(f"Code:       {env['code']}")
+    print(f"Code:       {env.get('code', '-')}")
     print(f"Command:    {env['command']}")
     for title, headers, rows in tables:
         print(f"\n{title}\n")

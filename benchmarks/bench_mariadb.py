@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import sys
@@ -69,11 +68,9 @@ from _support import (
     log,
     machine,
     packages,
-    print_rst,
-    print_text,
     run_child,
-    write_json,
 )
+from _support import main as run_main
 
 VERSIONS_PER_ENTITY = 5
 OPS = ("backfill_versions", "update_end_transaction_ids", "update_mod_flags", "vacuum_versions")
@@ -514,29 +511,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> None:
-    args = parse_args()
-    if args.child:
-        print(json.dumps(child(json.loads(args.child))))
-        return
-    with contextlib.ExitStack() as stack:
-        url = args.url or stack.enter_context(temporary_server())
-        env = describe_environment(url)
-        started = time.perf_counter()
-        raw, tables = run_benchmark(url, args)
-        env["total_seconds"] = round(time.perf_counter() - started, 1)
-        env["load_average_end"] = load_average()
-    print(f"MariaDB:  {env['mariadb']}")
-    print(f"Settings: {', '.join(f'{k}={v}' for k, v in sorted(env['settings'].items()))}")
-    print(f"Machine:  {env['cpu']}, {env['memory']} RAM; {env['os']}; Python {env['python']}")
-    print(f"Command:  {env['command']}")
-    for title, headers, rows in tables:
-        print(f"\n{title}\n")
-        print_text(headers, rows)
-        if args.rst:
-            print()
-            print_rst(headers, rows)
-    if args.json:
-        write_json(args.json, env, raw)
+    run_main(parse_args(), child, run_benchmark, temporary_server, describe_environment, "mariadb")
 
 
 if __name__ == "__main__":
