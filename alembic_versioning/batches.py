@@ -53,7 +53,8 @@ MAX_BACKOFF = 8.0
 PROGRESS_INTERVAL = 5.0
 
 #: The statements for the entities of a key range (all: ``None``), and the indexes of those
-#: whose rows are counted.
+#: whose rows are counted. They run after the writers' lock (:attr:`Work.lock`), which the run
+#: takes: once, or once per batch.
 Build = Callable[[KeyRange | None], tuple[list[sa.Executable], Sequence[int]]]
 
 
@@ -93,7 +94,8 @@ def run(operations: Operations, op: VersionedTableOp, work: Work) -> None:
         )
     if op.batch_size is None or not work.table.primary_key:
         statements, counted = work.build(None)
-        execute_statements(operations, op.op_name, work.table, statements, work.done, counted)
+        locked = [work.lock, *statements]
+        execute_statements(operations, op.op_name, work.table, locked, work.done, [i + 1 for i in counted])
         return
     context = operations.migration_context
     if context._in_connection_transaction() and getattr(context, "_transaction", None) is None:

@@ -49,11 +49,11 @@ def update_end_transaction_ids(operations: Operations, op: UpdateEndTransactionI
 
     def build(key_range: KeyRange | None) -> tuple[list[sa.Executable], Sequence[int]]:
         base = with_range(table, key_range)
-        statements: list[sa.Executable] = [lock, end_transaction_update(base)]
+        statements: list[sa.Executable] = [end_transaction_update(base)]
         statements += [
             end_transaction_update(with_range(t, key_range), base=base) for t in joined if t.strategy == "validity"
         ]
-        return statements, range(1, len(statements))
+        return statements, range(len(statements))
 
     run(operations, op, _work(catalog, table, lock, build, "rows updated"))
 
@@ -83,7 +83,7 @@ def update_mod_flags(operations: Operations, op: UpdateModFlagsOp) -> None:
     lock = writers_lock(catalog, table)
 
     def build(key_range: KeyRange | None) -> tuple[list[sa.Executable], Sequence[int]]:
-        return [lock, mod_flags_update(with_range(table, key_range), columns, op.insert_flags, op.keep_true)], (-1,)
+        return [mod_flags_update(with_range(table, key_range), columns, op.insert_flags, op.keep_true)], (0,)
 
     run(operations, op, _work(catalog, table, lock, build, "rows updated"))
 
@@ -108,11 +108,11 @@ def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
     check_shared_values(catalog, op, record, [p.table for p in parts])
 
     def build(key_range: KeyRange | None) -> tuple[list[sa.Executable], Sequence[int]]:
-        # each batch is a transaction of its own, with a transaction record of its own, whose id
-        # the batch's lock takes (below) before it waits
         ranged = [replace(p, table=with_range(p.table, key_range)) for p in parts]
-        return backfill_statements(ranged, record, reserve=key_range is None)
+        return backfill_statements(ranged, record)
 
+    # each batch is a transaction of its own, with a record of its own, whose id the lock takes
+    # before it waits (MariaDB)
     lock = writers_lock(catalog, table, *(p.table for p in parts[1:]), reserve=record.sequence)
     run(operations, op, _work(catalog, table, lock, build, "versions written", parts[0].live))
 
@@ -220,10 +220,10 @@ def vacuum_versions(operations: Operations, op: VacuumVersionsOp) -> None:
 
     def build(key_range: KeyRange | None) -> tuple[list[sa.Executable], Sequence[int]]:
         if not op.joined:
-            statements = [lock, *vacuum_statements(with_range(table, key_range), compared, dialect)]
+            statements = vacuum_statements(with_range(table, key_range), compared, dialect)
         else:
             ranged = [replace(p, table=with_range(p.table, key_range)) for p in parts]
-            statements = [lock, *hierarchy_vacuum_statements(ranged, dialect)]
+            statements = hierarchy_vacuum_statements(ranged, dialect)
         return statements, [i for i, statement in enumerate(statements) if isinstance(statement, sa.Delete)]
 
     run(operations, op, _work(catalog, table, lock, build, "futile versions removed"))

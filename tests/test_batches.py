@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from alembic_versioning import VersioningError, batches
 from alembic_versioning.sql.backfill import CURRENT_RECORD
+from alembic_versioning.sql.constructs import LockForWrite
 
 from .conftest import fresh_database
 from .support.apps import (
@@ -100,6 +101,32 @@ def test_batches_give_the_result_of_one_transaction(two_databases: list[sa.Engin
         if op_name != "backfill_versions":  # the same rows, transaction ids too
             for model in ("Article", "Translation"):
                 assert snapshot(batched, app.version(model)) == snapshot(whole, app.version(model))
+
+
+@pytest.mark.parametrize("op_name", OPS)
+def test_the_writers_lock_is_taken_once_per_batch(engine: sa.Engine, op_name: str) -> None:
+    """A batch locks once, before it reads its boundary; one transaction locks once too."""
+    with versioned_app(mod_tracker=True) as app:
+        break_history(engine, app)
+        executed: list[Any] = []
+
+        def before(conn: Any, clause: Any, *args: Any) -> None:
+            executed.append(clause)
+
+        sa.event.listen(engine, "before_execute", before)
+        try:
+            run_migration(engine, lambda op: getattr(op, op_name)("article", **OPTIONS.get(op_name, {})))
+            whole = [c for c in executed if isinstance(c, LockForWrite)]
+            executed.clear()
+            run_migration(engine, lambda op: getattr(op, op_name)("article", batch_size=4, **OPTIONS.get(op_name, {})))
+        finally:
+            sa.event.remove(engine, "before_execute", before)
+        begins = [i for i, c in enumerate(executed) if isinstance(c, sa.TextClause) and c.text == "BEGIN"]
+        locks = [i for i, c in enumerate(executed) if isinstance(c, LockForWrite)]
+        assert len(whole) == 1
+        assert len(begins) > 2  # several batches
+        assert len(locks) == len(begins)
+        assert all(begin < lock for begin, lock in zip(begins, locks, strict=True))
 
 
 def test_a_batched_backfill_writes_a_transaction_record_per_batch(engine: sa.Engine) -> None:

@@ -1,11 +1,12 @@
 """``backfill_versions``: new versions wherever the version table no longer reflects the live table.
 
-The statements, in order (a bounded number per table, nothing read back):
+The statements, in order (a bounded number per table, nothing read back), run after the writers'
+lock on the transaction, live and version tables (:class:`~.constructs.LockForWrite`, which the
+operation takes first, in that order, Continuum's writers' own: a writer that already took a transaction
+id commits first, later writers wait, and none ends up with an id older than the backfill's below
+versions newer than its own):
 
-1. lock the transaction, live and version tables against other writers (PostgreSQL; in that
-   order, the order Continuum's writers take them in, so no deadlock): a writer that already
-   took a transaction id commits first, later writers wait, and none ends up with an id older
-   than the backfill's below versions newer than its own;
+1. check that the sequence of transaction ids exists;
 2. compute the versions to write once, into a temporary table (analysed, so the planner
    knows its size and the columns the closing join uses), and create a temporary one-row
    table with the transaction id in it, only if some entity needs a version: the database
@@ -41,7 +42,6 @@ from .constructs import (
     DistinctOn,
     DropTemporaryTableIfExists,
     FullJoinSelect,
-    LockForWrite,
     NextTransactionId,
     RowAddress,
     StopIf,
@@ -400,7 +400,7 @@ def same_operation(part: BackfillPart, pending: sa.Table, base: BackfillPart, ba
 
 
 def backfill_statements(
-    parts: Sequence[BackfillPart], record: TransactionRecord, reserve: bool = True
+    parts: Sequence[BackfillPart], record: TransactionRecord
 ) -> tuple[list[sa.Executable], list[int]]:
     """The statements that write the missing versions of ``parts`` in one new transaction, and
     the indexes of those inserting the versions.
@@ -408,8 +408,8 @@ def backfill_statements(
     One part is one version table. Several are the tables of a joined-table inheritance
     hierarchy, its base table first: an entity needing a version in any of them gets one in
     each table that has its row (or, gone, a version not yet a DELETE), all at the new
-    transaction and of the base table's operation type. ``reserve``: the lock takes the new
-    record's id first (MariaDB; see :class:`LockForWrite`), unless a lock taken before did.
+    transaction and of the base table's operation type. They run under the writers' lock, which
+    on MariaDB takes the new record's id (see :class:`~.constructs.LockForWrite`).
     """
     found = [pending_versions(p.table, p.table.version_table(), p.live, p.columns) for p in parts]
     pendings = [
@@ -426,11 +426,7 @@ def backfill_statements(
     txt, current = record.table, record.current
     versions = [p.table.version_table() for p in parts]
     versions_tx = [v.c[p.table.naming.transaction_column_name] for p, v in zip(parts, versions, strict=True)]
-    lock = [txt, *(p.live for p in parts), *versions]
-    statements: list[sa.Executable] = [
-        LockForWrite(*lock, reserve=record.sequence if reserve else None),
-        _sequence_exists(parts[0].table.name, record.sequence),
-    ]
+    statements: list[sa.Executable] = [_sequence_exists(parts[0].table.name, record.sequence)]
     if record.refuse_native is not None:
         statements.insert(0, refuse_native_versioning(txt, record.refuse_native))
     statements.append(sa.schema.CreateTable(current, if_not_exists=True))

@@ -1,8 +1,6 @@
 -- backfill_versions on postgresql, table article (id; title with a mod flag, body), validity strategy.
 -- Compared by tests/test_constructs.py; UPDATE_SNAPSHOTS=1 rewrites it.
 
-LOCK TABLE transaction, article, article_version IN SHARE ROW EXCLUSIVE MODE;
-
 DO $av_guard$ BEGIN IF to_regclass('"transaction_id_seq"') IS NULL THEN RAISE EXCEPTION USING MESSAGE = 'backfill_versions(''article'') takes the new transaction id from the sequence ''transaction_id_seq'', which does not exist on the search path; render the script again with transaction_sequence=... naming the sequence the transaction table''s ids come from.'; END IF; END $av_guard$;
 
 CREATE TEMPORARY TABLE IF NOT EXISTS _av_backfill_record (

@@ -1,8 +1,6 @@
 -- backfill_versions on sqlite, table article (id; title with a mod flag, body), validity strategy.
 -- Compared by tests/test_constructs.py; UPDATE_SNAPSHOTS=1 rewrites it.
 
-DELETE FROM article_version WHERE 0;
-
 -- no sequence: new transaction ids follow the largest taken;
 
 CREATE TEMPORARY TABLE IF NOT EXISTS _av_backfill_record (
