@@ -4,9 +4,10 @@
 For each size (total version rows, N entities x K versions, Continuum's default table shape,
 generated set-based as in the other scripts, loaded once per size) and each operation, the data
 is broken the way the operation repairs it (:data:`DAMAGE`, again before every run: the previous
-run repaired it), then the operation runs while ``--writers`` threads write through
-SQLAlchemy-Continuum's ORM (each transaction: one entity, chosen at random, renamed; Continuum
-adds its transaction record, its version and closes the previous one). The damage:
+run repaired it), then the operation runs while ``--writers`` threads of another process (the
+application's) write through SQLAlchemy-Continuum's ORM (each transaction: one entity, chosen at
+random, renamed; Continuum adds its transaction record, its version and closes the previous
+one). The damage:
 
 * ``backfill_versions``: 20% of the live rows changed by a raw ``UPDATE``, 10% more live rows
   inserted without versions, 1% deleted;
@@ -41,6 +42,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import random
 import statistics
 import threading
@@ -131,49 +133,78 @@ class Run:
 
 
 class Writers:
-    """``count`` threads writing through Continuum's ORM until stopped; every transaction's
-    (start, latency)."""
+    """The application: ``count`` threads writing through Continuum's ORM until stopped, in a
+    process of their own; every transaction's (start, latency), on the system-wide monotonic clock.
 
-    def __init__(self, engine: sa.Engine, model: type, entities: int, count: int) -> None:
-        self.engine, self.model, self.entities = engine, model, entities
-        self.stop = threading.Event()
+    A process apart from the operation's, as an application's are from ``alembic upgrade``:
+    threads of the operation's own process would take turns with it at Python's global
+    interpreter lock between its statements, and slow it down for that alone."""
+
+    def __init__(self, url: str, entities: int, count: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.stop, self.ready = context.Event(), context.Event()
+        self.results, sender = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=write_until_stopped, args=(url, entities, count, self.stop, self.ready, sender), daemon=True
+        )
         self.samples: list[tuple[float, float]] = []
-        self.errors: list[BaseException] = []
-        self.threads = [threading.Thread(target=self.write, args=(i,), daemon=True) for i in range(count)]
-
-    def write(self, index: int) -> None:
-        from sqlalchemy.orm import Session
-
-        rng = random.Random(index)
-        try:
-            with Session(self.engine) as session:
-                n = 0
-                while not self.stop.is_set():
-                    started = time.perf_counter()
-                    item = session.get(self.model, rng.randint(1, self.entities))
-                    if item is not None:
-                        n += 1
-                        item.name = f"writer {index} #{n}"
-                    session.commit()
-                    self.samples.append((started, time.perf_counter() - started))
-        except BaseException as error:  # noqa: BLE001 - reported after the run
-            self.errors.append(error)
 
     def __enter__(self) -> Writers:
-        for thread in self.threads:
-            thread.start()
+        self.process.start()
+        if not self.ready.wait(120):
+            raise RuntimeError("the writers' process did not start")
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.stop.set()
-        for thread in self.threads:
-            thread.join(120)
-        if self.errors:
-            raise RuntimeError(f"a writer failed: {self.errors[0]!r}") from self.errors[0]
+        if not self.results.poll(180):
+            raise RuntimeError("the writers' process did not report")
+        result = self.results.recv()
+        self.process.join(60)
+        if result["error"]:
+            raise RuntimeError(f"a writer failed: {result['error']}")
+        self.samples = result["samples"]
 
     def latencies(self, start: float, end: float) -> list[float]:
         """Latencies of the transactions running at any moment in ``[start, end]``."""
-        return [latency for began, latency in list(self.samples) if began + latency >= start and began <= end]
+        return [latency for began, latency in self.samples if began + latency >= start and began <= end]
+
+
+def write_until_stopped(url: str, entities: int, count: int, stop: Any, ready: Any, results: Any) -> None:
+    """The writers' process: ``count`` threads renaming random entities until ``stop``; sends
+    their samples and the first error on ``results``."""
+    _, model, _ = versioned_model()
+    engine = sa.create_engine(url, pool_size=count + 1)
+    samples: list[tuple[float, float]] = []
+    errors: list[str] = []
+
+    def write(index: int) -> None:
+        from sqlalchemy.orm import Session
+
+        rng = random.Random(index)
+        try:
+            with Session(engine) as session:
+                n = 0
+                while not stop.is_set():
+                    started = time.monotonic()
+                    item = session.get(model, rng.randint(1, entities))
+                    if item is not None:
+                        n += 1
+                        item.name = f"writer {index} #{n}"
+                    session.commit()
+                    samples.append((started, time.monotonic() - started))
+        except BaseException as error:  # noqa: BLE001 - reported after the run
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=write, args=(i,), daemon=True) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    ready.set()
+    stop.wait()
+    for thread in threads:
+        thread.join(120)
+    engine.dispose()
+    results.send({"samples": samples, "error": errors[0] if errors else None})
 
 
 class Batches:
@@ -249,22 +280,21 @@ def percentile(ordered: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def measure(
-    engine: sa.Engine, url: str, model: type, args: argparse.Namespace, size: int, op_name: str, entities: int
-) -> list[Run]:
+def measure(engine: sa.Engine, url: str, args: argparse.Namespace, size: int, op_name: str, entities: int) -> list[Run]:
     runs = []
     for n, batch_size in enumerate(args.batch_sizes):
         batch_size = batch_size or None
         run = Run(size, op_name, batch_size)
         run.rows = damage(engine, op_name, n)
         run.load_before = load_average()
-        with Writers(engine, model, entities, args.writers) as writers:
+        with Writers(url, entities, args.writers) as writers:
             time.sleep(args.warmup)
-            baseline = writers.latencies(time.perf_counter() - args.warmup / 2, time.perf_counter())
-            began = time.perf_counter()
+            warm = time.monotonic()
             run.op_seconds, batches = run_op(url, op_name, batch_size)
-            ended = time.perf_counter()
+            ended = time.monotonic()
+            began = ended - run.op_seconds
             time.sleep(0.2)
+        baseline = writers.latencies(warm - args.warmup / 2, warm)
         run.load_after = load_average()
         during = writers.latencies(began, ended)
         run.writer_transactions = len(during)
@@ -313,7 +343,7 @@ HEADERS = [
 
 def run_benchmark(url: str, args: argparse.Namespace) -> tuple[Any, list[tuple[str, list[str], list[list[str]]]]]:
     engine = sa.create_engine(url, pool_size=args.writers + 4)
-    metadata, model, _ = versioned_model()
+    metadata, _, _ = versioned_model()
     runs: list[Run] = []
     try:
         for size in args.sizes:
@@ -325,7 +355,7 @@ def run_benchmark(url: str, args: argparse.Namespace) -> tuple[Any, list[tuple[s
                 conn.exec_driver_sql('TRUNCATE "transaction"')
             log(f"size={size:,}: data loaded in {time.perf_counter() - started:.0f} s")
             for op_name in args.ops:
-                runs += measure(engine, url, model, args, size, op_name, entities)
+                runs += measure(engine, url, args, size, op_name, entities)
     finally:
         engine.dispose()
     rows = []

@@ -140,11 +140,37 @@ def latest_versions(table: VersionedTable, version: sa.Table) -> sa.Subquery:
     """
     tx = version.c[table.naming.transaction_column_name]
     key = table.key_columns(version.c)
+    if table.key_range is not None:
+        return _latest_in_range(table, version)
     return (
         sa.select(version, RowAddress(version).label(LATEST_ROW))
         .prefix_with(DistinctOn(*key), dialect="postgresql")  # type: ignore[arg-type]  # a StatementOptionRole
+        .where(UnlessDistinctOn(tx == _newest(table, version)))
+        .order_by(*key, tx.desc())
+        .subquery("latest")
+    )
+
+
+def _latest_in_range(table: VersionedTable, version: sa.Table) -> sa.Subquery:
+    """The latest versions of a batch's entities (:attr:`VersionedTable.key_range`): their keys and
+    transaction ids first, then their rows.
+
+    On PostgreSQL the keys come from Continuum's ``(key, transaction_id DESC)`` index alone, in its
+    order (an index-only scan, no sort); picking whole rows over a key range would sort them all.
+    """
+    tx = version.c[table.naming.transaction_column_name]
+    key = table.key_columns(version.c)
+    newest = (
+        sa.select(*key, tx)
+        .prefix_with(DistinctOn(*key), dialect="postgresql")  # type: ignore[arg-type]  # a StatementOptionRole
         .where(UnlessDistinctOn(tx == _newest(table, version)), *table.in_key_range(version.c))
         .order_by(*key, tx.desc())
+        .subquery("newest")
+    )
+    return (
+        sa.select(version, RowAddress(version).label(LATEST_ROW))
+        .join(newest, sa.and_(*same_entity(table, newest.c, version.c), newest.c[tx.name] == tx))
+        .where(*table.in_key_range(version.c))
         .subquery("latest")
     )
 
