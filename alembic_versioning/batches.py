@@ -7,7 +7,8 @@ migration did so far), then works through the entities in key order (:mod:`.sql.
 batch is one explicit database transaction (``BEGIN`` ... ``COMMIT``: inside the block every
 statement would commit on its own):
 
-1. bound the lock wait (:class:`~.sql.constructs.LockTimeout`) and take the writers' lock
+1. bound the lock wait (:class:`~.sql.constructs.LockTimeout`), switch off JIT compilation
+   (:class:`~.sql.constructs.WithoutJit`) and take the writers' lock
    (:class:`~.sql.constructs.LockForWrite`: the transaction, live and version tables), which also
    waits for writers that already took a transaction id;
 2. read the batch's last key (the one value fetched to the client), so that the boundary and the
@@ -38,7 +39,7 @@ from .execute import execute_statements
 from .model import KeyRange, VersionedTable
 from .operations import VersionedTableOp
 from .sql.batches import FOUND, batch_end
-from .sql.constructs import LockForWrite, LockTimeout, RowEstimate
+from .sql.constructs import LockForWrite, LockTimeout, RowEstimate, WithoutJit
 
 log = logging.getLogger("alembic.runtime.migration")
 
@@ -171,6 +172,7 @@ def _batch(
     conn.execute(sa.text("BEGIN"))
     try:
         conn.execute(LockTimeout(timeout))
+        conn.execute(WithoutJit())
         conn.execute(work.lock)
         row = conn.execute(batch_end(with_range(work.table, KeyRange(after=after)), work.sources, size)).first()
         found = row._mapping[FOUND] if row is not None else 0

@@ -40,6 +40,7 @@ from alembic_versioning.sql.constructs import (
     UnlessDistinctOn,
     UpdateAtAddresses,
     UtcNow,
+    WithoutJit,
     as_version_type,
     to_regclass,
 )
@@ -505,6 +506,15 @@ def test_stop_if_sqlite() -> None:
 def test_lock_timeout(dialect: Dialect, expected: list[str]) -> None:
     """A bounded lock wait: PostgreSQL's in milliseconds, MariaDB's in whole seconds (rounded up)."""
     assert [sql(LockTimeout(seconds), dialect) for seconds in (0.1, 2.5)] == expected
+
+
+@pytest.mark.parametrize(
+    ("dialect", "expected"),
+    [(PG, "SET LOCAL jit = off"), (SQLITE, "-- no JIT compilation here"), (MARIADB, "-- no JIT compilation here")],
+    ids=["postgresql", "sqlite", "mariadb"],
+)
+def test_without_jit(dialect: Dialect, expected: str) -> None:
+    assert sql(WithoutJit(), dialect) == expected
 
 
 def test_lock_for_write_postgresql() -> None:
