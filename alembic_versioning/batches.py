@@ -11,8 +11,9 @@ statement would commit on its own):
    (:class:`~.sql.constructs.WithoutJit`) and take the writers' lock
    (:class:`~.sql.constructs.LockForWrite`: the transaction, live and version tables), which also
    waits for writers that already took a transaction id;
-2. read the batch's last key (the one value fetched to the client), so that the boundary and the
-   work see the same committed data;
+2. read the batch's last key (:func:`~.sql.batches.batch_ends`: the only rows fetched to the
+   client, one per table the keys come from), so that the boundary and the work see the same
+   committed data;
 3. run the operation's statements on the entities of the batch's key range, and commit.
 
 A lock not granted in time rolls the batch back and retries it after a pause, a bounded number of
@@ -38,7 +39,7 @@ from .errors import VersioningError
 from .execute import execute_statements
 from .model import KeyRange, VersionedTable
 from .operations import VersionedTableOp
-from .sql.batches import FOUND, batch_end
+from .sql.batches import FOUND, batch_ends
 from .sql.constructs import LockForWrite, LockTimeout, RowEstimate, WithoutJit
 
 log = logging.getLogger("alembic.runtime.migration")
@@ -165,18 +166,20 @@ def _batch_with_retries(
 def _batch(
     conn: sa.Connection, work: Work, after: tuple[Any, ...] | None, size: int, timeout: float
 ) -> tuple[tuple[Any, ...] | None, int, int]:
-    """Run one batch in its own transaction: the entities above ``after``, up to ``size`` of them.
+    """Run one batch in its own transaction: the entities above ``after``, up to ``size`` keys of
+    each source.
 
-    Return the batch's last key (``None``: it was the last batch), the keys it found and the rows
-    it counted."""
+    Return the batch's last key (``None``: it was the last batch), about how many entities it
+    held (``size`` but in the last) and the rows it counted."""
     conn.execute(sa.text("BEGIN"))
     try:
         conn.execute(LockTimeout(timeout))
         conn.execute(WithoutJit())
         conn.execute(work.lock)
-        row = conn.execute(batch_end(with_range(work.table, KeyRange(after=after)), work.sources, size)).first()
-        found = row._mapping[FOUND] if row is not None else 0
-        upto = tuple(row)[:-1] if row is not None and found >= size else None
+        ends = conn.execute(batch_ends(with_range(work.table, KeyRange(after=after)), work.sources, size)).all()
+        full = [row for row in ends if row._mapping[FOUND] >= size]
+        upto = tuple(full[0])[:-1] if full else None
+        found = size if full else max((row._mapping[FOUND] for row in ends), default=0)
         statements, counted = work.build(KeyRange(after, upto))
         counts = [conn.execute(s, execution_options={"preserve_rowcount": True}).rowcount for s in statements]
         conn.execute(sa.text("COMMIT"))

@@ -173,6 +173,34 @@ def test_a_batched_backfill_writes_a_transaction_record_per_batch(engine: sa.Eng
         assert sorted(n for _, n in per_record) == [1, 3, 3]
 
 
+def test_a_backfill_batch_ends_at_the_lower_boundary_of_the_live_and_version_keys(
+    two_databases: list[sa.Engine],
+) -> None:
+    """Where the live and version tables hold different keys, a batch holds at most ``size`` keys
+    of each, and the result is the single transaction's."""
+    whole, batched = two_databases
+    with versioned_app() as app:
+        article = app.table("article")
+        for engine in (whole, batched):
+            app.metadata.create_all(engine)
+            with engine.begin() as conn:
+                conn.execute(sa.insert(article), [{"id": i, "name": f"n{i}"} for i in range(1, 31)])
+            run_migration(engine, lambda op: op.backfill_versions("article"))
+            with engine.begin() as conn:  # versions without a live row, live rows without versions
+                conn.execute(sa.delete(article).where(article.c.id % 2 == 1))
+                conn.execute(sa.insert(article), [{"id": i, "name": f"n{i}"} for i in range(31, 45)])
+        run_migration(whole, lambda op: op.backfill_versions("article"))
+        run_migration(batched, lambda op: op.backfill_versions("article", batch_size=4))
+        version = app.version("Article")
+        assert entity_histories(batched, version) == entity_histories(whole, version)
+        with batched.connect() as conn:
+            per_record = conn.execute(
+                sa.text("SELECT transaction_id, count(*) FROM article_version GROUP BY transaction_id")
+            ).all()
+        batches = sorted(n for _, n in per_record)[:-1]  # the first, unbatched backfill's 30 left out
+        assert sum(batches) == 15 + 14 and max(batches) <= 8 and len(batches) >= 4
+
+
 def _meta_plugin() -> Any:
     from sqlalchemy_continuum.plugins import TransactionMetaPlugin
 

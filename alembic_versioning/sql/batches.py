@@ -15,29 +15,31 @@ import sqlalchemy as sa
 
 from ..model import KeyRange, VersionedTable
 
-#: The label of the number of keys :func:`batch_end` found.
+#: The label of the number of keys a source holds up to its end (see :func:`batch_ends`).
 FOUND = "_av_found"
 
 
-def batch_end(table: VersionedTable, sources: Sequence[sa.Table], size: int) -> sa.Select[Any]:
-    """Return the select of the end of the next batch: one row, or none when no key is left.
+def batch_ends(table: VersionedTable, sources: Sequence[sa.Table], size: int) -> sa.Select[Any]:
+    """Return the select of where the next batch may end: a row per source that holds a key above
+    the table's key range's ``after``, lowest first (at most one per source).
 
-    The row holds:
+    A source's row holds:
 
-    - the highest of the first ``size`` entity keys above the table's key range's ``after`` that
-      ``sources`` (tables keyed like ``table``: its version and live tables) hold;
-    - how many keys that is (:data:`FOUND`; fewer than ``size``: the last batch).
+    - the last of its first ``size`` entity keys above ``after`` (its keys read in key order, an
+      index range scan);
+    - how many keys that is (:data:`FOUND`; fewer than ``size``: the source has no more).
 
-    Each source is read in key order up to ``size`` distinct keys (an index range scan), the union
-    of those likewise."""
+    The batch ends at the first row with ``size`` keys: then it holds at most ``size`` keys of each
+    source (``size`` entities where the sources share their keys). Without one it is the last batch.
+    """
     after = KeyRange(after=table.key_range.after if table.key_range is not None else None)
     labels = [f"_av_key_{i}" for i in range(len(table.entity_key))]
-    firsts: list[sa.Select[Any]] = []
+    ends: list[sa.Select[Any]] = []
     for source in sources:
         key = table.key_columns(source.c)
         labelled = [c.label(label) for c, label in zip(key, labels, strict=True)]
-        first = sa.select(*labelled).where(*after.conditions(key)).distinct().order_by(*labels).limit(size)
-        firsts.append(sa.select(first.subquery()))
-    keys = sa.union(*firsts).subquery("keys") if len(firsts) > 1 else firsts[0].subquery("keys")
-    batch = sa.select(keys).order_by(*keys.c).limit(size).subquery("batch")
-    return sa.select(*batch.c, sa.func.count().over().label(FOUND)).order_by(*(c.desc() for c in batch.c)).limit(1)
+        first = sa.select(*labelled).where(*after.conditions(key)).distinct().order_by(*labels).limit(size).subquery()
+        end = sa.select(*first.c, sa.func.count().over().label(FOUND)).order_by(*(c.desc() for c in first.c)).limit(1)
+        ends.append(sa.select(end.subquery()))
+    union = sa.union_all(*ends).subquery("ends") if len(ends) > 1 else ends[0].subquery("ends")
+    return sa.select(union).order_by(*(union.c[label] for label in labels))
