@@ -27,9 +27,10 @@ Measured, per run:
   for the writers' lock; the machine's load average (``os.getloadavg``) before and after.
 
 Once per ``--batch-sizes`` entry: ``0`` runs in the migration's transaction (``batch_size`` left
-out: the writers wait for all of it), others with that ``batch_size`` (default ``0,20000``).
-Targets: batched, the longest stall at most 1 s and at most 10% of the operation's time, and the
-batched total at most 1.5x the unbatched one.
+out: the writers wait for all of it), others with that ``batch_size`` (default ``0,20000``);
+``--repeat N`` goes through the list N times, then prints each measure's median. Targets:
+batched, the longest stall at most 1 s and at most 10% of the operation's time, and the batched
+total at most 1.5x the unbatched one.
 
 Without ``--url`` the script starts its own PostgreSQL server in a temporary directory.
 
@@ -37,6 +38,7 @@ Usage::
 
     python benchmarks/bench_live.py --sizes 50000 --json benchmarks/results/live_small.json
     python benchmarks/bench_live.py --sizes 1000000 --ops vacuum_versions --batch-sizes 0,5000,20000,50000
+    python benchmarks/bench_live.py --sizes 1000000 --batch-sizes 0,20000 --repeat 3
 """
 
 from __future__ import annotations
@@ -126,6 +128,8 @@ class Run:
     load_after: list[float] = field(default_factory=list)
     rows: dict[str, Any] = field(default_factory=dict)
     statements: dict[str, list[float]] = field(default_factory=dict)
+    #: The time relative to the single transaction run just before (batched runs).
+    relative: float | None = None
 
     @property
     def stall_share(self) -> float | None:
@@ -282,7 +286,7 @@ def percentile(ordered: list[float], share: float) -> float:
 
 def measure(engine: sa.Engine, url: str, args: argparse.Namespace, size: int, op_name: str, entities: int) -> list[Run]:
     runs = []
-    for n, batch_size in enumerate(args.batch_sizes):
+    for n, batch_size in enumerate(args.batch_sizes * args.repeat):
         batch_size = batch_size or None
         run = Run(size, op_name, batch_size)
         run.rows = damage(engine, op_name, n)
@@ -364,7 +368,7 @@ def run_benchmark(url: str, args: argparse.Namespace) -> tuple[Any, list[tuple[s
         if run.batch_size is None:
             whole[(run.size, run.op)] = run.op_seconds
         unbatched = whole.get((run.size, run.op))
-        relative = run.op_seconds / unbatched if run.batch_size and unbatched else None
+        run.relative = run.op_seconds / unbatched if run.batch_size and unbatched else None
         rows.append(
             [
                 run.op,
@@ -379,12 +383,47 @@ def run_benchmark(url: str, args: argparse.Namespace) -> tuple[Any, list[tuple[s
                 fmt(run.baseline_p99_ms, ".1f"),
                 str(run.batches),
                 fmt(run.longest_batch_ms, ".0f"),
-                fmt(relative, ".2f"),
+                fmt(run.relative, ".2f"),
                 f"{run.load_before[0]:.1f}-{run.load_after[0]:.1f}",
             ]
         )
     raw = [{**asdict(run), "stall_share": run.stall_share} for run in runs]
-    return raw, [("Writers during the operation", HEADERS, rows)]
+    tables = [("Writers during the operation", HEADERS, rows)]
+    if args.repeat > 1:
+        tables.append((f"Medians of {args.repeat} runs", MEDIAN_HEADERS, medians(runs)))
+    return raw, tables
+
+
+MEDIAN_HEADERS = ["op", "versions", "batch size", "op s", "p99 ms", "longest ms", "longest / op", "batched / whole"]
+
+
+def medians(runs: list[Run]) -> list[list[str]]:
+    """Per operation, size and batch size: the median of each measure over the repeated runs
+    (the ratio: of each batched run to the single transaction run just before it)."""
+    groups: dict[tuple[str, int, int | None], list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.op, run.size, run.batch_size), []).append(run)
+
+    def median(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return statistics.median(known) if known else None
+
+    rows = []
+    for (op, size, batch_size), group in groups.items():
+        share = median([r.stall_share for r in group])
+        rows.append(
+            [
+                op,
+                f"{size:,}",
+                f"{batch_size:,}" if batch_size else "-",
+                fmt(median([r.op_seconds for r in group]), ".2f"),
+                fmt(median([r.p99_ms for r in group]), ".1f"),
+                fmt(median([r.max_stall_ms for r in group]), ".0f"),
+                fmt(None if share is None else 100 * share, ".0f") + "%",
+                fmt(median([r.relative for r in group]), ".2f"),
+            ]
+        )
+    return rows
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -398,6 +437,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="batch_size of each run, comma-separated; 0: one transaction (default: 0,20000)",
     )
     parser.add_argument("--writers", type=int, default=4, help="writer threads (default: 4)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run the batch sizes this many times in turn, then their medians"
+    )
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds the writers run before the operation")
     args = parser.parse_args(argv)
     unknown = set(args.ops) - set(OPS)
