@@ -10,7 +10,7 @@ random, renamed; Continuum adds its transaction record, its version and closes t
 one). The damage:
 
 * ``backfill_versions``: 20% of the live rows changed by a raw ``UPDATE``, 10% more live rows
-  inserted without versions, 1% deleted;
+  inserted without versions (replacing the previous run's), 1% deleted;
 * ``update_end_transaction_ids``: a third of the end ids set to NULL;
 * ``update_mod_flags``: every flag inverted in a third of the versions;
 * ``vacuum_versions``: a futile version (a copy of the last one) appended to a quarter of the
@@ -80,13 +80,16 @@ def _share(key: str, parts: int, value: int | str = 0) -> str:
 _VERSION_KEY = "id::bigint * 1000003 + transaction_id"
 _COLUMNS = ", ".join(DATA_COLUMNS)
 #: The damage each operation repairs, as statements run before each run (``:round``: the run's
-#: number, so that another 1% of the live rows is deleted each time).
+#: number, so that another 1% of the live rows is deleted each time; ``:entities``: the entities
+#: loaded, above which the new rows of the previous run are removed first, so that the size stays).
 DAMAGE: dict[str, list[str]] = {
     "backfill_versions": [
+        f"DELETE FROM {VERSION} WHERE id > :entities",
+        f"DELETE FROM {LIVE} WHERE id > :entities",
         f"UPDATE {LIVE} SET name = name || ' (stale ' || :round || ')' WHERE {_share('id', 5)}",
-        f"INSERT INTO {LIVE} (id, {_COLUMNS}) SELECT m.n + i, 'new ' || (m.n + i), NULL, i % 1000 "
-        f"FROM (SELECT max(id) AS n, count(*) AS c FROM {LIVE}) AS m, generate_series(1, m.c / 10) AS i",
-        f"DELETE FROM {LIVE} WHERE {_share('id', 100, '1 + :round')}",
+        f"INSERT INTO {LIVE} (id, {_COLUMNS}) SELECT :entities + i, 'new ' || (:entities + i), NULL, i % 1000 "
+        f"FROM generate_series(1, :entities / 10) AS i",
+        f"DELETE FROM {LIVE} WHERE id <= :entities AND {_share('id', 100, '1 + :round')}",
     ],
     "update_end_transaction_ids": [
         f"UPDATE {VERSION} SET end_transaction_id = NULL "
@@ -269,12 +272,14 @@ def run_op(url: str, op_name: str, batch_size: int | None) -> tuple[float, Batch
         engine.dispose()
 
 
-def damage(engine: sa.Engine, op_name: str, round_: int) -> dict[str, int]:
+def damage(engine: sa.Engine, op_name: str, round_: int, entities: int) -> dict[str, int]:
     """Break the data the way ``op_name`` repairs it (:data:`DAMAGE`); the rows each statement changed."""
     changed = {}
+    values = {"round": round_, "entities": entities}
     with engine.begin() as conn:
         for n, statement in enumerate(DAMAGE[op_name]):
-            result = conn.execute(sa.text(statement), {"round": round_} if ":round" in statement else {})
+            params = {k: v for k, v in values.items() if f":{k}" in statement}
+            result = conn.execute(sa.text(statement), params)
             changed[f"damage_{n + 1}"] = result.rowcount
     vacuum(engine, LIVE, VERSION)
     return changed
@@ -289,7 +294,7 @@ def measure(engine: sa.Engine, url: str, args: argparse.Namespace, size: int, op
     for n, batch_size in enumerate(args.batch_sizes * args.repeat):
         batch_size = batch_size or None
         run = Run(size, op_name, batch_size)
-        run.rows = damage(engine, op_name, n)
+        run.rows = damage(engine, op_name, n, entities)
         run.load_before = load_average()
         with Writers(url, entities, args.writers) as writers:
             time.sleep(args.warmup)
