@@ -7,8 +7,8 @@ migration did so far), then works through the entities in key order (:mod:`.sql.
 batch is one explicit database transaction (``BEGIN`` ... ``COMMIT``: inside the block every
 statement would commit on its own):
 
-1. bound the lock wait (:class:`~.sql.constructs.LockTimeout`), switch off JIT compilation
-   (:class:`~.sql.constructs.WithoutJit`) and take the writers' lock
+1. bound the lock wait (:class:`~.sql.constructs.LockTimeout`), set up the transaction for short
+   statements (:class:`~.sql.constructs.BatchSettings`) and take the writers' lock
    (:class:`~.sql.constructs.LockForWrite`: the transaction, live and version tables), which also
    waits for writers that already took a transaction id;
 2. read the batch's last key (:func:`~.sql.batches.batch_ends`: the only rows fetched to the
@@ -40,7 +40,7 @@ from .execute import execute_statements
 from .model import KeyRange, VersionedTable
 from .operations import VersionedTableOp
 from .sql.batches import FOUND, batch_ends
-from .sql.constructs import LockForWrite, LockTimeout, RowEstimate, WithoutJit
+from .sql.constructs import BatchSettings, LockForWrite, LockTimeout, RowEstimate
 
 log = logging.getLogger("alembic.runtime.migration")
 
@@ -174,7 +174,7 @@ def _batch(
     conn.execute(sa.text("BEGIN"))
     try:
         conn.execute(LockTimeout(timeout))
-        conn.execute(WithoutJit())
+        conn.execute(BatchSettings())
         conn.execute(work.lock)
         ends = conn.execute(batch_ends(with_range(work.table, KeyRange(after=after)), work.sources, size)).all()
         full = [row for row in ends if row._mapping[FOUND] >= size]

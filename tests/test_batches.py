@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from alembic_versioning import VersioningError, batches
 from alembic_versioning.sql.backfill import CURRENT_RECORD
-from alembic_versioning.sql.constructs import LockForWrite
+from alembic_versioning.sql.constructs import BATCH_WORK_MEM, LockForWrite
 
 from .conftest import fresh_database
 from .support.apps import (
@@ -129,26 +129,28 @@ def test_the_writers_lock_is_taken_once_per_batch(engine: sa.Engine, op_name: st
         assert all(begin < lock for begin, lock in zip(begins, locks, strict=True))
 
 
-def test_batches_run_without_jit_and_leave_the_session_alone(pg_engine: sa.Engine) -> None:
-    """Each batch switches PostgreSQL's JIT compilation off for its own transaction only."""
+def test_batches_run_with_their_own_settings_and_leave_the_session_alone(pg_engine: sa.Engine) -> None:
+    """Each batch switches PostgreSQL's JIT compilation off and raises work_mem for its own
+    transaction only."""
     with versioned_app(mod_tracker=True) as app:
         break_history(pg_engine, app)
-        seen: list[str] = []
+        seen: list[tuple[str, str]] = []
+        show = "SELECT current_setting('jit'), current_setting('work_mem')"
 
         def after(conn: Any, clause: Any, *args: Any) -> None:
             if isinstance(clause, LockForWrite):
-                seen.append(conn.exec_driver_sql("SHOW jit").scalar())
+                seen.append(tuple(conn.exec_driver_sql(show).one()))
 
         with pg_engine.connect() as conn:
-            default = conn.exec_driver_sql("SHOW jit").scalar()
+            default = tuple(conn.exec_driver_sql(show).one())
         sa.event.listen(pg_engine, "after_execute", after)
         try:
             run_migration(pg_engine, lambda op: op.update_end_transaction_ids("article", batch_size=4))
         finally:
             sa.event.remove(pg_engine, "after_execute", after)
         with pg_engine.connect() as conn:
-            assert conn.exec_driver_sql("SHOW jit").scalar() == default
-        assert len(seen) > 2 and set(seen) == {"off"}
+            assert tuple(conn.exec_driver_sql(show).one()) == default != ("off", BATCH_WORK_MEM)
+        assert len(seen) > 2 and set(seen) == {("off", BATCH_WORK_MEM)}
 
 
 def test_a_batched_backfill_writes_a_transaction_record_per_batch(engine: sa.Engine) -> None:

@@ -25,6 +25,7 @@ from alembic_versioning.sql.chains import end_transaction_update
 from alembic_versioning.sql.constructs import (
     AddressIn,
     Analyze,
+    BatchSettings,
     CreateTemporaryTableAs,
     Differs,
     DistinctOn,
@@ -40,7 +41,6 @@ from alembic_versioning.sql.constructs import (
     UnlessDistinctOn,
     UpdateAtAddresses,
     UtcNow,
-    WithoutJit,
     as_version_type,
     to_regclass,
 )
@@ -510,11 +510,15 @@ def test_lock_timeout(dialect: Dialect, expected: list[str]) -> None:
 
 @pytest.mark.parametrize(
     ("dialect", "expected"),
-    [(PG, "SET LOCAL jit = off"), (SQLITE, "-- no JIT compilation here"), (MARIADB, "-- no JIT compilation here")],
+    [
+        (PG, "SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)"),
+        (SQLITE, "-- no batch settings here"),
+        (MARIADB, "-- no batch settings here"),
+    ],
     ids=["postgresql", "sqlite", "mariadb"],
 )
-def test_without_jit(dialect: Dialect, expected: str) -> None:
-    assert sql(WithoutJit(), dialect) == expected
+def test_batch_settings(dialect: Dialect, expected: str) -> None:
+    assert sql(BatchSettings(), dialect) == expected
 
 
 def test_lock_for_write_postgresql() -> None:
