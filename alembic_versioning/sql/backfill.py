@@ -1,10 +1,10 @@
 """``backfill_versions``: new versions wherever the version table no longer reflects the live table.
 
 The statements, in order (a bounded number per table, nothing read back), run after the writers'
-lock on the transaction, live and version tables (:class:`~.constructs.LockForWrite`, which the
-operation takes first, in that order, Continuum's writers' own: a writer that already took a transaction
-id commits first, later writers wait, and none ends up with an id older than the backfill's below
-versions newer than its own):
+lock on the transaction, live and version tables (:class:`~.constructs.LockForWrite`), which the
+operation takes first, in the order Continuum's writers take them: a writer that already took a
+transaction id commits first, later writers wait, and none ends up with an id older than the
+backfill's below versions newer than its own.
 
 1. check that the sequence of transaction ids exists;
 2. compute the versions to write once, into a temporary table (analysed, so the planner
@@ -137,41 +137,32 @@ def latest_versions(table: VersionedTable, version: sa.Table) -> sa.Subquery:
     well-defined row. PostgreSQL picks it with ``DISTINCT ON`` (reading Continuum's
     ``(pk, transaction_id DESC)`` index, with a sound row estimate); elsewhere a correlated
     ``max()`` keeps it.
+
+    For a batch's entities (:attr:`VersionedTable.key_range`) their keys and transaction ids come
+    first, then their rows: on PostgreSQL the keys come from the index alone, in its order (an
+    index-only scan, no sort), where picking whole rows over a key range would sort them all.
     """
+    if table.key_range is None:
+        return _of_latest(table, version, version, RowAddress(version).label(LATEST_ROW)).subquery("latest")
     tx = version.c[table.naming.transaction_column_name]
-    key = table.key_columns(version.c)
-    if table.key_range is not None:
-        return _latest_in_range(table, version)
-    return (
-        sa.select(version, RowAddress(version).label(LATEST_ROW))
-        .prefix_with(DistinctOn(*key), dialect="postgresql")  # type: ignore[arg-type]  # a StatementOptionRole
-        .where(UnlessDistinctOn(tx == _newest(table, version)))
-        .order_by(*key, tx.desc())
-        .subquery("latest")
-    )
-
-
-def _latest_in_range(table: VersionedTable, version: sa.Table) -> sa.Subquery:
-    """The latest versions of a batch's entities (:attr:`VersionedTable.key_range`): their keys and
-    transaction ids first, then their rows.
-
-    On PostgreSQL the keys come from Continuum's ``(key, transaction_id DESC)`` index alone, in its
-    order (an index-only scan, no sort); picking whole rows over a key range would sort them all.
-    """
-    tx = version.c[table.naming.transaction_column_name]
-    key = table.key_columns(version.c)
-    newest = (
-        sa.select(*key, tx)
-        .prefix_with(DistinctOn(*key), dialect="postgresql")  # type: ignore[arg-type]  # a StatementOptionRole
-        .where(UnlessDistinctOn(tx == _newest(table, version)), *table.in_key_range(version.c))
-        .order_by(*key, tx.desc())
-        .subquery("newest")
-    )
+    newest = _of_latest(table, version, *table.key_columns(version.c), tx).subquery("newest")
     return (
         sa.select(version, RowAddress(version).label(LATEST_ROW))
         .join(newest, sa.and_(*same_entity(table, newest.c, version.c), newest.c[tx.name] == tx))
         .where(*table.in_key_range(version.c))
         .subquery("latest")
+    )
+
+
+def _of_latest(table: VersionedTable, version: sa.Table, *columns: Any) -> sa.Select[Any]:
+    """Return the select of ``columns`` of each entity's latest version (in the table's key range)."""
+    tx = version.c[table.naming.transaction_column_name]
+    key = table.key_columns(version.c)
+    return (
+        sa.select(*columns)
+        .prefix_with(DistinctOn(*key), dialect="postgresql")  # type: ignore[arg-type]  # a StatementOptionRole
+        .where(UnlessDistinctOn(tx == _newest(table, version)), *table.in_key_range(version.c))
+        .order_by(*key, tx.desc())
     )
 
 
