@@ -11,9 +11,9 @@ statement would commit on its own):
    statements (:class:`~.sql.constructs.BatchSettings`) and take the writers' lock
    (:class:`~.sql.constructs.LockForWrite`: the transaction, live and version tables), which also
    waits for writers that already took a transaction id;
-2. read the batch's last key (:func:`~.sql.batches.batch_ends`: the only rows fetched to the
-   client, one per table the keys come from), so that the boundary and the work see the same
-   committed data;
+2. read the batch's last key (:func:`~.sql.batches.batch_end`: the only row fetched to the
+   client; in the last batch, which has none, the number of keys left instead), so that the
+   boundary and the work see the same committed data;
 3. run the operation's statements on the entities of the batch's key range, and commit.
 
 A lock not granted in time rolls the batch back and retries it after a pause, a bounded number of
@@ -39,7 +39,7 @@ from .errors import VersioningError
 from .execute import execute_statements
 from .model import KeyRange, VersionedTable
 from .operations import VersionedTableOp
-from .sql.batches import FOUND, batch_ends
+from .sql.batches import batch_end, keys_left
 from .sql.constructs import BatchSettings, LockForWrite, LockTimeout, RowEstimate
 
 log = logging.getLogger("alembic.runtime.migration")
@@ -176,10 +176,10 @@ def _batch(
         conn.execute(LockTimeout(timeout))
         conn.execute(BatchSettings())
         conn.execute(work.lock)
-        ends = conn.execute(batch_ends(with_range(work.table, KeyRange(after=after)), work.sources, size)).all()
-        full = [row for row in ends if row._mapping[FOUND] >= size]
-        upto = tuple(full[0])[:-1] if full else None
-        found = size if full else max((row._mapping[FOUND] for row in ends), default=0)
+        above = with_range(work.table, KeyRange(after=after))
+        end = conn.execute(batch_end(above, work.sources, size)).first()
+        upto = tuple(end) if end is not None else None
+        found = size if end is not None else conn.execute(keys_left(above, work.sources)).scalar() or 0
         statements, counted = work.build(KeyRange(after, upto))
         counts = [conn.execute(s, execution_options={"preserve_rowcount": True}).rowcount for s in statements]
         conn.execute(sa.text("COMMIT"))
