@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..model import DELETE, UPDATE, InsertFlags, VersionedTable
-from .constructs import Differs, constant, unset
-from .history import History, history
+from .constructs import Differs, RowAddress, UpdateAtAddresses, constant, unset
+from .history import ROW, History, history, same_version
 
 
 def subclass_delete_flag(table: VersionedTable, row: Any, column: str) -> ColumnElement[Any] | None:
@@ -121,17 +121,25 @@ def mod_flags_update(
     ``keep_true``, a true flag stays true: only the flags :func:`missing_flags` counts are set).
 
     The previous version is found by transaction order, not through the end column, so
-    this works for both strategies and on broken chains. Only rows whose flags change
-    are written.
+    this works for both strategies and on broken chains. Only the versions whose flags change
+    are selected, then written: found again by their row address on PostgreSQL (a TID scan per
+    row), by key elsewhere (see :class:`~.constructs.UpdateAtAddresses`).
     """
     version = table.version_table()
-    h = history(table, version, columns, previous_tx=True)
+    h = history(table, version, columns, previous_tx=True, address=True)
     expected = expected_flags(h, columns, insert_flags)
     if keep_true:
         expected = {flag: sa.or_(h.c[flag].is_(sa.true()), value) for flag, value in expected.items()}
-    new_flags = {version.c[flag]: value for flag, value in expected.items()}
-    return (
-        sa.update(version)
-        .values(new_flags)
-        .where(*h.matches(version), sa.or_(*(Differs(flag, value) for flag, value in new_flags.items())))
+    labels = {flag: f"_av_new_{i}" for i, flag in enumerate(expected)}
+    tx = table.naming.transaction_column_name
+    changed = (
+        sa.select(
+            *table.key_columns(h.c), h.c[tx], h.c[ROW], *(value.label(labels[f]) for f, value in expected.items())
+        )
+        .where(sa.or_(*(Differs(h.c[flag], value) for flag, value in expected.items())))
+        .subquery("changed")
+    )
+    update = sa.update(version).values({version.c[flag]: changed.c[label] for flag, label in labels.items()})
+    return UpdateAtAddresses.of(
+        update.where(RowAddress(version) == changed.c[ROW]), update.where(*same_version(table, version, changed))
     )
