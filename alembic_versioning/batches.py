@@ -4,17 +4,20 @@ migration's transaction, so that Continuum's writers wait for one short batch at
 The run leaves the migration's transaction through Alembic's
 :meth:`~alembic.runtime.migration.MigrationContext.autocommit_block` (which commits what the
 migration did so far), then works through the entities in key order (:mod:`.sql.batches`). Each
-batch is one explicit database transaction (``BEGIN`` ... ``COMMIT``: inside the block every
-statement would commit on its own):
+batch:
 
-1. bound the lock wait (:class:`~.sql.constructs.LockTimeout`), set up the transaction for short
-   statements (:class:`~.sql.constructs.BatchSettings`) and take the writers' lock
+1. reads its last key (:func:`~.sql.batches.batch_end`: the only row fetched to the client; in
+   the last batch, which has none, the number of keys left instead), in a statement of its own,
+   and builds its statements for that key range, so that the lock below is held for the work
+   alone (keys written in the range meanwhile are the batch's too; the last batch has no upper
+   bound);
+2. is one explicit database transaction (``BEGIN`` ... ``COMMIT``: inside the block every
+   statement would commit on its own): it bounds the lock wait
+   (:class:`~.sql.constructs.LockTimeout`), sets up the transaction for short statements
+   (:class:`~.sql.constructs.BatchSettings`), takes the writers' lock
    (:class:`~.sql.constructs.LockForWrite`: the transaction, live and version tables), which also
-   waits for writers that already took a transaction id;
-2. read the batch's last key (:func:`~.sql.batches.batch_end`: the only row fetched to the
-   client; in the last batch, which has none, the number of keys left instead), so that the
-   boundary and the work see the same committed data;
-3. run the operation's statements on the entities of the batch's key range, and commit.
+   waits for writers that already took a transaction id, runs the operation's statements on the
+   entities of the batch's key range, and commits.
 
 A lock not granted in time rolls the batch back and retries it after a pause, a bounded number of
 times; then, as on any error, a :class:`~.errors.VersioningError` says how far the run got.
@@ -166,21 +169,21 @@ def _batch_with_retries(
 def _batch(
     conn: sa.Connection, work: Work, after: tuple[Any, ...] | None, size: int, timeout: float
 ) -> tuple[tuple[Any, ...] | None, int, int]:
-    """Run one batch in its own transaction: the entities above ``after``, up to ``size`` keys of
-    each source.
+    """Run one batch: the entities above ``after``, up to ``size`` keys of each source.
 
-    Return the batch's last key (``None``: it was the last batch), about how many entities it
-    held (``size`` but in the last) and the rows it counted."""
+    Its boundary is read, and its statements built, before its transaction: the writers' lock is
+    held for the statements alone. Return the batch's last key (``None``: it was the last batch),
+    about how many entities it held (``size`` but in the last) and the rows it counted."""
+    above = with_range(work.table, KeyRange(after=after))
+    end = conn.execute(batch_end(above, work.sources, size)).first()
+    upto = tuple(end) if end is not None else None
+    found = size if end is not None else conn.execute(keys_left(above, work.sources)).scalar() or 0
+    statements, counted = work.build(KeyRange(after, upto))
     conn.execute(sa.text("BEGIN"))
     try:
         conn.execute(LockTimeout(timeout))
         conn.execute(BatchSettings())
         conn.execute(work.lock)
-        above = with_range(work.table, KeyRange(after=after))
-        end = conn.execute(batch_end(above, work.sources, size)).first()
-        upto = tuple(end) if end is not None else None
-        found = size if end is not None else conn.execute(keys_left(above, work.sources)).scalar() or 0
-        statements, counted = work.build(KeyRange(after, upto))
         counts = [conn.execute(s, execution_options={"preserve_rowcount": True}).rowcount for s in statements]
         conn.execute(sa.text("COMMIT"))
     except BaseException:

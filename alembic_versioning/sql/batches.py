@@ -3,7 +3,8 @@
 Each batch covers the entities whose key is above the previous batch's last key and at most its
 own (:class:`~alembic_versioning.model.KeyRange`); the first has no lower bound and the last no
 upper bound, so together they cover every key, whichever table holds it and whenever it was
-written. The boundary is read inside the batch's own transaction, once it holds the writers' lock.
+written. The boundary is read just before the batch's transaction, so that the writers' lock is
+held for the batch's work alone.
 """
 
 from __future__ import annotations
