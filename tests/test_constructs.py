@@ -8,6 +8,7 @@ those files (review the diff), a default run only compares.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ import sqlalchemy_continuum  # noqa: F401  (as in an application: it compiles Bi
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
-from alembic_versioning.model import VersionedTable
+from alembic_versioning.model import KeyRange, VersionedTable
 from alembic_versioning.sql.backfill import BackfillPart, TransactionRecord, backfill_statements
 from alembic_versioning.sql.chains import end_transaction_update
 from alembic_versioning.sql.constructs import (
@@ -313,11 +314,18 @@ def test_create_temporary_table_as_mariadb() -> None:
     )
 
 
+def _vacuum_heads(dialect: Dialect) -> tuple[list[str], list[str]]:
+    """The vacuum's statements for ARTICLE on ``dialect``, and the head of each (up to its first
+    `` (``, `` AS `` or comma)."""
+    statements = [sql(s, dialect) for s in vacuum_statements(ARTICLE, ARTICLE.columns, dialect)]
+    return statements, [s.split(" (")[0].split(" AS ")[0].split(",")[0] for s in statements]
+
+
 def test_vacuum_on_mariadb_lists_futile_versions_first() -> None:
     """MariaDB's vacuum lists the futile versions in a keyed temporary table, relinks from the
     list and deletes by a join: no statement classifies the versions inside a DELETE."""
-    statements = [sql(s, MARIADB) for s in vacuum_statements(ARTICLE, ARTICLE.columns, MARIADB)]
-    assert [s.split(" (")[0].split(" AS ")[0].split(",")[0] for s in statements] == [
+    statements, heads = _vacuum_heads(MARIADB)
+    assert heads == [
         "DROP TEMPORARY TABLE IF EXISTS _av_futile",
         "SET STATEMENT optimizer_switch='split_materialized=off' FOR CREATE TEMPORARY TABLE _av_futile",
         "DO 0",
@@ -334,8 +342,8 @@ def test_vacuum_on_mariadb_lists_futile_versions_first() -> None:
 def test_vacuum_on_postgresql_lists_futile_versions_first() -> None:
     """PostgreSQL's vacuum classifies the versions once, by ``lag()``, into a list, relinks from
     the list and deletes by a join; SQLite (and no dialect) classifies in each statement."""
-    statements = [sql(s, PG) for s in vacuum_statements(ARTICLE, ARTICLE.columns, PG)]
-    assert [s.split(" (")[0].split(" AS ")[0].split(",")[0] for s in statements] == [
+    statements, heads = _vacuum_heads(PG)
+    assert heads == [
         "DROP TABLE IF EXISTS pg_temp._av_futile",
         "CREATE TEMPORARY TABLE _av_futile",
         "ANALYZE _av_futile",
@@ -638,6 +646,24 @@ OPS: dict[str, Callable[[Dialect], Sequence[Any]]] = {
     "vacuum_versions": lambda dialect: vacuum_statements(ARTICLE, ARTICLE.columns, dialect),
     "backfill_versions": backfill,
 }
+
+
+def test_a_batch_writes_the_changed_flags_by_row_address_on_postgresql() -> None:
+    """In a batch the versions whose flags change are selected first, then found again: by
+    ``ctid`` on PostgreSQL (a TID scan each), by key on SQLite. Over a whole table (the snapshots)
+    both join every version with its history by key."""
+    batch = dataclasses.replace(ARTICLE, key_range=KeyRange((1,), (9,)), types={"id": sa.Integer()})
+    on_pg = sql(mod_flags_update(batch, ["title"]), PG)
+    assert on_pg.startswith("UPDATE article_version SET title_mod=changed._av_new_0 FROM (SELECT history.id")
+    assert "article_version.ctid AS _av_row" in on_pg
+    assert "WHERE history.title_mod IS DISTINCT FROM CASE" in on_pg  # selected first
+    assert on_pg.endswith(") AS changed WHERE article_version.ctid = changed._av_row")
+    on_sqlite = sql(mod_flags_update(batch, ["title"]), SQLITE)
+    assert on_sqlite.endswith(
+        ") AS changed WHERE article_version.id = changed.id AND article_version.transaction_id = "
+        "changed.transaction_id AND article_version.id > 1 AND article_version.id <= 9"
+    )
+    assert "ctid" not in sql(mod_flags_update(ARTICLE, ["title"]), PG)
 
 
 def script(op_name: str, dialect: Dialect, statements: Sequence[Any]) -> str:

@@ -121,21 +121,28 @@ def mod_flags_update(
     ``keep_true``, a true flag stays true: only the flags :func:`missing_flags` counts are set).
 
     The previous version is found by transaction order, not through the end column, so
-    this works for both strategies and on broken chains. Only the versions whose flags change
-    are selected, then written: found again by their row address on PostgreSQL (a TID scan per
-    row), by key elsewhere (see :class:`~.constructs.UpdateAtAddresses`).
+    this works for both strategies and on broken chains. Only rows whose flags change are written:
+
+    - over the whole table, each version joined with its history row by key;
+    - in a batch (the table's key range), the versions whose flags change are selected first and
+      found again by their row address on PostgreSQL, a TID scan each, by key elsewhere (see
+      :class:`~.constructs.UpdateAtAddresses`). Over a whole table PostgreSQL would hash every
+      row's address for that join, past ``work_mem``.
     """
     version = table.version_table()
-    h = history(table, version, columns, previous_tx=True, address=True)
+    batch = table.key_range is not None
+    h = history(table, version, columns, previous_tx=True, address=batch)
     expected = expected_flags(h, columns, insert_flags)
     if keep_true:
         expected = {flag: sa.or_(h.c[flag].is_(sa.true()), value) for flag, value in expected.items()}
+    if not batch:
+        new_flags = {version.c[flag]: value for flag, value in expected.items()}
+        differs = [Differs(stored, value) for stored, value in new_flags.items()]
+        return sa.update(version).values(new_flags).where(*h.matches(version), sa.or_(*differs))
     labels = {flag: f"_av_new_{i}" for i, flag in enumerate(expected)}
     tx = table.naming.transaction_column_name
     changed = (
-        sa.select(
-            *table.key_columns(h.c), h.c[tx], h.c[ROW], *(value.label(labels[f]) for f, value in expected.items())
-        )
+        sa.select(*table.key_columns(h.c), h.c[tx], h.c[ROW], *(v.label(labels[f]) for f, v in expected.items()))
         .where(sa.or_(*(Differs(h.c[flag], value) for flag, value in expected.items())))
         .subquery("changed")
     )
