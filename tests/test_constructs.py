@@ -8,7 +8,6 @@ those files (review the diff), a default run only compares.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ import sqlalchemy_continuum  # noqa: F401  (as in an application: it compiles Bi
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
-from alembic_versioning.model import KeyRange, VersionedTable
+from alembic_versioning.model import VersionedTable
 from alembic_versioning.sql.backfill import BackfillPart, TransactionRecord, backfill_statements
 from alembic_versioning.sql.chains import end_transaction_update
 from alembic_versioning.sql.constructs import (
@@ -646,24 +645,6 @@ OPS: dict[str, Callable[[Dialect], Sequence[Any]]] = {
     "vacuum_versions": lambda dialect: vacuum_statements(ARTICLE, ARTICLE.columns, dialect),
     "backfill_versions": backfill,
 }
-
-
-def test_a_batch_writes_the_changed_flags_by_row_address_on_postgresql() -> None:
-    """In a batch the versions whose flags change are selected first, then found again: by
-    ``ctid`` on PostgreSQL (a TID scan each), by key on SQLite. Over a whole table (the snapshots)
-    both join every version with its history by key."""
-    batch = dataclasses.replace(ARTICLE, key_range=KeyRange((1,), (9,)), types={"id": sa.Integer()})
-    on_pg = sql(mod_flags_update(batch, ["title"]), PG)
-    assert on_pg.startswith("UPDATE article_version SET title_mod=changed._av_new_0 FROM (SELECT history.id")
-    assert "article_version.ctid AS _av_row" in on_pg
-    assert "WHERE history.title_mod IS DISTINCT FROM CASE" in on_pg  # selected first
-    assert on_pg.endswith(") AS changed WHERE article_version.ctid = changed._av_row")
-    on_sqlite = sql(mod_flags_update(batch, ["title"]), SQLITE)
-    assert on_sqlite.endswith(
-        ") AS changed WHERE article_version.id = changed.id AND article_version.transaction_id = "
-        "changed.transaction_id AND article_version.id > 1 AND article_version.id <= 9"
-    )
-    assert "ctid" not in sql(mod_flags_update(ARTICLE, ["title"]), PG)
 
 
 def script(op_name: str, dialect: Dialect, statements: Sequence[Any]) -> str:

@@ -15,10 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..model import VersionedTable
-from .constructs import RowAddress, same_entity
-
-#: The label of a version's :class:`~.constructs.RowAddress` in a history built with ``address``.
-ROW = "_av_row"
+from .constructs import same_entity
 
 
 @dataclass(frozen=True)
@@ -76,7 +73,6 @@ def history(
     previous_tx: bool = False,
     previous_op: bool = False,
     whole: bool = False,
-    address: bool = False,
 ) -> History:
     """The versions of ``version`` with, per entity in transaction order, the previous values of
     ``columns`` and, as asked for, the next transaction id and the previous transaction id and
@@ -87,8 +83,7 @@ def history(
     ``columns`` with their mod flags, or with ``whole`` every column of ``version``: a repair
     needs no column it does not read (an offline script's description of the table may hold
     columns a later revision adds). Only the entities of the table's
-    :attr:`~alembic_versioning.model.VersionedTable.key_range` are read (a batch). With
-    ``address``, each carries its row's :class:`~.constructs.RowAddress` too (``_av_row``)."""
+    :attr:`~alembic_versioning.model.VersionedTable.key_range` are read (a batch)."""
     names = table.naming
     tx = version.c[names.transaction_column_name]
     window: dict[str, Any] = {"partition_by": table.key_columns(version.c), "order_by": tx}
@@ -102,7 +97,6 @@ def history(
     subquery = (
         sa.select(
             *carried,
-            *([RowAddress(version).label(ROW)] if address else []),
             *(function.over(**window).label(label) for label, function in neighbours.items() if function is not None),
             *(sa.func.lag(version.c[c]).over(**window).label(f"_av_previous_{i}") for i, c in enumerate(columns)),
         )

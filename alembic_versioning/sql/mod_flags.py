@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..model import DELETE, UPDATE, InsertFlags, VersionedTable
-from .constructs import Differs, RowAddress, UpdateAtAddresses, constant, unset
-from .history import ROW, History, history, same_version
+from .constructs import Differs, constant, unset
+from .history import History, history
 
 
 def subclass_delete_flag(table: VersionedTable, row: Any, column: str) -> ColumnElement[Any] | None:
@@ -121,32 +121,17 @@ def mod_flags_update(
     ``keep_true``, a true flag stays true: only the flags :func:`missing_flags` counts are set).
 
     The previous version is found by transaction order, not through the end column, so
-    this works for both strategies and on broken chains. Only rows whose flags change are written:
-
-    - over the whole table, each version joined with its history row by key;
-    - in a batch (the table's key range), the versions whose flags change are selected first and
-      found again by their row address on PostgreSQL, a TID scan each, by key elsewhere (see
-      :class:`~.constructs.UpdateAtAddresses`). Over a whole table PostgreSQL would hash every
-      row's address for that join, past ``work_mem``.
+    this works for both strategies and on broken chains. Only rows whose flags change
+    are written.
     """
     version = table.version_table()
-    batch = table.key_range is not None
-    h = history(table, version, columns, previous_tx=True, address=batch)
+    h = history(table, version, columns, previous_tx=True)
     expected = expected_flags(h, columns, insert_flags)
     if keep_true:
         expected = {flag: sa.or_(h.c[flag].is_(sa.true()), value) for flag, value in expected.items()}
-    if not batch:
-        new_flags = {version.c[flag]: value for flag, value in expected.items()}
-        differs = [Differs(stored, value) for stored, value in new_flags.items()]
-        return sa.update(version).values(new_flags).where(*h.matches(version), sa.or_(*differs))
-    labels = {flag: f"_av_new_{i}" for i, flag in enumerate(expected)}
-    tx = table.naming.transaction_column_name
-    changed = (
-        sa.select(*table.key_columns(h.c), h.c[tx], h.c[ROW], *(v.label(labels[f]) for f, v in expected.items()))
-        .where(sa.or_(*(Differs(h.c[flag], value) for flag, value in expected.items())))
-        .subquery("changed")
-    )
-    update = sa.update(version).values({version.c[flag]: changed.c[label] for flag, label in labels.items()})
-    return UpdateAtAddresses.of(
-        update.where(RowAddress(version) == changed.c[ROW]), update.where(*same_version(table, version, changed))
+    new_flags = {version.c[flag]: value for flag, value in expected.items()}
+    return (
+        sa.update(version)
+        .values(new_flags)
+        .where(*h.matches(version), sa.or_(*(Differs(flag, value) for flag, value in new_flags.items())))
     )
