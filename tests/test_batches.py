@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from alembic_versioning import VersioningError, batches
 from alembic_versioning.sql.backfill import CURRENT_RECORD
-from alembic_versioning.sql.constructs import BATCH_WORK_MEM, LockForWrite
+from alembic_versioning.sql.constructs import BATCH_WORK_MEM, BatchSettings, LockForWrite, LockTimeout
 
 from .conftest import fresh_database
 from .support.apps import (
@@ -105,7 +105,8 @@ def test_batches_give_the_result_of_one_transaction(two_databases: list[sa.Engin
 
 @pytest.mark.parametrize("op_name", OPS)
 def test_the_writers_lock_is_taken_once_per_batch(engine: sa.Engine, op_name: str) -> None:
-    """A batch locks once, before it reads its boundary; one transaction locks once too."""
+    """A batch locks once, right after its ``BEGIN``: it read its boundary before, outside its
+    transaction, so the lock is held for its statements alone. One transaction locks once too."""
     with versioned_app(mod_tracker=True) as app:
         break_history(engine, app)
         executed: list[Any] = []
@@ -126,7 +127,11 @@ def test_the_writers_lock_is_taken_once_per_batch(engine: sa.Engine, op_name: st
         assert len(whole) == 1
         assert len(begins) > 2  # several batches
         assert len(locks) == len(begins)
-        assert all(begin < lock for begin, lock in zip(begins, locks, strict=True))
+        commits = [i for i, c in enumerate(executed) if isinstance(c, sa.TextClause) and c.text == "COMMIT"]
+        for begin, lock in zip(begins, locks, strict=True):
+            assert begin < lock and all(isinstance(c, LockTimeout | BatchSettings) for c in executed[begin + 1 : lock])
+        for committed, begin in zip(commits, begins[1:], strict=False):  # the next batch's boundary
+            assert committed < begin and any(isinstance(c, sa.Select) for c in executed[committed + 1 : begin])
 
 
 def test_batches_run_with_their_own_settings_and_leave_the_session_alone(pg_engine: sa.Engine) -> None:
