@@ -15,8 +15,8 @@ reads: data columns, transaction ids, operation types, the compared columns' fla
    survivor in them);
 3. the futile versions are deleted.
 
-On PostgreSQL and MariaDB the futile versions are listed in a temporary table first, and these statements read
-the list (:func:`lists_futile_versions_first`, :func:`listed_vacuum_statements`).
+On PostgreSQL and MariaDB the futile versions are listed in a temporary table first, and these
+statements read the list (:func:`lists_futile_versions_first`, :func:`listed_vacuum_statements`).
 
 The tables of a joined-table inheritance hierarchy, whose versions Continuum writes together
 (one row in each table an entity has a row in, at one transaction), are vacuumed together: a
@@ -299,11 +299,11 @@ def listed_vacuum_statements(table: VersionedTable, compared: Sequence[str], joi
     The futile versions (entity key and transaction id, the table's primary key where the entity
     has one; with the validity strategy also the previous version's transaction id and their end
     id) go into a temporary table (analysed, for the joins' plans), classified once (``joined``:
-    by :func:`joined_history`); each later
-    statement then reads that list (nothing they change alters what the classification reads):
-    the chains are relinked from the list alone (:func:`listed_relink_update`), the follower flags
-    recomputed as by the classifying statements over the versions marked by an outer join with
-    the list, and the listed versions deleted by a join."""
+    by :func:`joined_history`); each later statement then reads that list (nothing they change
+    alters what the classification reads): the chains are relinked from the list alone
+    (:func:`listed_relink_update`), the follower flags recomputed as by the classifying statements
+    over the versions marked by an outer join with the list, and the listed versions deleted by a
+    join."""
     version = table.version_table()
     part = VacuumPart(table, compared)
     relinked = table.strategy == "validity"
@@ -333,14 +333,11 @@ def futile_versions(part: VacuumPart, joined: bool = False, relinked: bool = Fal
     found by :func:`joined_history`), and with ``relinked`` their previous version's transaction id
     and their end id too (see :func:`listed_relink_update`)."""
     table, version, compared = part.table, part.table.version_table(), part.compared
-    if not joined and not relinked:
-        c = classified_versions(table, version, compared).c
-        return sa.select(*_version_key(part, c)).where(c[FUTILE] == constant(1))
     extra = ["_av_previous_tx"] if relinked else []
     h = (
         joined_history(table, version, compared)
         if joined
-        else history(table, version, compared, name="previous", previous_tx=True, previous_op=True, whole=True)
+        else history(table, version, compared, name="previous", previous_tx=relinked, previous_op=True, whole=True)
     )
     c = _marked(table, version, compared, h, extra).c
     ends = [c._av_previous_tx, c[table.naming.end_transaction_column_name]] if relinked else []
