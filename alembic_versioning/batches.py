@@ -17,7 +17,9 @@ batch:
    (:class:`~.sql.constructs.BatchSettings`), takes the writers' lock
    (:class:`~.sql.constructs.LockForWrite`: the transaction, live and version tables), which also
    waits for writers that already took a transaction id, runs the operation's statements on the
-   entities of the batch's key range, and commits.
+   entities of the batch's key range (the first batch runs the run's set-up before them:
+   :attr:`Work.setup`), and commits (on PostgreSQL without waiting for the disk, but in the last
+   batch, whose commit flushes the others').
 
 A lock not granted in time rolls the batch back and retries it after a pause, a bounded number of
 times; then, as on any error, a :class:`~.errors.VersioningError` says how far the run got.
@@ -75,6 +77,9 @@ class Work:
     done: str
     #: The live table, whose row count estimates the entities (``None``: not known).
     live: sa.Table | None = None
+    #: Checks and set-up that hold for the whole run: they run once, after the lock, before the
+    #: statements (batched: in the first batch).
+    setup: Sequence[sa.Executable] = ()
 
 
 def with_range(table: VersionedTable, key_range: KeyRange | None) -> VersionedTable:
@@ -99,8 +104,9 @@ def run(operations: Operations, op: VersionedTableOp, work: Work) -> None:
         )
     if op.batch_size is None or not work.table.primary_key:
         statements, counted = work.build(None)
-        locked = [work.lock, *statements]
-        execute_statements(operations, op.op_name, work.table, locked, work.done, [i + 1 for i in counted])
+        locked = [work.lock, *work.setup, *statements]
+        first = 1 + len(work.setup)
+        execute_statements(operations, op.op_name, work.table, locked, work.done, [i + first for i in counted])
         return
     context = operations.migration_context
     if context._in_connection_transaction() and getattr(context, "_transaction", None) is None:
@@ -179,11 +185,14 @@ def _batch(
     upto = tuple(end) if end is not None else None
     found = size if end is not None else conn.execute(keys_left(above, work.sources)).scalar() or 0
     statements, counted = work.build(KeyRange(after, upto))
+    setup = work.setup if after is None else ()
     conn.execute(sa.text("BEGIN"))
     try:
         conn.execute(LockTimeout(timeout))
-        conn.execute(BatchSettings())
+        conn.execute(BatchSettings(durable=upto is None))
         conn.execute(work.lock)
+        for statement in setup:
+            conn.execute(statement)
         counts = [conn.execute(s, execution_options={"preserve_rowcount": True}).rowcount for s in statements]
         conn.execute(sa.text("COMMIT"))
     except BaseException:

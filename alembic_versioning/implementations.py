@@ -26,7 +26,7 @@ from .operations import (
     VersionedDataOp,
 )
 from .record import check_shared_values, transaction_record, transaction_table
-from .sql.backfill import BackfillPart, backfill_statements
+from .sql.backfill import BackfillPart, backfill_setup, backfill_statements
 from .sql.chains import end_transaction_update
 from .sql.constructs import LockForWrite
 from .sql.mod_flags import mod_flags_update
@@ -114,7 +114,8 @@ def backfill_versions(operations: Operations, op: BackfillVersionsOp) -> None:
     # each batch is a transaction of its own, with a record of its own, whose id the lock takes
     # before it waits (MariaDB)
     lock = writers_lock(catalog, table, *(p.table for p in parts[1:]), reserve=record.sequence)
-    run(operations, op, _work(catalog, table, lock, build, "versions written", parts[0].live))
+    work = _work(catalog, table, lock, build, "versions written", parts[0].live)
+    run(operations, op, replace(work, setup=backfill_setup(parts, record)))
 
 
 def _backfill_part(catalog: Catalog, op: BackfillVersionsOp, table: VersionedTable) -> BackfillPart:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from alembic_versioning import VersioningError, batches
 from alembic_versioning.sql.backfill import CURRENT_RECORD
-from alembic_versioning.sql.constructs import BATCH_WORK_MEM, BatchSettings, LockForWrite, LockTimeout
+from alembic_versioning.sql.constructs import BATCH_WORK_MEM, BatchSettings, LockForWrite, LockTimeout, StopIf
 
 from .conftest import fresh_database
 from .support.apps import (
@@ -136,11 +136,12 @@ def test_the_writers_lock_is_taken_once_per_batch(engine: sa.Engine, op_name: st
 
 def test_batches_run_with_their_own_settings_and_leave_the_session_alone(pg_engine: sa.Engine) -> None:
     """Each batch switches PostgreSQL's JIT compilation off and raises work_mem for its own
-    transaction only."""
+    transaction only; every batch but the last commits without waiting for the disk, and the
+    last one, durable, flushes them all."""
     with versioned_app(mod_tracker=True) as app:
         break_history(pg_engine, app)
-        seen: list[tuple[str, str]] = []
-        show = "SELECT current_setting('jit'), current_setting('work_mem')"
+        seen: list[tuple[str, str, str]] = []
+        show = "SELECT current_setting('jit'), current_setting('work_mem'), current_setting('synchronous_commit')"
 
         def after(conn: Any, clause: Any, *args: Any) -> None:
             if isinstance(clause, LockForWrite):
@@ -154,8 +155,38 @@ def test_batches_run_with_their_own_settings_and_leave_the_session_alone(pg_engi
         finally:
             sa.event.remove(pg_engine, "after_execute", after)
         with pg_engine.connect() as conn:
-            assert tuple(conn.exec_driver_sql(show).one()) == default != ("off", BATCH_WORK_MEM)
-        assert len(seen) > 2 and set(seen) == {("off", BATCH_WORK_MEM)}
+            assert tuple(conn.exec_driver_sql(show).one()) == default
+        assert default[:2] != ("off", BATCH_WORK_MEM) and default[2] != "off"
+        assert len(seen) > 2
+        assert set(seen[:-1]) == {("off", BATCH_WORK_MEM, "off")}
+        assert seen[-1] == ("off", BATCH_WORK_MEM, default[2])
+
+
+def test_a_batched_backfill_sets_up_once(engine: sa.Engine) -> None:
+    """The checks and set-up that hold for the whole run (the sequence's check, the session's
+    table of the current record) run in the first batch only; every batch checks its new id."""
+    with versioned_app(mod_tracker=True) as app:
+        break_history(engine, app)
+        executed: list[Any] = []
+
+        def before(conn: Any, clause: Any, *args: Any) -> None:
+            executed.append(clause)
+
+        sa.event.listen(engine, "before_execute", before)
+        try:
+            run_migration(engine, lambda op: op.backfill_versions("article", batch_size=4))
+        finally:
+            sa.event.remove(engine, "before_execute", before)
+        begins = [i for i, c in enumerate(executed) if isinstance(c, sa.TextClause) and c.text == "BEGIN"]
+        created = [
+            i
+            for i, c in enumerate(executed)
+            if isinstance(c, sa.schema.CreateTable) and c.element.name == CURRENT_RECORD
+        ]
+        assert len(begins) > 2
+        assert len(created) == 1 and begins[0] < created[0] < begins[1]
+        checks = [c for c in executed if isinstance(c, StopIf)]
+        assert len(checks) == len(begins) + 1  # the sequence's, then each batch's new id
 
 
 def test_a_batched_backfill_writes_a_transaction_record_per_batch(engine: sa.Engine) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from alembic_versioning.model import VersionedTable
-from alembic_versioning.sql.backfill import BackfillPart, TransactionRecord, backfill_statements
+from alembic_versioning.sql.backfill import BackfillPart, TransactionRecord, backfill_setup, backfill_statements
 from alembic_versioning.sql.chains import end_transaction_update
 from alembic_versioning.sql.constructs import (
     AddressIn,
@@ -535,16 +535,22 @@ def test_lock_timeout(dialect: Dialect, expected: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("dialect", "expected"),
+    ("dialect", "durable", "expected"),
     [
-        (PG, "SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)"),
-        (SQLITE, "-- no batch settings here"),
-        (MARIADB, "-- no batch settings here"),
+        (PG, True, "SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)"),
+        (
+            PG,
+            False,
+            "SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true), "
+            "set_config('synchronous_commit', 'off', true)",
+        ),
+        (SQLITE, False, "-- no batch settings here"),
+        (MARIADB, False, "-- no batch settings here"),
     ],
-    ids=["postgresql", "sqlite", "mariadb"],
+    ids=["postgresql", "postgresql-not-durable", "sqlite", "mariadb"],
 )
-def test_batch_settings(dialect: Dialect, expected: str) -> None:
-    assert sql(BatchSettings(), dialect) == expected
+def test_batch_settings(dialect: Dialect, durable: bool, expected: str) -> None:
+    assert sql(BatchSettings(durable), dialect) == expected
 
 
 def test_lock_for_write_postgresql() -> None:
@@ -634,8 +640,8 @@ def backfill(dialect: Dialect) -> list[sa.Executable]:
         "transaction", sa.MetaData(), sa.Column("id", sa.BigInteger), sa.Column("issued_at", sa.DateTime)
     )
     record = TransactionRecord(table=record_table, sequence=sa.Sequence("transaction_id_seq"), values={})
-    statements, _ = backfill_statements([BackfillPart(ARTICLE, ARTICLE.live_table(), ARTICLE.columns)], record)
-    return statements
+    parts = [BackfillPart(ARTICLE, ARTICLE.live_table(), ARTICLE.columns)]
+    return [*backfill_setup(parts, record), *backfill_statements(parts, record)[0]]
 
 
 #: Each op's statements for ARTICLE on a dialect.

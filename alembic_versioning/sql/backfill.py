@@ -416,6 +416,18 @@ def same_operation(part: BackfillPart, pending: sa.Table, base: BackfillPart, ba
     )
 
 
+def backfill_setup(parts: Sequence[BackfillPart], record: TransactionRecord) -> list[sa.Executable]:
+    """The statements a backfill runs once, before :func:`backfill_statements` (a batched one:
+    in its first batch): the checks of the transaction table's shape and sequence, and the
+    session's table of the current record (see :func:`current_record_table`)."""
+    statements: list[sa.Executable] = []
+    if record.refuse_native is not None:
+        statements.append(refuse_native_versioning(record.table, record.refuse_native))
+    statements.append(_sequence_exists(parts[0].table.name, record.sequence))
+    statements.append(sa.schema.CreateTable(record.current, if_not_exists=True))
+    return statements
+
+
 def backfill_statements(
     parts: Sequence[BackfillPart], record: TransactionRecord
 ) -> tuple[list[sa.Executable], list[int]]:
@@ -443,12 +455,7 @@ def backfill_statements(
     txt, current = record.table, record.current
     versions = [p.table.version_table() for p in parts]
     versions_tx = [v.c[p.table.naming.transaction_column_name] for p, v in zip(parts, versions, strict=True)]
-    statements: list[sa.Executable] = [_sequence_exists(parts[0].table.name, record.sequence)]
-    if record.refuse_native is not None:
-        statements.insert(0, refuse_native_versioning(txt, record.refuse_native))
-    statements.append(sa.schema.CreateTable(current, if_not_exists=True))
-    if record.fresh:
-        statements.append(sa.delete(current))
+    statements: list[sa.Executable] = [sa.delete(current)] if record.fresh else []
     # left over on SQLite (whose DDL a failed migration does not roll back)
     statements += [DropTemporaryTableIfExists(t) for t in (*pendings, new_tx)]
     statements += [CreateTemporaryTableAs(pending, select) for pending, select in zip(pendings, found, strict=True)]
@@ -499,7 +506,9 @@ def backfill_statements(
     for i, (part, pending) in enumerate(paired):
         base = paired[0] if i else None  # the hierarchy's chain is its base table's
         has_new = sa.exists().select_from(new_tx)
-        statements += _write_versions(part, pending, record, new_id, has_new, base, in_place=len(parts) == 1)
+        # a fresh record's id is new: no version to bring up to date carries it
+        in_place = len(parts) == 1 and not record.fresh
+        statements += _write_versions(part, pending, record, new_id, has_new, base, in_place)
         inserting.append(len(statements) - 1)
     statements += [sa.schema.DropTable(t) for t in (new_tx, *pendings)]
     return statements, inserting
@@ -625,7 +634,7 @@ def _write_versions(
 
     1. Close the latest versions (validity strategy).
     2. Bring those under the current record up to date (``in_place``: not in a joined hierarchy,
-       see :func:`backfill_statements`).
+       see :func:`backfill_statements`, and not under a fresh record, which no version carries).
     3. Insert the new versions (the last statement).
 
     In another table of a joined-table inheritance hierarchy than its ``base`` (with the base

@@ -890,11 +890,17 @@ class BatchSettings(sa.sql.expression.Executable, sa.sql.expression.ClauseElemen
     - PostgreSQL: no JIT compilation (on a large table the statements' cost estimates pass
       ``jit_above_cost``, and compiling one took longer than running it: 50 to 150 ms at every
       batch), and ``work_mem`` of :data:`BATCH_WORK_MEM` (a batch's versions, read by key range,
-      are sorted; at the default 4MB the sort spills to disk).
+      are sorted; at the default 4MB the sort spills to disk). Unless ``durable``, the commit
+      does not wait for its WAL to reach the disk (``synchronous_commit = off``): a crash may
+      lose the last such batches whole (never part of one), which a re-run redoes; the run's
+      last batch is ``durable``, and its commit flushes theirs too.
     - Elsewhere: a comment.
     """
 
     inherit_cache = False
+
+    def __init__(self, durable: bool = True) -> None:
+        self.durable = durable
 
 
 @compiles(BatchSettings)
@@ -904,7 +910,8 @@ def _batch_settings(element: BatchSettings, compiler: SQLCompiler, **kw: Any) ->
 
 @compiles(BatchSettings, "postgresql")
 def _batch_settings_postgresql(element: BatchSettings, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"SELECT set_config('jit', 'off', true), set_config('work_mem', '{BATCH_WORK_MEM}', true)"
+    settings = {"jit": "off", "work_mem": BATCH_WORK_MEM, **({} if element.durable else {"synchronous_commit": "off"})}
+    return "SELECT " + ", ".join(f"set_config('{k}', '{v}', true)" for k, v in settings.items())
 
 
 class RowEstimate(ColumnElement[Any]):
