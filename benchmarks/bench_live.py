@@ -28,7 +28,12 @@ Measured, per run:
 
 Once per ``--batch-sizes`` entry: ``0`` runs in the migration's transaction (``batch_size`` left
 out: the writers wait for all of it), others with that ``batch_size`` (default ``0,20000``);
-``--repeat N`` goes through the list N times, then prints each measure's median. Targets:
+``--repeat N`` goes through the list N times, then prints each measure's median. Before the
+measured runs of an operation, ``--settle`` unmeasured ones (default 1: damage, then the operation
+in one transaction, without writers) bring the table to the state every later run starts from:
+the first repair of a freshly loaded table appends to new pages, the later ones write into the
+space the damage frees, and are slower, so without it the first measured run would be favoured.
+Targets:
 batched, the longest stall at most 1 s and at most 10% of the operation's time, and the batched
 total at most 1.5x the unbatched one.
 
@@ -291,6 +296,9 @@ def percentile(ordered: list[float], share: float) -> float:
 
 def measure(engine: sa.Engine, url: str, args: argparse.Namespace, size: int, op_name: str, entities: int) -> list[Run]:
     runs = []
+    for n in range(args.settle):  # unmeasured: every measured run then finds a table repaired before
+        damage(engine, op_name, 99 - n, entities)  # rounds the measured runs do not use
+        run_op(url, op_name, None)
     for n, batch_size in enumerate(args.batch_sizes * args.repeat):
         batch_size = batch_size or None
         run = Run(size, op_name, batch_size)
@@ -446,6 +454,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--repeat", type=int, default=1, help="run the batch sizes this many times in turn, then their medians"
     )
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds the writers run before the operation")
+    parser.add_argument(
+        "--settle",
+        type=int,
+        default=1,
+        help="unmeasured runs of each operation (damage, then one transaction, no writers) before the "
+        "measured ones (default: 1)",
+    )
     args = parser.parse_args(argv)
     unknown = set(args.ops) - set(OPS)
     if unknown:
