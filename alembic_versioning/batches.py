@@ -45,7 +45,7 @@ from .execute import execute_statements
 from .model import KeyRange, VersionedTable
 from .operations import VersionedTableOp
 from .sql.batches import batch_end, keys_left
-from .sql.constructs import BatchSettings, LockForWrite, LockTimeout, RowEstimate
+from .sql.constructs import BatchSettings, LockForWrite, LockTimeout, RowEstimate, SessionLockWait
 
 log = logging.getLogger("alembic.runtime.migration")
 
@@ -117,7 +117,13 @@ def run(operations: Operations, op: VersionedTableOp, work: Work) -> None:
         )
     timeout = op.lock_timeout if op.lock_timeout is not None else DEFAULT_LOCK_TIMEOUT
     with context.autocommit_block():
-        _run_batches(operations.get_bind(), op, work, name, op.batch_size, timeout)
+        conn = operations.get_bind()
+        session_wait = conn.execute(sa.select(SessionLockWait())).scalar()
+        try:
+            _run_batches(conn, op, work, name, op.batch_size, timeout)
+        finally:
+            if session_wait is not None:  # MariaDB: the session's own bound again, for the statements after
+                _set_back(conn, LockTimeout(session_wait))
 
 
 def _run_batches(conn: sa.Connection, op: VersionedTableOp, work: Work, name: str, size: int, timeout: float) -> None:
@@ -202,6 +208,14 @@ def _batch(
             pass
         raise
     return upto, found, sum(counts[i] for i in counted)
+
+
+def _set_back(conn: sa.Connection, setting: sa.Executable) -> None:
+    """Run ``setting``, unless the connection is gone (and its session with it)."""
+    try:
+        conn.execute(setting)
+    except sa.exc.SQLAlchemyError as error:
+        log.debug("not set back, the connection is gone: %s", error)
 
 
 class LockNotGranted(Exception):

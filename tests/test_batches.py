@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 
 from alembic_versioning import VersioningError, batches
 from alembic_versioning.sql.backfill import CURRENT_RECORD
@@ -160,6 +162,53 @@ def test_batches_run_with_their_own_settings_and_leave_the_session_alone(pg_engi
         assert len(seen) > 2
         assert set(seen[:-1]) == {("off", BATCH_WORK_MEM, "off")}
         assert seen[-1] == ("off", BATCH_WORK_MEM, default[2])
+
+
+def test_batches_give_mariadb_sessions_their_lock_wait_back(mariadb_engine: sa.Engine) -> None:
+    """On MariaDB each batch bounds its lock wait with the session's innodb_lock_wait_timeout
+    (InnoDB has no transaction-local one); the run sets the session's own back after its last
+    batch, and after a failed one, for the migration's statements after it."""
+    with versioned_app(mod_tracker=True) as app:
+        break_history(mariadb_engine, app)
+        show = "SELECT @@SESSION.innodb_lock_wait_timeout"
+        seen: list[int] = []
+
+        def after(conn: Any, clause: Any, *args: Any) -> None:
+            if isinstance(clause, LockForWrite):
+                seen.append(conn.exec_driver_sql(show).scalar())
+
+        def migrate(conn: sa.Connection, call: Callable[[Any], None]) -> int:
+            context = MigrationContext.configure(conn)
+            try:
+                with context.begin_transaction(), context.begin_transaction(_per_migration=True):
+                    with Operations.context(context) as op:
+                        call(op)
+            finally:
+                after_run = conn.exec_driver_sql(show).scalar()
+                conn.commit()
+            return after_run
+
+        def fail_late(conn: Any, clause: Any, *args: Any) -> None:
+            if isinstance(clause, LockForWrite) and len(seen) == 2:
+                raise RuntimeError("injected")
+
+        sa.event.listen(mariadb_engine, "after_execute", after)
+        try:
+            with mariadb_engine.connect() as conn:
+                conn.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = 40")
+                conn.commit()
+                left = migrate(conn, lambda op: op.update_end_transaction_ids("article", batch_size=4, lock_timeout=2))
+                assert len(seen) > 2 and set(seen) == {2}
+                seen.clear()
+                sa.event.listen(mariadb_engine, "after_execute", fail_late)
+                with pytest.raises(VersioningError, match="injected"):
+                    migrate(conn, lambda op: op.update_mod_flags("article", batch_size=4, lock_timeout=2))
+                assert conn.exec_driver_sql(show).scalar() == 40
+        finally:
+            sa.event.remove(mariadb_engine, "after_execute", after)
+            if sa.event.contains(mariadb_engine, "after_execute", fail_late):
+                sa.event.remove(mariadb_engine, "after_execute", fail_late)
+        assert left == 40
 
 
 def test_a_batched_backfill_sets_up_once(engine: sa.Engine) -> None:

@@ -37,6 +37,7 @@ from alembic_versioning.sql.constructs import (
     NativeVersioningInstalled,
     NextTransactionId,
     RowAddress,
+    SessionLockWait,
     StopIf,
     UnlessDistinctOn,
     UpdateAtAddresses,
@@ -551,6 +552,20 @@ def test_lock_timeout(dialect: Dialect, expected: list[str]) -> None:
 )
 def test_batch_settings(dialect: Dialect, durable: bool, expected: str) -> None:
     assert sql(BatchSettings(durable), dialect) == expected
+
+
+@pytest.mark.parametrize(
+    ("dialect", "expected"),
+    [
+        (PG, "SELECT NULL AS anon_1"),
+        (SQLITE, "SELECT NULL AS anon_1"),
+        (MARIADB, "SELECT @@SESSION.innodb_lock_wait_timeout AS anon_1"),
+    ],
+    ids=["postgresql", "sqlite", "mariadb"],
+)
+def test_session_lock_wait(dialect: Dialect, expected: str) -> None:
+    """The session's lock wait a batched run sets back: MariaDB's alone outlives a transaction."""
+    assert sql(sa.select(SessionLockWait()), dialect) == expected
 
 
 def test_lock_for_write_postgresql() -> None:

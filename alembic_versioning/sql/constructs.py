@@ -855,7 +855,8 @@ class LockTimeout(sa.sql.expression.Executable, sa.sql.expression.ClauseElement)
     - SQLite: a comment; the connection's busy timeout bounds the wait (a connection setting,
       ``sqlite3.connect(timeout=...)``, 5 s by default), and nothing queues behind a waiting writer.
     - MariaDB: ``SET SESSION innodb_lock_wait_timeout`` (whole seconds, rounded up; it stays set for
-      the connection's later statements): a lock not granted in time fails with error 1205.
+      the connection's later statements, so a run reads it first, :class:`SessionLockWait`, and
+      sets it back): a lock not granted in time fails with error 1205.
     """
 
     inherit_cache = False
@@ -878,6 +879,25 @@ def _lock_timeout_postgresql(element: LockTimeout, compiler: SQLCompiler, **kw: 
 def _lock_timeout_mariadb(element: LockTimeout, compiler: SQLCompiler, **kw: Any) -> str:
     # whole seconds (rounded up); InnoDB has no transaction-local setting: the session keeps it
     return f"SET SESSION innodb_lock_wait_timeout = {max(1, math.ceil(element.seconds))}"
+
+
+class SessionLockWait(ColumnElement[Any]):
+    """The session's bound on lock waits that :class:`LockTimeout` changes beyond the
+    transaction, in seconds: MariaDB's ``innodb_lock_wait_timeout``; NULL elsewhere (PostgreSQL's
+    is the transaction's alone, SQLite's is the connection's busy timeout, left alone)."""
+
+    inherit_cache = False
+    type = sa.Integer()
+
+
+@compiles(SessionLockWait)
+def _session_lock_wait(element: SessionLockWait, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(sa.null(), **kw)
+
+
+@compiles(SessionLockWait, *MARIADB)
+def _session_lock_wait_mariadb(element: SessionLockWait, compiler: SQLCompiler, **kw: Any) -> str:
+    return "@@SESSION.innodb_lock_wait_timeout"
 
 
 #: PostgreSQL's ``work_mem`` for a batch: enough to sort a batch's versions in memory.
