@@ -76,6 +76,23 @@ def entity_histories(engine: sa.Engine, table: sa.Table) -> dict[tuple[Any, ...]
     }
 
 
+def executed_clauses(engine: sa.Engine, *calls: Callable[[Any], None]) -> list[list[Any]]:
+    """The clauses each of ``calls``, run as migrations one after the other, sent to ``engine``."""
+    runs: list[list[Any]] = []
+
+    def before(conn: Any, clause: Any, *args: Any) -> None:
+        runs[-1].append(clause)
+
+    sa.event.listen(engine, "before_execute", before)
+    try:
+        for call in calls:
+            runs.append([])
+            run_migration(engine, call)
+    finally:
+        sa.event.remove(engine, "before_execute", before)
+    return runs
+
+
 @pytest.fixture
 def two_databases(engine: sa.Engine, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[sa.Engine]]:
     """``engine`` and a second fresh database of its dialect."""
@@ -109,21 +126,15 @@ def test_batches_give_the_result_of_one_transaction(two_databases: list[sa.Engin
 def test_the_writers_lock_is_taken_once_per_batch(engine: sa.Engine, op_name: str) -> None:
     """A batch locks once, right after its ``BEGIN``: it read its boundary before, outside its
     transaction, so the lock is held for its statements alone. One transaction locks once too."""
+    options = OPTIONS.get(op_name, {})
     with versioned_app(mod_tracker=True) as app:
         break_history(engine, app)
-        executed: list[Any] = []
-
-        def before(conn: Any, clause: Any, *args: Any) -> None:
-            executed.append(clause)
-
-        sa.event.listen(engine, "before_execute", before)
-        try:
-            run_migration(engine, lambda op: getattr(op, op_name)("article", **OPTIONS.get(op_name, {})))
-            whole = [c for c in executed if isinstance(c, LockForWrite)]
-            executed.clear()
-            run_migration(engine, lambda op: getattr(op, op_name)("article", batch_size=4, **OPTIONS.get(op_name, {})))
-        finally:
-            sa.event.remove(engine, "before_execute", before)
+        whole_run, executed = executed_clauses(
+            engine,
+            lambda op: getattr(op, op_name)("article", **options),
+            lambda op: getattr(op, op_name)("article", batch_size=4, **options),
+        )
+        whole = [c for c in whole_run if isinstance(c, LockForWrite)]
         begins = [i for i, c in enumerate(executed) if isinstance(c, sa.TextClause) and c.text == "BEGIN"]
         locks = [i for i, c in enumerate(executed) if isinstance(c, LockForWrite)]
         assert len(whole) == 1
@@ -216,16 +227,7 @@ def test_a_batched_backfill_sets_up_once(engine: sa.Engine) -> None:
     table of the current record) run in the first batch only; every batch checks its new id."""
     with versioned_app(mod_tracker=True) as app:
         break_history(engine, app)
-        executed: list[Any] = []
-
-        def before(conn: Any, clause: Any, *args: Any) -> None:
-            executed.append(clause)
-
-        sa.event.listen(engine, "before_execute", before)
-        try:
-            run_migration(engine, lambda op: op.backfill_versions("article", batch_size=4))
-        finally:
-            sa.event.remove(engine, "before_execute", before)
+        [executed] = executed_clauses(engine, lambda op: op.backfill_versions("article", batch_size=4))
         begins = [i for i, c in enumerate(executed) if isinstance(c, sa.TextClause) and c.text == "BEGIN"]
         created = [
             i
