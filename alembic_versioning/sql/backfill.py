@@ -418,8 +418,9 @@ def same_operation(part: BackfillPart, pending: sa.Table, base: BackfillPart, ba
 
 def backfill_setup(parts: Sequence[BackfillPart], record: TransactionRecord) -> list[sa.Executable]:
     """The statements a backfill runs once, before :func:`backfill_statements` (a batched one:
-    in its first batch): the checks of the transaction table's shape and sequence, and the
-    session's table of the current record (see :func:`current_record_table`)."""
+    in its first batch): the checks that the sequence of transaction ids exists and (offline,
+    where unknown) that native versioning is not installed, and the session's table of the
+    current record (see :func:`current_record_table`)."""
     statements: list[sa.Executable] = []
     if record.refuse_native is not None:
         statements.append(refuse_native_versioning(record.table, record.refuse_native))
