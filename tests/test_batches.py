@@ -17,8 +17,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic.migration import MigrationContext
-from alembic.operations import Operations
 
 from alembic_versioning import VersioningError, batches
 from alembic_versioning.sql.backfill import CURRENT_RECORD
@@ -36,7 +34,7 @@ from .support.apps import (
     write_history,
 )
 from .support.dialects import sql_text
-from .support.migrate import render_offline, run_migration, run_online
+from .support.migrate import migrate_on, render_offline, run_migration, run_online
 
 OPS = ["update_end_transaction_ids", "update_mod_flags", "vacuum_versions", "backfill_versions"]
 #: Each op's options on ``article``: the vacuum ignores ``content``, so that it has futile versions to remove.
@@ -189,11 +187,8 @@ def test_batches_give_mariadb_sessions_their_lock_wait_back(mariadb_engine: sa.E
                 seen.append(conn.exec_driver_sql(show).scalar())
 
         def migrate(conn: sa.Connection, call: Callable[[Any], None]) -> int:
-            context = MigrationContext.configure(conn)
             try:
-                with context.begin_transaction(), context.begin_transaction(_per_migration=True):
-                    with Operations.context(context) as op:
-                        call(op)
+                migrate_on(conn, call)
             finally:
                 after_run = conn.exec_driver_sql(show).scalar()
                 conn.commit()

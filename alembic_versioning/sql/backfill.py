@@ -504,11 +504,11 @@ def backfill_statements(
     if record.changes_table is not None:
         statements += _record_rows(record.changes_table, new_tx, ["entity_name"], [(n,) for n in record.entity_names])
     inserting = []
+    # a fresh record's id is new: no version to bring up to date carries it
+    in_place = len(parts) == 1 and not record.fresh
     for i, (part, pending) in enumerate(paired):
         base = paired[0] if i else None  # the hierarchy's chain is its base table's
         has_new = sa.exists().select_from(new_tx)
-        # a fresh record's id is new: no version to bring up to date carries it
-        in_place = len(parts) == 1 and not record.fresh
         statements += _write_versions(part, pending, record, new_id, has_new, base, in_place)
         inserting.append(len(statements) - 1)
     statements += [sa.schema.DropTable(t) for t in (new_tx, *pendings)]

@@ -63,10 +63,15 @@ def run_migration(engine: sa.Engine, call: OpCall, **opts: Any) -> None:
     connection whose transactions the migration context begins, the env's and the migration's own
     (what ``autocommit_block``, and so ``batch_size``, needs)."""
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts=opts)
-        with context.begin_transaction(), context.begin_transaction(_per_migration=True):
-            with Operations.context(context) as op:  # as alembic upgrade installs alembic.op
-                call(op)
+        migrate_on(conn, call, **opts)
+
+
+def migrate_on(conn: sa.Connection, call: OpCall, **opts: Any) -> None:
+    """:func:`run_migration` on ``conn``, whose session a test keeps across migrations."""
+    context = MigrationContext.configure(conn, opts=opts)
+    with context.begin_transaction(), context.begin_transaction(_per_migration=True):
+        with Operations.context(context) as op:  # as alembic upgrade installs alembic.op
+            call(op)
 
 
 def assert_refused(engine: sa.Engine, first: OpCall, call: OpCall, message: str, state: Callable[[], Any]) -> None:
