@@ -21,6 +21,10 @@ batch:
    :attr:`Work.setup`), and commits (on PostgreSQL without waiting for the disk, but in the last
    batch, whose commit flushes the others').
 
+A batch takes at most ``batch_size`` entities, and fewer where the batch before held the lock longer
+than ``batch_seconds`` (:class:`Sizing`): as many as that batch's rate handles in that time, so
+that writers wait about that long whatever the rows per entity.
+
 A lock not granted in time rolls the batch back and retries it after a pause, a bounded number of
 times; then, as on any error, a :class:`~.errors.VersioningError` says how far the run got.
 Committed batches are complete, and the operations are idempotent: a re-run finds nothing left to
@@ -58,6 +62,10 @@ BACKOFF = 0.5
 MAX_BACKOFF = 8.0
 #: Seconds between two progress lines.
 PROGRESS_INTERVAL = 5.0
+#: Seconds a batch aims to hold the writers' lock when ``batch_seconds`` is not given.
+DEFAULT_BATCH_SECONDS = 0.5
+#: How many times the entities of the batch before a batch may hold (a batch shrinks at once).
+GROWTH = 2
 
 #: The statements for the entities of a key range (all: ``None``), and the indexes of those
 #: whose rows are counted. They run after the writers' lock (:attr:`Work.lock`), which the run
@@ -116,27 +124,52 @@ def run(operations: Operations, op: VersionedTableOp, work: Work) -> None:
             f"begin()) and run the migrations in context.begin_transaction()."
         )
     timeout = op.lock_timeout if op.lock_timeout is not None else DEFAULT_LOCK_TIMEOUT
+    target = op.batch_seconds if op.batch_seconds is not None else DEFAULT_BATCH_SECONDS
     with context.autocommit_block():
         conn = operations.get_bind()
         session_wait = conn.execute(sa.select(SessionLockWait())).scalar()
         try:
-            _run_batches(conn, op, work, name, op.batch_size, timeout)
+            _run_batches(conn, op, work, name, Sizing(op.batch_size, target), timeout)
         finally:
             if session_wait is not None:  # MariaDB: the session's own bound again, for the statements after
                 _set_back(conn, LockTimeout(session_wait))
 
 
-def _run_batches(conn: sa.Connection, op: VersionedTableOp, work: Work, name: str, size: int, timeout: float) -> None:
-    progress = Progress(op.op_name, name, work.done, size, _estimate(conn, work.live))
+@dataclass(frozen=True)
+class Sizing:
+    """How many entities a batch takes: at most ``limit``, fewer where the batches before held the
+    writers' lock longer than ``target`` seconds (``0``: always ``limit``)."""
+
+    limit: int
+    target: float
+
+    def next(self, size: int, held: float) -> int:
+        """The entities of the batch after one of ``size`` entities that held the lock ``held`` seconds.
+
+        As many as that batch's rate handles in ``target`` seconds, at least 1, and at most
+        ``limit`` and :data:`GROWTH` times ``size`` (so that one fast batch cannot make the next
+        one long)."""
+        if not self.target:
+            return self.limit
+        wanted = int(size * self.target / held) if held > 0 else self.limit
+        return max(1, min(self.limit, GROWTH * size, wanted))
+
+
+def _run_batches(
+    conn: sa.Connection, op: VersionedTableOp, work: Work, name: str, sizing: Sizing, timeout: float
+) -> None:
+    progress = Progress(op.op_name, name, work.done, sizing.limit, _estimate(conn, work.live))
     after: tuple[Any, ...] | None = None
+    size = sizing.limit
     while True:
         try:
-            after, found, rows = _batch_with_retries(conn, op, work, name, after, size, timeout, progress)
+            after, found, rows, held = _batch_with_retries(conn, op, work, name, after, size, timeout, progress)
         except Exception as error:
             raise VersioningError(progress.stopped(after, error)) from error
-        progress.batch_done(found, rows)
+        progress.batch_done(found, rows, size)
         if after is None:
             break
+        size = sizing.next(size, held)
     progress.finish()
 
 
@@ -149,7 +182,7 @@ def _batch_with_retries(
     size: int,
     timeout: float,
     progress: Progress,
-) -> tuple[tuple[Any, ...] | None, int, int]:
+) -> tuple[tuple[Any, ...] | None, int, int, float]:
     """One batch, retried while its lock is not granted in time (see :data:`LOCK_ATTEMPTS`)."""
     for attempt in range(1, LOCK_ATTEMPTS + 1):
         try:
@@ -180,12 +213,13 @@ def _batch_with_retries(
 
 def _batch(
     conn: sa.Connection, work: Work, after: tuple[Any, ...] | None, size: int, timeout: float
-) -> tuple[tuple[Any, ...] | None, int, int]:
+) -> tuple[tuple[Any, ...] | None, int, int, float]:
     """Run one batch: the entities above ``after``, up to ``size`` keys of each source.
 
     Its boundary is read, and its statements built, before its transaction: the writers' lock is
     held for the statements alone. Return the batch's last key (``None``: it was the last batch),
-    about how many entities it held (``size`` but in the last) and the rows it counted."""
+    about how many entities it held (``size`` but in the last), the rows it counted and the
+    seconds it held the lock."""
     above = with_range(work.table, KeyRange(after=after))
     end = conn.execute(batch_end(above, work.sources, size)).first()
     upto = tuple(end) if end is not None else None
@@ -197,17 +231,19 @@ def _batch(
         conn.execute(LockTimeout(timeout))
         conn.execute(BatchSettings(durable=upto is None))
         conn.execute(work.lock)
+        locked = time.monotonic()
         for statement in setup:
             conn.execute(statement)
         counts = [conn.execute(s, execution_options={"preserve_rowcount": True}).rowcount for s in statements]
         conn.execute(sa.text("COMMIT"))
+        held = time.monotonic() - locked
     except BaseException:
         try:
             conn.execute(sa.text("ROLLBACK"))
         except sa.exc.DBAPIError:  # the connection is gone: so is its transaction
             pass
         raise
-    return upto, found, sum(counts[i] for i in counted)
+    return upto, found, sum(counts[i] for i in counted), held
 
 
 def _set_back(conn: sa.Connection, setting: sa.Executable) -> None:
@@ -261,12 +297,15 @@ class Progress:
     def __init__(self, op_name: str, name: str, done: str, size: int, total: int | None) -> None:
         self.op_name, self.name, self.done, self.size, self.total = op_name, name, done, size, total
         self.entities = self.rows = self.batches = 0
+        self.smallest = size
         self.started = self.logged = time.monotonic()
 
-    def batch_done(self, entities: int, rows: int) -> None:
+    def batch_done(self, entities: int, rows: int, size: int) -> None:
+        """Count a batch of ``entities`` (``size``: the most it could take) that counted ``rows``."""
         self.entities += entities
         self.rows += rows
         self.batches += 1
+        self.smallest = min(self.smallest, size)
         now = time.monotonic()
         if now - self.logged >= PROGRESS_INTERVAL:
             self.logged = now
@@ -286,15 +325,16 @@ class Progress:
 
     def finish(self) -> None:
         seconds = time.monotonic() - self.started
+        sizes = f"up to {self.size:,}" if self.smallest == self.size else f"{self.smallest:,} to {self.size:,}"
         log.info(
-            "%s %s: %d %s (%s entities in %d batches of up to %s, %.1f s)",
+            "%s %s: %d %s (%s entities in %d batches of %s, %.1f s)",
             self.op_name,
             self.name,
             self.rows,
             self.done,
             f"{self.entities:,}",
             self.batches,
-            f"{self.size:,}",
+            sizes,
             seconds,
         )
 

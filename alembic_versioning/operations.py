@@ -163,37 +163,58 @@ def flag(argument: str, value: Any, table_name: str) -> bool:
     return value
 
 
-def batching(table_name: str, batch_size: Any, lock_timeout: Any) -> tuple[int | None, float | None]:
-    """Return ``batch_size`` and ``lock_timeout``, checked.
+def batching(
+    table_name: str, batch_size: Any, lock_timeout: Any, batch_seconds: Any
+) -> tuple[int | None, float | None, float | None]:
+    """Return ``batch_size``, ``lock_timeout`` and ``batch_seconds``, checked.
 
-    - ``batch_size``: entities per batch, or ``None`` (one transaction);
-    - ``lock_timeout``: seconds a batch waits for the writers' lock, with batches only."""
+    - ``batch_size``: entities per batch (the most, with ``batch_seconds``), or ``None`` (one
+      transaction);
+    - ``lock_timeout``: seconds a batch waits for the writers' lock, with batches only;
+    - ``batch_seconds``: seconds a batch aims to hold the writers' lock (``0``: batches of
+      ``batch_size`` whatever they take), with batches only."""
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise VersioningError(
             f"batch_size={batch_size!r} for table {table_name!r}: pass the number of entities per batch as a "
             f"positive integer, e.g. batch_size=10000, or leave it out (one transaction)."
         )
-    if lock_timeout is not None:
-        number = isinstance(lock_timeout, (int, float)) and not isinstance(lock_timeout, bool)
-        if not number or not lock_timeout > 0 or lock_timeout == float("inf"):
+    if lock_timeout is not None and not _seconds(lock_timeout, zero=False):
+        raise VersioningError(
+            f"lock_timeout={lock_timeout!r} for table {table_name!r}: pass the seconds a batch may wait for "
+            f"the writers' lock as a positive number, e.g. lock_timeout=3."
+        )
+    if batch_seconds is not None and not _seconds(batch_seconds, zero=True):
+        raise VersioningError(
+            f"batch_seconds={batch_seconds!r} for table {table_name!r}: pass the seconds a batch should hold "
+            f"the writers' lock as a positive number, e.g. batch_seconds=0.5, or 0 for batches of batch_size "
+            f"entities however long they take."
+        )
+    for name, value, what in (
+        ("lock_timeout", lock_timeout, "bounds each batch's wait for the writers' lock"),
+        ("batch_seconds", batch_seconds, "sizes each batch by the time it holds the writers' lock"),
+    ):
+        if value is not None and batch_size is None:
             raise VersioningError(
-                f"lock_timeout={lock_timeout!r} for table {table_name!r}: pass the seconds a batch may wait for "
-                f"the writers' lock as a positive number, e.g. lock_timeout=3."
+                f"{name}={value!r} for table {table_name!r} {what}: pass batch_size=... too (without it the "
+                f"operation runs in the migration's transaction, which holds the lock until the migration "
+                f"commits)."
             )
-        if batch_size is None:
-            raise VersioningError(
-                f"lock_timeout={lock_timeout!r} for table {table_name!r} bounds each batch's wait for the "
-                f"writers' lock: pass batch_size=... too (without it the operation runs in the migration's "
-                f"transaction, which waits as long as Alembic's own statements do)."
-            )
-    return batch_size, lock_timeout
+    return batch_size, lock_timeout, batch_seconds
 
 
-#: The last paragraph of each operation's docstring: every operation takes ``batch_size`` and
-#: ``lock_timeout``.
-BATCHES_DOC = """``batch_size=N`` works through the entities in key order, ``N`` per batch, each in its own
+def _seconds(value: Any, *, zero: bool) -> bool:
+    """Whether ``value`` is a finite number of seconds above 0 (or 0 itself, with ``zero``)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and (value > 0 or (zero and value == 0)) and value != float("inf")
+
+
+#: The last paragraph of each operation's docstring: every operation takes ``batch_size``,
+#: ``lock_timeout`` and ``batch_seconds``.
+BATCHES_DOC = """``batch_size=N`` works through the entities in key order, at most ``N`` per batch, each in its own
 short transaction holding the writers' lock for that batch only (waiting at most
-``lock_timeout`` seconds for it, 3 by default); online only. See "Large tables in production"."""
+``lock_timeout`` seconds for it, 3 by default); a batch that held it longer than ``batch_seconds``
+(0.5 by default; 0: never) makes the next ones smaller. Online only. See "Large tables in
+production"."""
 
 _Method = TypeVar("_Method", bound=Callable[..., None])
 
@@ -225,6 +246,7 @@ class VersionedTableOp(MigrateOperation):
         strategy: Strategy | None = None,
         batch_size: int | None = None,
         lock_timeout: float | None = None,
+        batch_seconds: float | None = None,
     ) -> None:
         if not isinstance(table_name, str) or not table_name:
             raise VersioningError(
@@ -241,7 +263,9 @@ class VersionedTableOp(MigrateOperation):
         if strategy not in (None, "validity", "subquery"):
             raise VersioningError(f"strategy={strategy!r} for table {table_name!r}: use 'validity' or 'subquery'.")
         self.strategy: Strategy | None = strategy
-        self.batch_size, self.lock_timeout = batching(table_name, batch_size, lock_timeout)
+        self.batch_size, self.lock_timeout, self.batch_seconds = batching(
+            table_name, batch_size, lock_timeout, batch_seconds
+        )
 
     def describes_table(self) -> bool:
         """Whether the op's own arguments say all an offline run needs.
@@ -282,7 +306,7 @@ class VersionedTableOp(MigrateOperation):
         if self.strategy is not None:
             kwargs["strategy"] = self.strategy
         kwargs.update(self.naming.non_default())
-        for name in ("batch_size", "lock_timeout"):
+        for name in ("batch_size", "lock_timeout", "batch_seconds"):
             if getattr(self, name) is not None:
                 kwargs[name] = getattr(self, name)
         return kwargs
@@ -312,6 +336,7 @@ class UpdateEndTransactionIdsOp(VersionedTableOp):
         strategy: Strategy | None = None,
         batch_size: int | None = None,
         lock_timeout: float | None = None,
+        batch_seconds: float | None = None,
         joined: Joined = (),
         **naming: Unpack[NamingOptions],
     ) -> None:
@@ -341,6 +366,7 @@ class UpdateEndTransactionIdsOp(VersionedTableOp):
             joined=joined,
             batch_size=batch_size,
             lock_timeout=lock_timeout,
+            batch_seconds=batch_seconds,
         )
 
     def arguments(self) -> dict[str, Any]:
@@ -391,6 +417,7 @@ class UpdateModFlagsOp(VersionedTableOp):
         strategy: Strategy | None = None,
         batch_size: int | None = None,
         lock_timeout: float | None = None,
+        batch_seconds: float | None = None,
         **naming: Unpack[NamingOptions],
     ) -> None:
         """Recompute the mod flags of ``columns`` (default: every flagged column).
@@ -429,6 +456,7 @@ class UpdateModFlagsOp(VersionedTableOp):
             strategy=strategy,
             batch_size=batch_size,
             lock_timeout=lock_timeout,
+            batch_seconds=batch_seconds,
         )
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
@@ -596,6 +624,7 @@ class BackfillVersionsOp(VersionedDataOp):
         strategy: Strategy | None = None,
         batch_size: int | None = None,
         lock_timeout: float | None = None,
+        batch_seconds: float | None = None,
         joined: Joined = (),
         **naming: Unpack[NamingOptions],
     ) -> None:
@@ -657,6 +686,7 @@ class BackfillVersionsOp(VersionedDataOp):
             joined=joined,
             batch_size=batch_size,
             lock_timeout=lock_timeout,
+            batch_seconds=batch_seconds,
         )
 
     def arguments(self) -> dict[str, Any]:
@@ -709,6 +739,7 @@ class VacuumVersionsOp(VersionedDataOp):
         strategy: Strategy | None = None,
         batch_size: int | None = None,
         lock_timeout: float | None = None,
+        batch_seconds: float | None = None,
         joined: Joined = (),
         **naming: Unpack[NamingOptions],
     ) -> None:
@@ -743,6 +774,7 @@ class VacuumVersionsOp(VersionedDataOp):
             strategy=strategy,
             batch_size=batch_size,
             lock_timeout=lock_timeout,
+            batch_seconds=batch_seconds,
         )
 
     def arguments(self) -> dict[str, Any]:

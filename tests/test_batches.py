@@ -108,9 +108,10 @@ def test_batches_give_the_result_of_one_transaction(two_databases: list[sa.Engin
         for table in ("article", "translation"):  # an integer key, a composite one
             run_migration(whole, lambda op, t=table: getattr(op, op_name)(t, **options[t]))
         results = []
-        for size in (1, 4, 1000):
+        # batches of 3 and then, each held longer than 1 ns, of 1; of 4; of 1000
+        for sizing in ({"batch_size": 3, "batch_seconds": 1e-9}, {"batch_size": 4}, {"batch_size": 1000}):
             for table in ("article", "translation"):
-                run_migration(batched, lambda op, t=table, n=size: getattr(op, op_name)(t, batch_size=n, **options[t]))
+                run_migration(batched, lambda op, t=table, s=sizing: getattr(op, op_name)(t, **s, **options[t]))
             results.append([entity_histories(batched, app.version(m)) for m in ("Article", "Translation")])
         expected = [entity_histories(whole, app.version(m)) for m in ("Article", "Translation")]
         assert results[0] == expected
@@ -517,6 +518,41 @@ def test_progress_lines_and_a_summary(engine: sa.Engine, caplog: pytest.LogCaptu
         assert lines[-1].startswith("backfill_versions article_version: 9 versions written (9 entities in 3 batches")
 
 
+def test_batches_held_longer_than_batch_seconds_make_the_next_ones_smaller(
+    engine: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every batch holds the lock longer than 1 ns: after the first (4 entities) each takes one,
+    and the last finds none left."""
+    with versioned_app() as app:
+        prepared_backfill(engine, app, rows=9)
+        with caplog.at_level(logging.INFO, "alembic.runtime.migration"):
+            run_migration(engine, lambda op: op.backfill_versions("article", batch_size=4, batch_seconds=1e-9))
+        summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("backfill_versions")][-1]
+        assert summary.startswith(
+            "backfill_versions article_version: 9 versions written (9 entities in 7 batches of 1 to 4,"
+        )
+        assert backfilled(engine) == list(range(1, 10))
+
+
+@pytest.mark.parametrize(
+    ("size", "held", "expected"),
+    [
+        (100, 1.0, 50),  # twice the target: half the entities
+        (100, 0.25, 200),  # half the target: twice, the most a batch may grow
+        (100, 0.4, 125),
+        (600, 0.1, 1000),  # no more than batch_size
+        (100, 0.0, 200),
+        (100, 1000.0, 1),  # at least one entity
+    ],
+)
+def test_the_next_batch_is_sized_by_the_last_ones_rate(size: int, held: float, expected: int) -> None:
+    assert batches.Sizing(limit=1000, target=0.5).next(size, held) == expected
+
+
+def test_batch_seconds_0_keeps_every_batch_at_batch_size() -> None:
+    assert batches.Sizing(limit=1000, target=0).next(10, 100.0) == 1000
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -530,6 +566,11 @@ def test_progress_lines_and_a_summary(engine: sa.Engine, caplog: pytest.LogCaptu
         ({"batch_size": 10, "lock_timeout": "3"}, r"lock_timeout='3' .* positive number"),
         ({"batch_size": 10, "lock_timeout": float("inf")}, r"lock_timeout=inf .* positive number"),
         ({"lock_timeout": 3}, r"lock_timeout=3 .* pass batch_size=\.\.\. too"),
+        ({"batch_size": 10, "batch_seconds": -0.5}, r"batch_seconds=-0.5 .* positive number, .* or 0"),
+        ({"batch_size": 10, "batch_seconds": "1"}, r"batch_seconds='1' .* positive number"),
+        ({"batch_size": 10, "batch_seconds": True}, r"batch_seconds=True .* positive number"),
+        ({"batch_size": 10, "batch_seconds": float("inf")}, r"batch_seconds=inf .* positive number"),
+        ({"batch_seconds": 0.5}, r"batch_seconds=0.5 .* pass batch_size=\.\.\. too"),
     ],
 )
 @pytest.mark.parametrize("op_name", OPS)
@@ -563,8 +604,8 @@ def test_a_transaction_alembic_does_not_own_is_refused(engine: sa.Engine) -> Non
 def test_the_arguments_are_rendered() -> None:
     from alembic_versioning.operations import VacuumVersionsOp
 
-    op = VacuumVersionsOp("article", batch_size=500, lock_timeout=2.5)
-    assert op.arguments() == {"batch_size": 500, "lock_timeout": 2.5}
+    op = VacuumVersionsOp("article", batch_size=500, lock_timeout=2.5, batch_seconds=0)
+    assert op.arguments() == {"batch_size": 500, "lock_timeout": 2.5, "batch_seconds": 0}
     assert VacuumVersionsOp("article").arguments() == {}
 
 
