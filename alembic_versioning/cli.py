@@ -248,11 +248,18 @@ def repair(config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -
     extra: dict[str, Any] = {}
     if args.batch_size is not None:
         if args.batch_size < 1:
-            raise Failure(f"--batch-size {args.batch_size}: give a positive number of rows")
+            raise Failure(f"--batch-size {args.batch_size}: give a positive number of entities")
         lacking = [c.op_name for c in OP_CLASSES if not takes_batch_size(c)]
         if lacking:
             raise Failure(f"--batch-size: not supported yet by this version's operations ({', '.join(lacking)})")
         extra["batch_size"] = args.batch_size
+    if args.batch_seconds is not None:
+        if args.batch_size is None or args.batch_seconds < 0:
+            raise Failure(
+                f"--batch-seconds {args.batch_seconds:g}: give --batch-size N too, and 0 or more seconds "
+                f"(0: batches of N entities however long they take)"
+            )
+        extra["batch_seconds"] = args.batch_seconds
     result: list[list[Repair]] = []
 
     def work(context: MigrationContext, autogen_context: AutogenContext) -> None:
@@ -394,7 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument(
         "--table", action="append", metavar="TABLE", help="repair only this table (name or schema.name); repeatable"
     )
-    fix.add_argument("--batch-size", type=int, metavar="N", help="rows per batch, passed to each operation")
+    fix.add_argument("--batch-size", type=int, metavar="N", help="most entities per batch, passed to each operation")
+    fix.add_argument(
+        "--batch-seconds",
+        type=float,
+        metavar="S",
+        help="seconds a batch aims to hold the writers' lock (default 0.5), passed to each operation with --batch-size",
+    )
     mode = fix.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="print the repairs as migration code; change nothing")
     mode.add_argument("--sql", action="store_true", help="print the repairs as a SQL script; change nothing")

@@ -27,7 +27,8 @@ Measured, per run:
   for the writers' lock; the machine's load average (``os.getloadavg``) before and after.
 
 Once per ``--batch-sizes`` entry: ``0`` runs in the migration's transaction (``batch_size`` left
-out: the writers wait for all of it), others with that ``batch_size`` (default ``0,20000``);
+out: the writers wait for all of it), others with that ``batch_size`` (default ``0,20000``) and
+``--batch-seconds`` (default: the operations' own);
 ``--repeat N`` goes through the list N times, then prints each measure's median. Before the
 measured runs of an operation, ``--settle`` unmeasured ones (default 1: damage, then the operation
 in one transaction, without writers) bring the table to the state every later run starts from:
@@ -257,13 +258,15 @@ class Batches:
         return {text: [round(seconds, 3), int(count)] for text, (seconds, count) in ranked}
 
 
-def run_op(url: str, op_name: str, batch_size: int | None) -> tuple[float, Batches]:
+def run_op(url: str, op_name: str, batch_size: int | None, batch_seconds: float | None = None) -> tuple[float, Batches]:
     from alembic.migration import MigrationContext
     from alembic.operations import Operations
 
     import alembic_versioning  # noqa: F401
 
-    kwargs = {"batch_size": batch_size} if batch_size else {}
+    kwargs: dict[str, Any] = {"batch_size": batch_size} if batch_size else {}
+    if batch_size and batch_seconds is not None:
+        kwargs["batch_seconds"] = batch_seconds
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     batches = Batches(engine)
     try:
@@ -307,7 +310,7 @@ def measure(engine: sa.Engine, url: str, args: argparse.Namespace, size: int, op
         with Writers(url, entities, args.writers) as writers:
             time.sleep(args.warmup)
             warm = time.monotonic()
-            run.op_seconds, batches = run_op(url, op_name, batch_size)
+            run.op_seconds, batches = run_op(url, op_name, batch_size, args.batch_seconds)
             ended = time.monotonic()
             began = ended - run.op_seconds
             time.sleep(0.2)
@@ -448,6 +451,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[0, 20_000],
         type=lambda text: [int(x) for x in text.replace("_", "").split(",")],
         help="batch_size of each run, comma-separated; 0: one transaction (default: 0,20000)",
+    )
+    parser.add_argument(
+        "--batch-seconds",
+        type=float,
+        help="batch_seconds of the batched runs (default: the operations' own, 0.5; 0: batches of batch_size)",
     )
     parser.add_argument("--writers", type=int, default=4, help="writer threads (default: 4)")
     parser.add_argument(

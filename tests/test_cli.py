@@ -248,6 +248,9 @@ def test_refusals_are_one_line(sqlite_engine: sa.Engine, tmp_path: Path, console
     fails("check", "-x", "url=sqlite:////nonexistent/dir/db", message=r"OperationalError: .*--raiseerr.*")
     if all(takes_batch_size(c) for c in OP_CLASSES):
         assert project.cli("repair", "--batch-size", "100").status == 0
+        assert project.cli("repair", "--batch-size", "100", "--batch-seconds", "0.2").status == 0
+        fails("repair", "--batch-seconds", "0.2", message=r"--batch-seconds 0.2: give --batch-size N too, .*")
+        fails("repair", "--batch-size", "9", "--batch-seconds", "-1", message=r"--batch-seconds -1: .* 0 or more .*")
     else:
         fails("repair", "--batch-size", "100", message=r"--batch-size: not supported yet by .*")
     (project.path / "migrations" / "versions" / "a1_first.py").write_text(
