@@ -21,9 +21,10 @@ batch:
    :attr:`Work.setup`), and commits (on PostgreSQL without waiting for the disk, but in the last
    batch, whose commit flushes the others').
 
-A batch takes at most ``batch_size`` entities, and fewer where the batch before held the lock longer
-than ``batch_seconds`` (:class:`Sizing`): as many as that batch's rate handles in that time, so
-that writers wait about that long whatever the rows per entity.
+A batch takes at most ``batch_size`` entities (:class:`Sizing`): the first a sixteenth of them, each
+later one as many as the batch before handled in ``batch_seconds`` while it held the lock, but at
+most twice its entities. So writers wait about ``batch_seconds`` per batch whatever the versions
+per entity.
 
 A lock not granted in time rolls the batch back and retries it after a pause, a bounded number of
 times; then, as on any error, a :class:`~.errors.VersioningError` says how far the run got.
@@ -66,6 +67,9 @@ PROGRESS_INTERVAL = 5.0
 DEFAULT_BATCH_SECONDS = 0.5
 #: How many times the entities of the batch before a batch may hold (a batch shrinks at once).
 GROWTH = 2
+#: The first batch takes ``batch_size`` divided by this (with ``batch_seconds``): it has no batch
+#: before it to be sized by, and the entities may have many versions each.
+FIRST_SHARE = 16
 
 #: The statements for the entities of a key range (all: ``None``), and the indexes of those
 #: whose rows are counted. They run after the writers' lock (:attr:`Work.lock`), which the run
@@ -143,6 +147,11 @@ class Sizing:
     limit: int
     target: float
 
+    def first(self) -> int:
+        """The entities of the first batch: a :data:`FIRST_SHARE` of ``limit`` (at least 1), or
+        ``limit`` without a ``target``."""
+        return max(1, self.limit // FIRST_SHARE) if self.target else self.limit
+
     def next(self, size: int, held: float) -> int:
         """The entities of the batch after one of ``size`` entities that held the lock ``held`` seconds.
 
@@ -158,9 +167,9 @@ class Sizing:
 def _run_batches(
     conn: sa.Connection, op: VersionedTableOp, work: Work, name: str, sizing: Sizing, timeout: float
 ) -> None:
-    progress = Progress(op.op_name, name, work.done, sizing.limit, _estimate(conn, work.live))
+    progress = Progress(op.op_name, name, work.done, _estimate(conn, work.live))
     after: tuple[Any, ...] | None = None
-    size = sizing.limit
+    size = sizing.first()
     while True:
         try:
             after, found, rows, held = _batch_with_retries(conn, op, work, name, after, size, timeout, progress)
@@ -294,18 +303,19 @@ def _estimate(conn: sa.Connection, live: sa.Table | None) -> int | None:
 class Progress:
     """Progress lines of a batched run, at most one per :data:`PROGRESS_INTERVAL`, and its summary."""
 
-    def __init__(self, op_name: str, name: str, done: str, size: int, total: int | None) -> None:
-        self.op_name, self.name, self.done, self.size, self.total = op_name, name, done, size, total
+    def __init__(self, op_name: str, name: str, done: str, total: int | None) -> None:
+        self.op_name, self.name, self.done, self.total = op_name, name, done, total
         self.entities = self.rows = self.batches = 0
-        self.smallest = size
+        self.smallest = self.largest = 0
         self.started = self.logged = time.monotonic()
 
     def batch_done(self, entities: int, rows: int, size: int) -> None:
         """Count a batch of ``entities`` (``size``: the most it could take) that counted ``rows``."""
+        self.smallest = min(self.smallest, size) if self.batches else size
+        self.largest = max(self.largest, size)
         self.entities += entities
         self.rows += rows
         self.batches += 1
-        self.smallest = min(self.smallest, size)
         now = time.monotonic()
         if now - self.logged >= PROGRESS_INTERVAL:
             self.logged = now
@@ -325,7 +335,8 @@ class Progress:
 
     def finish(self) -> None:
         seconds = time.monotonic() - self.started
-        sizes = f"up to {self.size:,}" if self.smallest == self.size else f"{self.smallest:,} to {self.size:,}"
+        same = self.smallest == self.largest
+        sizes = f"up to {self.largest:,}" if same else f"{self.smallest:,} to {self.largest:,}"
         log.info(
             "%s %s: %d %s (%s entities in %d batches of %s, %.1f s)",
             self.op_name,

@@ -81,6 +81,15 @@ def mariadb_database(server: MariaDBServer) -> Iterator[sa.Engine]:
         engine.dispose()
         with admin.connect() as conn:
             created = set(conn.exec_driver_sql("SHOW DATABASES").scalars()) - before
+            # a connection a failed test left open would keep DROP DATABASE waiting for its locks
+            left_open = sa.text(
+                "SELECT id FROM information_schema.processlist WHERE db IN :names AND id <> CONNECTION_ID()"
+            ).bindparams(sa.bindparam("names", expanding=True))
+            for session in conn.execute(left_open, {"names": sorted(created | {dbname})}).scalars():
+                try:
+                    conn.exec_driver_sql(f"KILL {int(session)}")
+                except sa.exc.DBAPIError:  # it ended meanwhile
+                    pass
             for name in sorted(created | {dbname}):
                 conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {conn.dialect.identifier_preparer.quote(name)}")
         admin.dispose()

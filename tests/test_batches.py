@@ -108,8 +108,8 @@ def test_batches_give_the_result_of_one_transaction(two_databases: list[sa.Engin
         for table in ("article", "translation"):  # an integer key, a composite one
             run_migration(whole, lambda op, t=table: getattr(op, op_name)(t, **options[t]))
         results = []
-        # batches of 3 and then, each held longer than 1 ns, of 1; of 4; of 1000
-        for sizing in ({"batch_size": 3, "batch_seconds": 1e-9}, {"batch_size": 4}, {"batch_size": 1000}):
+        # batches of 4 and then, each held longer than 1 ns, of 1; of 1, 2, 4, 4...; of 62, 124...
+        for sizing in ({"batch_size": 64, "batch_seconds": 1e-9}, {"batch_size": 4}, {"batch_size": 1000}):
             for table in ("article", "translation"):
                 run_migration(batched, lambda op, t=table, s=sizing: getattr(op, op_name)(t, **s, **options[t]))
             results.append([entity_histories(batched, app.version(m)) for m in ("Article", "Translation")])
@@ -244,7 +244,11 @@ def test_a_batched_backfill_writes_a_transaction_record_per_batch(engine: sa.Eng
         run_migration(
             engine,
             lambda op: op.backfill_versions(
-                "article", batch_size=3, transaction={"remote_addr": "10.0.0.1"}, meta={"why": "backfill"}
+                "article",
+                batch_size=3,
+                batch_seconds=0,
+                transaction={"remote_addr": "10.0.0.1"},
+                meta={"why": "backfill"},
             ),
         )
         with engine.connect() as conn:
@@ -427,7 +431,9 @@ def test_a_lock_held_beyond_the_retries_stops_the_run_and_a_rerun_finishes(
     with versioned_app() as app:
         prepared_backfill(engine, app)
         _, held = hold_lock_from_batch(engine, monkeypatch, batch=3)
-        call: Callable[[Any], None] = lambda op: op.backfill_versions("article", batch_size=4, lock_timeout=0.1)  # noqa: E731
+        call: Callable[[Any], None] = lambda op: op.backfill_versions(  # noqa: E731
+            "article", batch_size=4, batch_seconds=0, lock_timeout=0.1
+        )
         with caplog.at_level(logging.INFO, "alembic.runtime.migration"):
             with pytest.raises(VersioningError) as stopped:
                 run_migration(engine, call)
@@ -454,7 +460,7 @@ def test_an_error_in_a_batch_keeps_the_committed_ones_and_a_rerun_finishes(sqlit
                 "CREATE TRIGGER fail BEFORE INSERT ON article_version WHEN NEW.id = 6 "
                 "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
             )
-        call: Callable[[Any], None] = lambda op: op.backfill_versions("article", batch_size=2)  # noqa: E731
+        call: Callable[[Any], None] = lambda op: op.backfill_versions("article", batch_size=2, batch_seconds=0)  # noqa: E731
         with pytest.raises(VersioningError, match=r"stopped in batch 3: injected failure\. 2 batches") as stopped:
             run_migration(engine, call)
         assert isinstance(stopped.value.__cause__, sa.exc.DBAPIError)
@@ -510,7 +516,7 @@ def test_progress_lines_and_a_summary(engine: sa.Engine, caplog: pytest.LogCaptu
     with versioned_app() as app:
         prepared_backfill(engine, app, rows=9)
         with caplog.at_level(logging.INFO, "alembic.runtime.migration"):
-            run_migration(engine, lambda op: op.backfill_versions("article", batch_size=4))
+            run_migration(engine, lambda op: op.backfill_versions("article", batch_size=4, batch_seconds=0))
         lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("backfill_versions")]
         assert len(lines) == 4, lines
         assert lines[0].startswith("backfill_versions article_version: 4 entities of about 9 (44%), 4 versions written")
@@ -518,19 +524,27 @@ def test_progress_lines_and_a_summary(engine: sa.Engine, caplog: pytest.LogCaptu
         assert lines[-1].startswith("backfill_versions article_version: 9 versions written (9 entities in 3 batches")
 
 
-def test_batches_held_longer_than_batch_seconds_make_the_next_ones_smaller(
-    engine: sa.Engine, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("batch_seconds", "batches"),
+    [
+        # each batch holds the lock longer than 1 ns: after the first (64 / 16) each takes one,
+        # and the last finds none left
+        (1e-9, "7 batches of 1 to 4"),
+        # each is quicker than a minute: 4 (64 / 16), then 8, which finds 5 and is the last
+        (60, "2 batches of 4 to 8"),
+    ],
+)
+def test_batches_are_sized_by_the_time_they_held_the_lock(
+    engine: sa.Engine, caplog: pytest.LogCaptureFixture, batch_seconds: float, batches: str
 ) -> None:
-    """Every batch holds the lock longer than 1 ns: after the first (4 entities) each takes one,
-    and the last finds none left."""
     with versioned_app() as app:
         prepared_backfill(engine, app, rows=9)
         with caplog.at_level(logging.INFO, "alembic.runtime.migration"):
-            run_migration(engine, lambda op: op.backfill_versions("article", batch_size=4, batch_seconds=1e-9))
+            run_migration(
+                engine, lambda op: op.backfill_versions("article", batch_size=64, batch_seconds=batch_seconds)
+            )
         summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("backfill_versions")][-1]
-        assert summary.startswith(
-            "backfill_versions article_version: 9 versions written (9 entities in 7 batches of 1 to 4,"
-        )
+        assert summary.startswith(f"backfill_versions article_version: 9 versions written (9 entities in {batches},")
         assert backfilled(engine) == list(range(1, 10))
 
 
@@ -549,8 +563,13 @@ def test_the_next_batch_is_sized_by_the_last_ones_rate(size: int, held: float, e
     assert batches.Sizing(limit=1000, target=0.5).next(size, held) == expected
 
 
+def test_the_first_batch_takes_a_sixteenth_of_batch_size() -> None:
+    assert [batches.Sizing(limit=n, target=0.5).first() for n in (20_000, 100, 15)] == [1250, 6, 1]
+
+
 def test_batch_seconds_0_keeps_every_batch_at_batch_size() -> None:
-    assert batches.Sizing(limit=1000, target=0).next(10, 100.0) == 1000
+    sizing = batches.Sizing(limit=1000, target=0)
+    assert (sizing.first(), sizing.next(10, 100.0)) == (1000, 1000)
 
 
 @pytest.mark.parametrize(
@@ -677,7 +696,7 @@ def test_a_batched_backfill_after_another_takes_its_own_transaction_values(engin
 
         def migrate(op: Any) -> None:
             op.backfill_versions("translation", transaction={"remote_addr": "10.0.0.1"})
-            op.backfill_versions("article", batch_size=2, transaction={"remote_addr": "10.0.0.2"})
+            op.backfill_versions("article", batch_size=2, batch_seconds=0, transaction={"remote_addr": "10.0.0.2"})
 
         run_migration(engine, migrate)
         with engine.connect() as conn:
