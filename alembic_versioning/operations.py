@@ -212,9 +212,9 @@ def _seconds(value: Any, *, zero: bool) -> bool:
 #: ``lock_timeout`` and ``batch_seconds``.
 BATCHES_DOC = """``batch_size=N`` works through the entities in key order, at most ``N`` per batch, each in its own
 short transaction holding the writers' lock for that batch only (waiting at most
-``lock_timeout`` seconds for it, 3 by default); a batch that held it longer than ``batch_seconds``
-(0.5 by default; 0: never) makes the next ones smaller. Online only. See "Large tables in
-production"."""
+``lock_timeout`` seconds for it, 3 by default) about ``batch_seconds`` (0.5 by default): each
+batch is sized by the time the one before held it (``batch_seconds=0``: ``N`` each). Online only.
+See "Large tables in production"."""
 
 _Method = TypeVar("_Method", bound=Callable[..., None])
 

@@ -589,6 +589,7 @@ def test_batch_seconds_0_keeps_every_batch_at_batch_size() -> None:
         ({"batch_size": 10, "batch_seconds": "1"}, r"batch_seconds='1' .* positive number"),
         ({"batch_size": 10, "batch_seconds": True}, r"batch_seconds=True .* positive number"),
         ({"batch_size": 10, "batch_seconds": float("inf")}, r"batch_seconds=inf .* positive number"),
+        ({"batch_size": 10, "batch_seconds": float("nan")}, r"batch_seconds=nan .* positive number"),
         ({"batch_seconds": 0.5}, r"batch_seconds=0.5 .* pass batch_size=\.\.\. too"),
     ],
 )
