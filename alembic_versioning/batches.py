@@ -23,8 +23,8 @@ batch:
 
 A batch takes at most ``batch_size`` entities (:class:`Sizing`): the first a sixteenth of them, each
 later one as many as the batch before handled in ``batch_seconds`` while it held the lock, but at
-most twice its entities. So writers wait about ``batch_seconds`` per batch whatever the versions
-per entity.
+most twice its entities and at least a sixteenth of ``batch_size``. So writers wait about
+``batch_seconds`` per batch whatever share of each entity's versions a repair rewrites.
 
 A lock not granted in time rolls the batch back and retries it after a pause, a bounded number of
 times; then, as on any error, a :class:`~.errors.VersioningError` says how far the run got.
@@ -68,7 +68,8 @@ DEFAULT_BATCH_SECONDS = 0.5
 #: How many times the entities of the batch before a batch may hold (a batch shrinks at once).
 GROWTH = 2
 #: The first batch takes ``batch_size`` divided by this (with ``batch_seconds``): it has no batch
-#: before it to be sized by, and the entities may have many versions each.
+#: before it to be sized by, and the entities may have many versions each. No batch is smaller:
+#: where every batch's fixed cost exceeds ``batch_seconds`` they would shrink without end.
 FIRST_SHARE = 16
 
 #: The statements for the entities of a key range (all: ``None``), and the indexes of those
@@ -141,27 +142,28 @@ def run(operations: Operations, op: VersionedTableOp, work: Work) -> None:
 
 @dataclass(frozen=True)
 class Sizing:
-    """How many entities a batch takes: at most ``limit``, fewer where the batches before held the
-    writers' lock longer than ``target`` seconds (``0``: always ``limit``)."""
+    """How many entities a batch takes: at most ``limit``, fewer (down to a :data:`FIRST_SHARE` of
+    it) where the batches before held the writers' lock longer than ``target`` seconds (``0``:
+    always ``limit``)."""
 
     limit: int
     target: float
 
     def first(self) -> int:
-        """The entities of the first batch: a :data:`FIRST_SHARE` of ``limit`` (at least 1), or
-        ``limit`` without a ``target``."""
+        """The entities of the first batch, and the fewest of any: a :data:`FIRST_SHARE` of
+        ``limit`` (at least 1), or ``limit`` without a ``target``."""
         return max(1, self.limit // FIRST_SHARE) if self.target else self.limit
 
     def next(self, size: int, held: float) -> int:
         """The entities of the batch after one of ``size`` entities that held the lock ``held`` seconds.
 
-        As many as that batch's rate handles in ``target`` seconds, at least 1, and at most
-        ``limit`` and :data:`GROWTH` times ``size`` (so that one fast batch cannot make the next
-        one long)."""
+        As many as that batch's rate handles in ``target`` seconds, at least :meth:`first`, and at
+        most ``limit`` and :data:`GROWTH` times ``size`` (so that one fast batch cannot make the
+        next one long)."""
         if not self.target:
             return self.limit
-        wanted = int(size * self.target / held) if held > 0 else self.limit
-        return max(1, min(self.limit, GROWTH * size, wanted))
+        wanted = size * self.target / held if held > 0 else self.limit
+        return max(self.first(), int(min(self.limit, GROWTH * size, wanted)))
 
 
 def _run_batches(
@@ -175,7 +177,7 @@ def _run_batches(
             after, found, rows, held = _batch_with_retries(conn, op, work, name, after, size, timeout, progress)
         except Exception as error:
             raise VersioningError(progress.stopped(after, error)) from error
-        progress.batch_done(found, rows, size)
+        progress.batch_done(found, rows, last=after is None)
         if after is None:
             break
         size = sizing.next(size, held)
@@ -309,10 +311,12 @@ class Progress:
         self.smallest = self.largest = 0
         self.started = self.logged = time.monotonic()
 
-    def batch_done(self, entities: int, rows: int, size: int) -> None:
-        """Count a batch of ``entities`` (``size``: the most it could take) that counted ``rows``."""
-        self.smallest = min(self.smallest, size) if self.batches else size
-        self.largest = max(self.largest, size)
+    def batch_done(self, entities: int, rows: int, *, last: bool) -> None:
+        """Count a batch of ``entities`` that counted ``rows`` (``last``: the run's last batch,
+        which holds what was left, and counts for the largest batch only, unless it is the only one)."""
+        if not last or not self.batches:
+            self.smallest = min(self.smallest, entities) if self.batches else entities
+        self.largest = max(self.largest, entities)
         self.entities += entities
         self.rows += rows
         self.batches += 1

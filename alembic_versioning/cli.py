@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import os
 import sys
 import time
@@ -46,7 +47,7 @@ from .autogenerate.targets import versioned_pairs
 from .catalog import ReflectedTables, metadata_table, system_schemas, table_key
 from .comments import one_line
 from .model import VersionedTable
-from .operations import OP_CLASSES, LeftOutOp, Repair, VersionedTableOp, repair_of
+from .operations import MAX_SECONDS, OP_CLASSES, LeftOutOp, Repair, VersionedTableOp, repair_of
 
 PROG = "alembic-versioning"
 DRIFT, ERROR = 1, 2
@@ -239,8 +240,17 @@ def selected(drift: Drift, tables: Sequence[str]) -> list[Repair]:
 
 
 def invoke(operations: Operations, op: VersionedTableOp, extra: dict[str, Any]) -> None:
-    """``op.<name>('<table>', ...)`` as the generated migration calls it (plus ``extra``)."""
-    getattr(operations, op.op_name)(op.table_name, **op.arguments(), **extra)
+    """``op.<name>('<table>', ...)`` as the generated migration calls it, ``extra`` overriding its
+    arguments; without a ``batch_size`` in one transaction (no batch settings)."""
+    arguments = {**op.arguments(), **extra}
+    if arguments.get("batch_size") is None:
+        for name in BATCH_ARGUMENTS:
+            arguments.pop(name, None)
+    getattr(operations, op.op_name)(op.table_name, **arguments)
+
+
+#: The arguments of a batched run.
+BATCH_ARGUMENTS = ("batch_size", "lock_timeout", "batch_seconds")
 
 
 def repair(config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -254,12 +264,14 @@ def repair(config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -
             raise Failure(f"--batch-size: not supported yet by this version's operations ({', '.join(lacking)})")
         extra["batch_size"] = args.batch_size
     if args.batch_seconds is not None:
-        if args.batch_size is None or args.batch_seconds < 0:
+        if not math.isfinite(args.batch_seconds) or not 0 <= args.batch_seconds <= MAX_SECONDS:
             raise Failure(
-                f"--batch-seconds {args.batch_seconds:g}: give --batch-size N too, and 0 or more seconds "
-                f"(0: batches of N entities however long they take)"
+                f"--batch-seconds {args.batch_seconds:g}: give 0 to {MAX_SECONDS} seconds (0: batches of "
+                f"batch_size entities however long they take)"
             )
         extra["batch_seconds"] = args.batch_seconds
+    if args.sql and extra:
+        raise Failure("--batch-size, --batch-seconds: batches run online only; --sql prints one transaction")
     result: list[list[Repair]] = []
 
     def work(context: MigrationContext, autogen_context: AutogenContext) -> None:
@@ -322,7 +334,7 @@ def print_sql(
         for op in repairs:
             said = f"{op.op_name}({qualified(op)!r}): {op.finding or ''}"
             offline.impl.static_output(f"-- {one_line(said)}")
-            invoke(operations, op, extra)
+            invoke(operations, op, {"batch_size": None})  # a script cannot read batch boundaries
 
 
 def apply(context: MigrationContext, repairs: Sequence[VersionedTableOp], extra: dict[str, Any], out: TextIO) -> None:
@@ -406,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-seconds",
         type=float,
         metavar="S",
-        help="seconds a batch aims to hold the writers' lock (default 0.5), passed to each operation with --batch-size",
+        help="seconds a batch aims to hold the writers' lock (default 0.5), passed to each batched repair "
+        "(--batch-size, or a large table's)",
     )
     mode = fix.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="print the repairs as migration code; change nothing")

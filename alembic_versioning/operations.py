@@ -181,13 +181,13 @@ def batching(
     if lock_timeout is not None and not _seconds(lock_timeout, zero=False):
         raise VersioningError(
             f"lock_timeout={lock_timeout!r} for table {table_name!r}: pass the seconds a batch may wait for "
-            f"the writers' lock as a positive number, e.g. lock_timeout=3."
+            f"the writers' lock as a positive number up to {MAX_SECONDS}, e.g. lock_timeout=3."
         )
     if batch_seconds is not None and not _seconds(batch_seconds, zero=True):
         raise VersioningError(
             f"batch_seconds={batch_seconds!r} for table {table_name!r}: pass the seconds a batch should hold "
-            f"the writers' lock as a positive number, e.g. batch_seconds=0.5, or 0 for batches of batch_size "
-            f"entities however long they take."
+            f"the writers' lock as a positive number up to {MAX_SECONDS}, e.g. batch_seconds=0.5, or 0 for "
+            f"batches of batch_size entities however long they take."
         )
     for name, value, what in (
         ("lock_timeout", lock_timeout, "bounds each batch's wait for the writers' lock"),
@@ -202,10 +202,15 @@ def batching(
     return batch_size, lock_timeout, batch_seconds
 
 
+#: The most seconds ``lock_timeout`` and ``batch_seconds`` take: a day.
+MAX_SECONDS = 86_400
+
+
 def _seconds(value: Any, *, zero: bool) -> bool:
-    """Whether ``value`` is a finite number of seconds above 0 (or 0 itself, with ``zero``)."""
+    """Whether ``value`` is a number of seconds above 0 (or 0 itself, with ``zero``), at most
+    :data:`MAX_SECONDS`."""
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return number and (value > 0 or (zero and value == 0)) and value != float("inf")
+    return number and (0 < value <= MAX_SECONDS or (zero and value == 0))
 
 
 #: The last paragraph of each operation's docstring: every operation takes ``batch_size``,

@@ -108,8 +108,8 @@ def test_batches_give_the_result_of_one_transaction(two_databases: list[sa.Engin
         for table in ("article", "translation"):  # an integer key, a composite one
             run_migration(whole, lambda op, t=table: getattr(op, op_name)(t, **options[t]))
         results = []
-        # batches of 4 and then, each held longer than 1 ns, of 1; of 1, 2, 4, 4...; of 62, 124...
-        for sizing in ({"batch_size": 64, "batch_seconds": 1e-9}, {"batch_size": 4}, {"batch_size": 1000}):
+        # batches of 3; of 1, 2, 4, 4...; of 62, 124...
+        for sizing in ({"batch_size": 3, "batch_seconds": 0}, {"batch_size": 4}, {"batch_size": 1000}):
             for table in ("article", "translation"):
                 run_migration(batched, lambda op, t=table, s=sizing: getattr(op, op_name)(t, **s, **options[t]))
             results.append([entity_histories(batched, app.version(m)) for m in ("Article", "Translation")])
@@ -527,11 +527,11 @@ def test_progress_lines_and_a_summary(engine: sa.Engine, caplog: pytest.LogCaptu
 @pytest.mark.parametrize(
     ("batch_seconds", "batches"),
     [
-        # each batch holds the lock longer than 1 ns: after the first (64 / 16) each takes one,
-        # and the last finds none left
-        (1e-9, "7 batches of 1 to 4"),
+        # each holds the lock longer than 1 ns, but no batch takes fewer than the first (64 / 16):
+        # 4, 4, then 4 that finds 1 and is the last
+        (1e-9, "3 batches of up to 4"),
         # each is quicker than a minute: 4 (64 / 16), then 8, which finds 5 and is the last
-        (60, "2 batches of 4 to 8"),
+        (60, "2 batches of 4 to 5"),
     ],
 )
 def test_batches_are_sized_by_the_time_they_held_the_lock(
@@ -548,19 +548,41 @@ def test_batches_are_sized_by_the_time_they_held_the_lock(
         assert backfilled(engine) == list(range(1, 10))
 
 
+def test_batches_shrink_after_one_held_the_lock_too_long(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batches report holding the lock 0.01 s twice, then 2 s each (``batch_seconds=0.5``): they
+    grow from 4 (64 / 16) to 16, then the next ones take a quarter of that, 4."""
+    held, sizes, original = iter([0.01, 0.01] + [2.0] * 10), [], batches._batch
+
+    def scripted(*args: Any) -> Any:
+        sizes.append(args[3])
+        upto, found, rows, _ = original(*args)
+        return upto, found, rows, next(held)
+
+    monkeypatch.setattr(batches, "_batch", scripted)
+    with versioned_app() as app:
+        prepared_backfill(engine, app, rows=40)
+        run_migration(engine, lambda op: op.backfill_versions("article", batch_size=64))
+        assert sizes == [4, 8, 16, 4, 4, 4, 4]  # 28 entities, three batches of 4, then none left
+        assert backfilled(engine) == list(range(1, 41))
+
+
 @pytest.mark.parametrize(
     ("size", "held", "expected"),
     [
-        (100, 1.0, 50),  # twice the target: half the entities
-        (100, 0.25, 200),  # half the target: twice, the most a batch may grow
-        (100, 0.4, 125),
-        (600, 0.1, 1000),  # no more than batch_size
-        (100, 0.0, 200),
-        (100, 1000.0, 1),  # at least one entity
+        (400, 1.0, 200),  # twice the target: half the entities
+        (400, 0.25, 800),  # half the target: twice, the most a batch may grow
+        (400, 0.4, 500),
+        (1000, 0.1, 1600),  # no more than batch_size
+        (400, 0.0, 800),
+        (400, 1000.0, 100),  # no fewer than the first batch, a sixteenth of batch_size
     ],
 )
 def test_the_next_batch_is_sized_by_the_last_ones_rate(size: int, held: float, expected: int) -> None:
-    assert batches.Sizing(limit=1000, target=0.5).next(size, held) == expected
+    assert batches.Sizing(limit=1600, target=0.5).next(size, held) == expected
+
+
+def test_a_batch_held_for_almost_no_time_makes_the_next_twice_as_large() -> None:
+    assert batches.Sizing(limit=100, target=86_400).next(10, 1e-300) == 20  # no overflow
 
 
 def test_the_first_batch_takes_a_sixteenth_of_batch_size() -> None:
@@ -585,11 +607,13 @@ def test_batch_seconds_0_keeps_every_batch_at_batch_size() -> None:
         ({"batch_size": 10, "lock_timeout": "3"}, r"lock_timeout='3' .* positive number"),
         ({"batch_size": 10, "lock_timeout": float("inf")}, r"lock_timeout=inf .* positive number"),
         ({"lock_timeout": 3}, r"lock_timeout=3 .* pass batch_size=\.\.\. too"),
-        ({"batch_size": 10, "batch_seconds": -0.5}, r"batch_seconds=-0.5 .* positive number, .* or 0"),
+        ({"batch_size": 10, "batch_seconds": -0.5}, r"batch_seconds=-0.5 .* positive number .* or 0"),
         ({"batch_size": 10, "batch_seconds": "1"}, r"batch_seconds='1' .* positive number"),
         ({"batch_size": 10, "batch_seconds": True}, r"batch_seconds=True .* positive number"),
         ({"batch_size": 10, "batch_seconds": float("inf")}, r"batch_seconds=inf .* positive number"),
         ({"batch_size": 10, "batch_seconds": float("nan")}, r"batch_seconds=nan .* positive number"),
+        ({"batch_size": 10, "batch_seconds": 1e308}, r"batch_seconds=1e\+308 .* positive number up to 86400"),
+        ({"batch_size": 10, "lock_timeout": 10**400}, r"lock_timeout=1000.* positive number up to 86400"),
         ({"batch_seconds": 0.5}, r"batch_seconds=0.5 .* pass batch_size=\.\.\. too"),
     ],
 )
