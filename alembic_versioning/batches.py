@@ -314,8 +314,10 @@ class Progress:
     def batch_done(self, entities: int, rows: int, *, last: bool) -> None:
         """Count a batch of ``entities`` that counted ``rows`` (``last``: the run's last batch,
         which holds what was left, and counts for the largest batch only, unless it is the only one)."""
-        if not last or not self.batches:
-            self.smallest = min(self.smallest, entities) if self.batches else entities
+        if not self.batches:
+            self.smallest = entities
+        elif not last:
+            self.smallest = min(self.smallest, entities)
         self.largest = max(self.largest, entities)
         self.entities += entities
         self.rows += rows

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import math
 import os
 import sys
 import time
@@ -47,7 +46,16 @@ from .autogenerate.targets import versioned_pairs
 from .catalog import ReflectedTables, metadata_table, system_schemas, table_key
 from .comments import one_line
 from .model import VersionedTable
-from .operations import MAX_SECONDS, OP_CLASSES, LeftOutOp, Repair, VersionedTableOp, repair_of
+from .operations import (
+    BATCH_ARGUMENTS,
+    MAX_SECONDS,
+    OP_CLASSES,
+    LeftOutOp,
+    Repair,
+    VersionedTableOp,
+    repair_of,
+    seconds,
+)
 
 PROG = "alembic-versioning"
 DRIFT, ERROR = 1, 2
@@ -249,10 +257,6 @@ def invoke(operations: Operations, op: VersionedTableOp, extra: dict[str, Any]) 
     getattr(operations, op.op_name)(op.table_name, **arguments)
 
 
-#: The arguments of a batched run.
-BATCH_ARGUMENTS = ("batch_size", "lock_timeout", "batch_seconds")
-
-
 def repair(config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Run the repairs (or print them: ``--sql``, ``--dry-run``); return 1 when some are left out, else 0."""
     extra: dict[str, Any] = {}
@@ -264,7 +268,7 @@ def repair(config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -
             raise Failure(f"--batch-size: not supported yet by this version's operations ({', '.join(lacking)})")
         extra["batch_size"] = args.batch_size
     if args.batch_seconds is not None:
-        if not math.isfinite(args.batch_seconds) or not 0 <= args.batch_seconds <= MAX_SECONDS:
+        if not seconds(args.batch_seconds, zero=True):
             raise Failure(
                 f"--batch-seconds {args.batch_seconds:g}: give 0 to {MAX_SECONDS} seconds (0: batches of "
                 f"batch_size entities however long they take)"

@@ -178,12 +178,12 @@ def batching(
             f"batch_size={batch_size!r} for table {table_name!r}: pass the number of entities per batch as a "
             f"positive integer, e.g. batch_size=10000, or leave it out (one transaction)."
         )
-    if lock_timeout is not None and not _seconds(lock_timeout, zero=False):
+    if lock_timeout is not None and not seconds(lock_timeout, zero=False):
         raise VersioningError(
             f"lock_timeout={lock_timeout!r} for table {table_name!r}: pass the seconds a batch may wait for "
             f"the writers' lock as a positive number up to {MAX_SECONDS}, e.g. lock_timeout=3."
         )
-    if batch_seconds is not None and not _seconds(batch_seconds, zero=True):
+    if batch_seconds is not None and not seconds(batch_seconds, zero=True):
         raise VersioningError(
             f"batch_seconds={batch_seconds!r} for table {table_name!r}: pass the seconds a batch should hold "
             f"the writers' lock as a positive number up to {MAX_SECONDS}, e.g. batch_seconds=0.5, or 0 for "
@@ -204,9 +204,11 @@ def batching(
 
 #: The most seconds ``lock_timeout`` and ``batch_seconds`` take: a day.
 MAX_SECONDS = 86_400
+#: The arguments of a batched run: without ``batch_size``, none of them.
+BATCH_ARGUMENTS = ("batch_size", "lock_timeout", "batch_seconds")
 
 
-def _seconds(value: Any, *, zero: bool) -> bool:
+def seconds(value: Any, *, zero: bool) -> bool:
     """Whether ``value`` is a number of seconds above 0 (or 0 itself, with ``zero``), at most
     :data:`MAX_SECONDS`."""
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -311,7 +313,7 @@ class VersionedTableOp(MigrateOperation):
         if self.strategy is not None:
             kwargs["strategy"] = self.strategy
         kwargs.update(self.naming.non_default())
-        for name in ("batch_size", "lock_timeout", "batch_seconds"):
+        for name in BATCH_ARGUMENTS:
             if getattr(self, name) is not None:
                 kwargs[name] = getattr(self, name)
         return kwargs
